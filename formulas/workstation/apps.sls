@@ -1,0 +1,29 @@
+{#- Each app version the productions want (a version shared by productions is
+    installed once), then one retention state per app, which runs only after
+    that app's installs succeed. workstation.formula_data lays the data out;
+    this file only writes it down. -#}
+{%- from tpldir ~ "/map.jinja" import workstation with context %}
+{%- set apps = salt['workstation.formula_data'](workstation) %}
+
+{%- for install in apps.installs %}
+
+{{ install.id }}:
+  dcc.installed:
+    - name: {{ install.app | tojson }}
+    - version: {{ install.version | tojson }}
+    - spec: {{ install.spec | tojson }}
+    - install_root: {{ workstation.install_root | tojson }}
+    - depot: {{ workstation.depot | tojson }}
+    - used_by: {{ install.used_by | tojson }}
+{%- endfor %}
+
+{%- for retention in apps.retention %}
+
+{{ retention.id }}:
+  dcc.pruned:
+    - name: {{ retention.app | tojson }}
+    - keep: {{ retention.keep | tojson }}
+    - retain: {{ workstation.retain | tojson }}
+    - install_root: {{ workstation.install_root | tojson }}
+    - require: {{ retention.require | tojson }}
+{%- endfor %}

@@ -1,0 +1,4 @@
+# salt '*' state.apply workstation
+include:
+  - workstation.check
+  - workstation.apps

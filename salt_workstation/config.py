@@ -1,0 +1,48 @@
+"""The merged config: defaults.yaml, then the OS family's parameters, then pillar lookup, then pillar.
+
+The formula's map.jinja and every execution module read the config through
+here, so the CLI and `state.apply` always agree on what the pillar means.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+
+import yaml
+
+from salt_workstation import FORMULA_DIR
+
+
+@lru_cache(maxsize=None)
+def _load_yaml(name: str) -> dict:
+    with open(FORMULA_DIR / name, encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def defaults() -> dict:
+    return copy.deepcopy(_load_yaml("defaults.yaml"))
+
+
+def os_parameters(os_family: str | None) -> dict:
+    return copy.deepcopy(_load_yaml("osfamilymap.yaml").get(os_family or "", {}) or {})
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Deep-merge override onto a copy of base (dicts merge, everything else replaces)."""
+    merged = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load(pillar_workstation, os_family: str | None = None) -> dict:
+    """The workstation config a minion with this pillar and OS family works from."""
+    pillar_workstation = pillar_workstation if isinstance(pillar_workstation, dict) else {}
+    config = merge(defaults(), os_parameters(os_family))
+    config = merge(config, pillar_workstation.get("lookup") or {})
+    config = merge(config, {key: value for key, value in pillar_workstation.items() if key != "lookup"})
+    return config

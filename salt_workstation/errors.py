@@ -1,0 +1,21 @@
+"""Errors raised by the core. Each message names what failed and what to do."""
+
+
+class WorkstationError(Exception):
+    """Base class: anything the core refuses or fails to do."""
+
+
+class DepotError(WorkstationError):
+    """The depot could not deliver a source (down, missing file, bad URL)."""
+
+
+class HashMismatch(WorkstationError):
+    """The bytes read from the depot do not match the pillar's hash."""
+
+
+class UnsafeArchive(WorkstationError):
+    """The archive holds an entry that would escape or subvert its destination."""
+
+
+class InstallError(WorkstationError):
+    """An install step failed after the download (installer, launchers, disk)."""

@@ -1,0 +1,217 @@
+"""
+Install, remove and verify DCC app versions side by side from the studio depot.
+
+Apps land in ``{install_root}/apps/{app}/{version}``; the catalog, depot and
+install_root come from the ``workstation`` pillar unless passed in.
+
+:depends: libarchive-c (and the system's libarchive)
+"""
+
+import logging
+import os
+
+from salt_workstation import pillar
+from salt_workstation.engine import AppStore
+from salt_workstation.errors import WorkstationError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "dcc"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _config():
+    return __salt__["workstation.config"]()
+
+
+def _store(install_root=None):
+    return AppStore(install_root or _config()["install_root"])
+
+
+def _fetch_salt(url):
+    """salt:// sources come through the minion's file client into its cache."""
+    return __salt__["cp.cache_file"](url)
+
+
+def _drop_cached(url):
+    """A DCC archive is large: keep no second copy of it in the minion cache once installed."""
+    cached = __salt__["cp.is_cached"](url) if url and url.startswith("salt://") else ""
+    if cached:
+        os.remove(cached)
+
+
+def package_versions(names):
+    """
+    The installed version of each OS package in ``names`` ('' when absent).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' dcc.package_versions '[nvidia-driver, nice-dcv-server]'
+    """
+    found = __salt__["pkg.version"](*names) if names else {}
+    if len(names) == 1:
+        found = {names[0]: found}
+    return {name: found.get(name) or "" for name in names}
+
+
+def _install_packages(packages):
+    result = __salt__["pkg.install"](pkgs=[{name: pinned} for name, pinned in packages.items()])
+    have = package_versions(list(packages))
+    wrong = {name: have[name] for name, pinned in packages.items() if have[name] != pinned}
+    if wrong:
+        raise WorkstationError(f"the package manager did not install the pinned versions: {wrong} ({result})")
+
+
+def resolve(app, version, spec=None, depot=None):
+    """
+    The validated spec of one app version, from ``spec`` or the pillar catalog.
+
+    Raises a WorkstationError that names every pillar path at fault.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' dcc.resolve blender 4.2.3
+    """
+    config = _config()
+    depot = depot or config["depot"]
+    version_path = pillar.path_of("catalog", app, "versions", version)
+    if spec is None:
+        spec = pillar.catalog_entry(config.get("catalog"), app, str(version))
+        if spec is None:
+            raise WorkstationError(f"{app} {version} is not in {pillar.path_of('catalog', app, 'versions')}; add it there")
+    issues = pillar.check_version_spec(app, str(version), spec, version_path)
+    if issues:
+        raise WorkstationError("; ".join(str(issue) for issue in issues))
+    return pillar.resolve_spec(app, str(version), spec, depot)
+
+
+def list_installed(install_root=None):
+    """
+    Every app version installed under install_root, with its manifest summary.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' dcc.list_installed
+    """
+    return _store(install_root).installed()
+
+
+def manifest(app, version, install_root=None):
+    """
+    The manifest summary of one installed version (None when not installed by us).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' dcc.manifest blender 4.2.3
+    """
+    return _store(install_root).manifest(app, str(version))
+
+
+def status(app, version, spec=None, install_root=None, depot=None):
+    """
+    Whether an app version is installed as the catalog describes it:
+    ``installed``, ``absent``, ``changed`` (another build) or ``damaged``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' dcc.status houdini 20.5.410
+    """
+    resolved = resolve(app, version, spec, depot)
+    return _store(install_root).status(resolved, package_versions)
+
+
+def install(app, version, spec=None, install_root=None, depot=None):
+    """
+    Install one app version from the depot: streamed, hash-checked, promoted atomically.
+
+    Returns the manifest on success, or ``{"error": ...}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' dcc.install blender 4.2.3
+    """
+    resolved = None
+    try:
+        resolved = resolve(app, version, spec, depot)
+        manifest = _store(install_root).install(resolved, fetch_salt=_fetch_salt, install_packages=_install_packages)
+    except WorkstationError as exc:
+        log.error("dcc.install %s %s failed: %s", app, version, exc)
+        return {"error": str(exc)}
+    finally:
+        if resolved is not None:
+            _drop_cached(resolved.source)
+    log.info("installed %s %s (%s files)", app, version, manifest["files"])
+    return manifest
+
+
+def remove(app, version, install_root=None):
+    """
+    Remove one installed app version. Returns True when it was there.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' dcc.remove blender 4.1.1
+    """
+    return _store(install_root).remove(app, str(version))
+
+
+def retention(app, keep=None, retain=None, install_root=None):
+    """
+    Which versions of ``app`` a prune would remove, keeping ``keep`` and the
+    ``retain`` most recently wanted others.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' dcc.retention blender keep='["4.2.3"]' retain=1
+    """
+    retain = _config()["retain"] if retain is None else retain
+    remove_list, _ = _store(install_root).retention(app, [str(v) for v in keep or []], int(retain))
+    return remove_list
+
+
+def prune(app, keep=None, retain=None, install_root=None):
+    """
+    Remove the versions of ``app`` that :py:func:`retention` lists. Returns them.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' dcc.prune blender keep='["4.2.3"]' retain=1
+    """
+    retain = _config()["retain"] if retain is None else retain
+    return _store(install_root).prune(app, [str(v) for v in keep or []], int(retain))
+
+
+def verify(app, version, deep=True, install_root=None):
+    """
+    Re-check an installed version's files against its manifest. ``deep``
+    re-hashes every file; otherwise types, sizes and modes are compared.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' dcc.verify nuke 15.1v3
+        salt '*' dcc.verify nuke 15.1v3 deep=False
+    """
+    return _store(install_root).verify(app, str(version), deep=deep)

@@ -1,0 +1,104 @@
+"""
+The whole workstation pillar: its merged config, validation, plan and inventory.
+
+``workstation.validate`` and ``workstation.plan`` are what a pipeline TD runs
+before an apply: every pillar error with its exact path, then per production
+what an apply would install, keep, repair or remove.
+"""
+
+from salt_workstation import config as ws_config
+from salt_workstation import pillar
+from salt_workstation import plan as ws_plan
+from salt_workstation.engine import AppStore
+
+__virtualname__ = "workstation"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _merged():
+    return ws_config.load(__pillar__.get("workstation"), __grains__.get("os_family"))
+
+
+def config():
+    """
+    The merged workstation config: defaults, OS family parameters, pillar
+    ``workstation:lookup``, then the ``workstation`` pillar. The formula's
+    map.jinja reads this too.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' workstation.config
+    """
+    return _merged()
+
+
+def validate(config=None):
+    """
+    Check the whole workstation pillar against the contract (docs/pillar.md).
+
+    Returns ``{"valid": bool, "errors": [{"path": ..., "message": ...}]}``,
+    every error with the pillar path to fix.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' workstation.validate
+    """
+    issues = pillar.validate(config if config is not None else _merged())
+    return {"valid": not issues, "errors": [issue.as_dict() for issue in issues]}
+
+
+def _store(merged):
+    return AppStore(merged["install_root"])
+
+
+def plan(config=None):
+    """
+    Per production, what ``state.apply workstation`` would do to each app
+    (install, replace, repair, keep, or invalid with the errors), and per app
+    which versions retention would remove. Reads only manifests: no network.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' workstation.plan
+    """
+    merged = config if config is not None else _merged()
+    return ws_plan.plan(merged, _store(merged), __salt__["dcc.package_versions"])
+
+
+def inventory():
+    """
+    Every installed app version, with the productions in this minion's pillar
+    that use it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' workstation.inventory
+    """
+    merged = _merged()
+    return ws_plan.inventory(merged, _store(merged))
+
+
+def formula_data(config=None):
+    """
+    The data the ``workstation.apps`` SLS renders states from: one install per
+    wanted app version and one retention state per app.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' workstation.formula_data
+    """
+    merged = config if config is not None else _merged()
+    return ws_plan.formula_data(merged, _store(merged))

@@ -1,0 +1,405 @@
+"""The pillar contract: defaults, validation with exact pillar paths, and resolved app specs.
+
+Everything here is plain data in, plain data out, so the execution modules, the
+states, the formula and the tests all share one reading of the pillar.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from salt_workstation import paths
+
+ROOT = "workstation"
+KINDS = ("archive", "installer", "packages")
+HASH_ALGORITHMS = {"sha256": 64, "sha512": 128}
+DEPOT_SCHEMES = ("salt://", "http://", "https://", "file://")
+DEFAULT_INSTALLER_TIMEOUT = 3600
+
+TOP_KEYS = ("install_root", "depot", "retain", "catalog", "productions", "lookup")
+
+# Names become folder names: keep them to one safe path component.
+_APP_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_PRODUCTION = _APP_NAME
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+APP_KEYS = ("name", "versions")
+VERSION_KEYS = {
+    "archive": ("source", "hash", "kind", "strip_components", "launchers", "env"),
+    "installer": ("source", "hash", "kind", "strip_components", "launchers", "env", "installer"),
+    "packages": ("kind", "packages", "launchers", "env"),
+}
+ALL_VERSION_KEYS = sorted({key for keys in VERSION_KEYS.values() for key in keys})
+PRODUCTION_KEYS = ("apps",)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One thing wrong with the pillar, at one pillar path."""
+
+    path: str
+    message: str
+    app: str | None = None
+    version: str | None = None
+
+    def __str__(self):
+        return f"{self.path}: {self.message}"
+
+    def as_dict(self):
+        return {"path": self.path, "message": self.message}
+
+
+@dataclass(frozen=True)
+class VersionSpec:
+    """One catalog app version, validated and with its source resolved against the depot."""
+
+    app: str
+    version: str
+    kind: str
+    source: str | None = None
+    hash: str | None = None
+    strip_components: int = 0
+    launchers: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)
+    installer: dict | None = None
+    packages: dict = field(default_factory=dict)
+
+    @property
+    def hash_algorithm(self):
+        return self.hash.split(":", 1)[0]
+
+    @property
+    def hash_hex(self):
+        return self.hash.split(":", 1)[1]
+
+
+def path_of(*parts) -> str:
+    """A pillar path the way `pillar.get` spells it: workstation:catalog:blender."""
+    return ":".join([ROOT, *(str(part) for part in parts)])
+
+
+def _did_you_mean(key, choices):
+    close = difflib.get_close_matches(str(key), choices, n=1)
+    return f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(choices)}"
+
+
+def version_text(raw, path) -> tuple[str, list[Issue]]:
+    """A version must be a YAML string; 2025.10 unquoted reads as the float 2025.1."""
+    if isinstance(raw, str):
+        if not _VERSION.match(raw):
+            return raw, [Issue(path, f"version '{raw}' may hold only letters, digits and . _ + -")]
+        return raw, []
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return str(raw), [
+            Issue(
+                path,
+                f"version {raw!r} is a number, not text: YAML reads unquoted versions as numbers "
+                f"(2025.10 becomes 2025.1); quote it, e.g. \"{raw}\"",
+            )
+        ]
+    return str(raw), [Issue(path, f"version must be a quoted string, got {type(raw).__name__}")]
+
+
+def check_settings(config) -> list[Issue]:
+    """The machine-wide settings: install_root, depot, retain."""
+    issues = []
+    root = config.get("install_root")
+    if not isinstance(root, str) or not root.startswith("/"):
+        issues.append(Issue(path_of("install_root"), f"must be an absolute path such as /opt/studio, got {root!r}"))
+    elif paths.is_system_dir(root):
+        issues.append(Issue(path_of("install_root"), f"{root} is a system folder; use a folder of its own such as /opt/studio"))
+    depot = config.get("depot")
+    if not isinstance(depot, str) or not (depot.startswith(DEPOT_SCHEMES) or depot.startswith("/")):
+        issues.append(
+            Issue(path_of("depot"), f"must be a salt://, http(s)://, file:// URL or an absolute path, got {depot!r}")
+        )
+    retain = config.get("retain")
+    if isinstance(retain, bool) or not isinstance(retain, int) or retain < 0:
+        issues.append(Issue(path_of("retain"), f"must be a whole number of previous versions to keep (0 or more), got {retain!r}"))
+    return issues
+
+
+def _check_hash(value, path) -> list[Issue]:
+    if not isinstance(value, str) or ":" not in value:
+        return [Issue(path, "is required as '<algorithm>:<hex digest>', e.g. sha256:<64 hex>; nothing is installed without it")]
+    algorithm, digest = value.split(":", 1)
+    if algorithm not in HASH_ALGORITHMS:
+        return [Issue(path, f"algorithm '{algorithm}' is not supported; use one of {', '.join(HASH_ALGORITHMS)}")]
+    want = HASH_ALGORITHMS[algorithm]
+    if len(digest) != want or not re.fullmatch(r"[0-9a-fA-F]+", digest):
+        return [Issue(path, f"a {algorithm} digest is {want} hex characters, got {len(digest)}: '{digest}'")]
+    return []
+
+
+def _check_relative_path(value, path, what) -> list[Issue]:
+    if not isinstance(value, str) or not value:
+        return [Issue(path, f"{what} must be a path inside the version folder, got {value!r}")]
+    pure = PurePosixPath(value)
+    if pure.is_absolute() or ".." in pure.parts:
+        return [Issue(path, f"{what} '{value}' must stay inside the version folder (relative, no '..')")]
+    return []
+
+
+def check_version_spec(app, version, spec, path) -> list[Issue]:
+    """One catalog entry `workstation:catalog:<app>:versions:<version>`."""
+    def issue(where, message):
+        return Issue(f"{path}:{where}" if where else path, message, app, version)
+
+    if not isinstance(spec, dict):
+        return [issue(None, f"must be a mapping with source, hash and kind, got {type(spec).__name__}")]
+    issues = []
+    kind = spec.get("kind", "archive")
+    if kind not in KINDS:
+        issues.append(issue("kind", f"unknown kind '{kind}'; use one of {', '.join(KINDS)}"))
+        allowed = ALL_VERSION_KEYS
+    else:
+        allowed = VERSION_KEYS[kind]
+    for key in spec:
+        if key not in allowed:
+            if key in ALL_VERSION_KEYS:
+                issues.append(issue(key, f"does not apply to kind '{kind}'; remove it"))
+            else:
+                issues.append(issue(key, f"unknown key{_did_you_mean(key, list(allowed))}"))
+    if kind in ("archive", "installer"):
+        source = spec.get("source")
+        if not isinstance(source, str) or not source:
+            issues.append(issue("source", "is required: a path relative to the depot or an absolute URL"))
+        elif "://" in source and not source.startswith(DEPOT_SCHEMES):
+            issues.append(issue("source", f"unsupported URL scheme in '{source}'; use salt://, http(s):// or file://"))
+        elif "://" not in source and ".." in PurePosixPath(source).parts:
+            issues.append(issue("source", f"'{source}' must not climb out of the depot with '..'"))
+        for problem in _check_hash(spec.get("hash"), f"{path}:hash"):
+            issues.append(Issue(problem.path, problem.message, app, version))
+        strip = spec.get("strip_components", 0)
+        if isinstance(strip, bool) or not isinstance(strip, int) or strip < 0:
+            issues.append(issue("strip_components", f"must be a whole number (0 or more), got {strip!r}"))
+    if kind == "installer":
+        issues.extend(_check_installer(spec.get("installer"), app, version, f"{path}:installer"))
+    if kind == "packages":
+        packages = spec.get("packages")
+        if not isinstance(packages, dict) or not packages:
+            issues.append(issue("packages", "is required: a mapping of OS package name to pinned version"))
+        else:
+            for name, pinned in packages.items():
+                if not isinstance(pinned, str) or not pinned:
+                    issues.append(issue(f"packages:{name}", f"pin an exact version as a quoted string, got {pinned!r}"))
+    launchers = spec.get("launchers", {})
+    if not isinstance(launchers, dict):
+        issues.append(issue("launchers", "must map a command name to a path inside the version folder"))
+    else:
+        for command, target in launchers.items():
+            if not isinstance(command, str) or not _ENV_NAME.match(command.replace("-", "_").replace(".", "_")):
+                issues.append(issue(f"launchers:{command}", "command names hold only letters, digits, '.', '-' and '_'"))
+            if kind != "packages":
+                issues.extend(
+                    Issue(p.path, p.message, app, version)
+                    for p in _check_relative_path(target, f"{path}:launchers:{command}", "launcher")
+                )
+    env = spec.get("env", {})
+    if not isinstance(env, dict):
+        issues.append(issue("env", "must map variable names to text"))
+    else:
+        for name, value in env.items():
+            if not isinstance(name, str) or not _ENV_NAME.match(name):
+                issues.append(issue(f"env:{name}", "is not a valid environment variable name"))
+            if not isinstance(value, str):
+                issues.append(issue(f"env:{name}", f"must be text; quote it, got {value!r}"))
+    return issues
+
+
+def _check_installer(installer, app, version, path) -> list[Issue]:
+    if not isinstance(installer, dict):
+        return [Issue(path, "is required for kind installer: {command: [argv ...], timeout: seconds}", app, version)]
+    issues = []
+    command = installer.get("command")
+    if not isinstance(command, list) or not command or not all(isinstance(arg, str) for arg in command):
+        issues.append(
+            Issue(f"{path}:command", "must be a list of arguments (no shell), e.g. [./install.sh, --prefix, '{dest}']", app, version)
+        )
+    elif not any("{dest}" in arg for arg in command):
+        issues.append(Issue(f"{path}:command", "must pass '{dest}' so the installer writes into the staging folder", app, version))
+    timeout = installer.get("timeout", DEFAULT_INSTALLER_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
+        issues.append(Issue(f"{path}:timeout", f"must be a positive number of seconds, got {timeout!r}", app, version))
+    for key in installer:
+        if key not in ("command", "timeout"):
+            issues.append(Issue(f"{path}:{key}", f"unknown key{_did_you_mean(key, ['command', 'timeout'])}", app, version))
+    return issues
+
+
+def check_catalog(catalog) -> list[Issue]:
+    if not isinstance(catalog, dict):
+        return [Issue(path_of("catalog"), "must map app names to {name, versions}")]
+    issues = []
+    for app, entry in catalog.items():
+        app_path = path_of("catalog", app)
+        if not isinstance(app, str) or not _APP_NAME.match(app):
+            issues.append(Issue(app_path, "app names are lower case letters, digits and . _ - (they become folder names)", str(app)))
+            continue
+        if not isinstance(entry, dict):
+            issues.append(Issue(app_path, "must be a mapping with 'versions'", app))
+            continue
+        for key in entry:
+            if key not in APP_KEYS:
+                issues.append(Issue(f"{app_path}:{key}", f"unknown key{_did_you_mean(key, list(APP_KEYS))}", app))
+        versions = entry.get("versions")
+        if not isinstance(versions, dict) or not versions:
+            issues.append(Issue(f"{app_path}:versions", "must map each version (quoted) to its source, hash and kind", app))
+            continue
+        for raw_version, spec in versions.items():
+            version_path = f"{app_path}:versions:{raw_version}"
+            version, problems = version_text(raw_version, version_path)
+            issues.extend(Issue(p.path, p.message, app, version) for p in problems)
+            issues.extend(check_version_spec(app, version, spec, version_path))
+    return issues
+
+
+def catalog_entry(catalog, app, version):
+    """The raw catalog spec for app/version, matching keys as text; None when absent."""
+    versions = ((catalog or {}).get(app) or {}).get("versions") or {}
+    if not isinstance(versions, dict):
+        return None
+    for raw, spec in versions.items():
+        if str(raw) == version:
+            return spec
+    return None
+
+
+def check_reference(catalog, production, app, raw_version) -> list[Issue]:
+    """A production's `apps: {app: version}` entry must name a catalog version as text."""
+    path = path_of("productions", production, "apps", app)
+    version, issues = version_text(raw_version, path)
+    issues = [Issue(p.path, p.message, app, version) for p in issues]
+    if not isinstance(catalog, dict) or app not in catalog:
+        known = ", ".join(sorted(map(str, catalog))) if isinstance(catalog, dict) else ""
+        issues.append(
+            Issue(path, f"app '{app}' is not in workstation:catalog; add it there or fix the name"
+                  + (f" (catalog has: {known})" if known else ""), app, version)
+        )
+    elif catalog_entry(catalog, app, version) is None:
+        versions = (catalog[app] or {}).get("versions") if isinstance(catalog[app], dict) else None
+        known = ", ".join(sorted(map(str, versions))) if isinstance(versions, dict) else "none"
+        issues.append(
+            Issue(path, f"{app} {version} is not in workstation:catalog:{app}:versions (known: {known}); "
+                  "add it to the catalog or pick a listed version", app, version)
+        )
+    return issues
+
+
+def check_productions(config) -> list[Issue]:
+    productions = config.get("productions")
+    catalog = config.get("catalog")
+    if not isinstance(productions, dict):
+        return [Issue(path_of("productions"), "must map production names to {apps: {app: version}}")]
+    issues = []
+    for production, entry in productions.items():
+        prod_path = path_of("productions", production)
+        if not isinstance(production, str) or not _PRODUCTION.match(production):
+            issues.append(Issue(prod_path, "production names are lower case letters, digits and . _ -"))
+            continue
+        if not isinstance(entry, dict):
+            issues.append(Issue(prod_path, "must be a mapping with 'apps'"))
+            continue
+        for key in entry:
+            if key not in PRODUCTION_KEYS:
+                issues.append(Issue(f"{prod_path}:{key}", f"unknown key{_did_you_mean(key, list(PRODUCTION_KEYS))}"))
+        apps = entry.get("apps", {})
+        if not isinstance(apps, dict):
+            issues.append(Issue(f"{prod_path}:apps", "must map app names to quoted versions"))
+            continue
+        for app, raw_version in apps.items():
+            issues.extend(check_reference(catalog, production, app, raw_version))
+    return issues
+
+
+def validate(config) -> list[Issue]:
+    """Every problem in the merged config, each with its pillar path."""
+    if not isinstance(config, dict):
+        return [Issue(ROOT, f"must be a mapping, got {type(config).__name__}")]
+    unknown = [key for key in config if key not in TOP_KEYS]
+    issues = [Issue(path_of(key), f"unknown key{_did_you_mean(key, list(TOP_KEYS))}") for key in unknown]
+    issues += check_settings(config)
+    issues += check_catalog(config.get("catalog"))
+    issues += check_productions(config)
+    return issues
+
+
+def resolve_source(source: str, depot: str) -> str:
+    """An absolute URL for a catalog source: relative sources hang off the depot."""
+    if "://" in source:
+        return source
+    if source.startswith("/"):
+        return "file://" + source
+    base = depot if "://" in depot else "file://" + depot
+    return base.rstrip("/") + "/" + source.lstrip("/")
+
+
+def resolve_spec(app, version, spec, depot) -> VersionSpec:
+    """A validated raw catalog entry as a VersionSpec (call check_version_spec first)."""
+    kind = spec.get("kind", "archive")
+    installer = None
+    if kind == "installer":
+        installer = {
+            "command": list(spec["installer"]["command"]),
+            "timeout": spec["installer"].get("timeout", DEFAULT_INSTALLER_TIMEOUT),
+        }
+    return VersionSpec(
+        app=app,
+        version=version,
+        kind=kind,
+        source=resolve_source(spec["source"], depot) if kind != "packages" else None,
+        hash=spec["hash"].lower() if kind != "packages" else None,
+        strip_components=spec.get("strip_components", 0),
+        launchers=dict(spec.get("launchers") or {}),
+        env=dict(spec.get("env") or {}),
+        installer=installer,
+        packages={name: str(pinned) for name, pinned in (spec.get("packages") or {}).items()},
+    )
+
+
+@dataclass
+class WantedVersion:
+    """One app version some productions want: one `dcc.installed` state."""
+
+    app: str
+    version: str
+    version_raw: object
+    spec: dict | None
+    used_by: list
+
+    @property
+    def state_id(self):
+        return f"workstation-app-{self.app}-{self.version}"
+
+
+def wanted_versions(config) -> list[WantedVersion]:
+    """Every (app, version) the productions name, shared versions once, in a stable order."""
+    wanted: dict[tuple[str, str], WantedVersion] = {}
+    productions = config.get("productions")
+    if not isinstance(productions, dict):
+        return []
+    for production in sorted(productions, key=str):
+        apps = (productions[production] or {}).get("apps") if isinstance(productions[production], dict) else None
+        if not isinstance(apps, dict):
+            continue
+        for app in sorted(apps, key=str):
+            raw = apps[app]
+            version = str(raw)
+            key = (str(app), version)
+            if key not in wanted:
+                spec = catalog_entry(config.get("catalog"), app, version)
+                wanted[key] = WantedVersion(str(app), version, raw, spec, [])
+            wanted[key].used_by.append(path_of("productions", production, "apps", app))
+    return sorted(wanted.values(), key=lambda w: (w.app, w.version))
+
+
+def wanted_by_app(config) -> dict[str, list[str]]:
+    """App name -> the versions the productions want, sorted."""
+    grouped: dict[str, list[str]] = {}
+    for wanted in wanted_versions(config):
+        grouped.setdefault(wanted.app, []).append(wanted.version)
+    return grouped

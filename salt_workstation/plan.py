@@ -1,0 +1,104 @@
+"""From the merged pillar config and what is on disk: what an apply would do, and the formula's data."""
+
+from __future__ import annotations
+
+from salt_workstation import engine, pillar
+from salt_workstation.engine import AppStore
+
+ACTIONS = {
+    engine.ABSENT: "install",
+    engine.CHANGED: "replace",
+    engine.DAMAGED: "repair",
+    engine.INSTALLED: "keep",
+}
+
+
+def issues_for(issues, app, version):
+    """The issues that stop this app version: its own, its app's, and machine-wide ones."""
+    return [
+        issue for issue in issues
+        if (issue.app is None and not issue.path.startswith(pillar.path_of("productions")))
+        or (issue.app == app and issue.version in (None, version))
+    ]
+
+
+def retention_id(app):
+    return f"workstation-app-{app}-retention"
+
+
+def formula_data(config, store: AppStore) -> dict:
+    """The states `workstation.apps` renders: one install per wanted version, one retention per app."""
+    by_app = pillar.wanted_by_app(config)
+    installs = [
+        {
+            "id": wanted.state_id,
+            "app": wanted.app,
+            "version": wanted.version_raw,
+            "spec": wanted.spec,
+            "used_by": wanted.used_by,
+        }
+        for wanted in pillar.wanted_versions(config)
+    ]
+    apps = sorted(set(by_app) | set(store.installed()))
+    retention = [
+        {
+            "id": retention_id(app),
+            "app": app,
+            "keep": by_app.get(app, []),
+            "require": [{"dcc": item["id"]} for item in installs if item["app"] == app],
+        }
+        for app in apps
+    ]
+    return {"installs": installs, "retention": retention}
+
+
+def plan(config, store: AppStore, package_versions=None) -> dict:
+    """Per production, what an apply would install, keep or repair; per app, what it would remove."""
+    issues = pillar.validate(config)
+    productions: dict = {}
+    for wanted in pillar.wanted_versions(config):
+        blocking = issues_for(issues, wanted.app, wanted.version)
+        entry = {"version": wanted.version, "dest": str(store.layout.version_dir(wanted.app, wanted.version))}
+        if blocking:
+            entry.update(action="invalid", errors=[str(issue) for issue in blocking])
+        else:
+            spec = pillar.resolve_spec(wanted.app, wanted.version, wanted.spec, config["depot"])
+            entry["action"] = ACTIONS[store.status(spec, package_versions)]
+        for path in wanted.used_by:
+            production = path.split(":")[2]
+            productions.setdefault(production, {})[wanted.app] = entry
+    remove = {}
+    retain = config["retain"] if isinstance(config.get("retain"), int) and config["retain"] >= 0 else 1
+    by_app = pillar.wanted_by_app(config)
+    for app in sorted(set(by_app) | set(store.installed())):
+        doomed, _ = store.retention(app, by_app.get(app, []), retain)
+        if doomed:
+            remove[app] = doomed
+    return {
+        "install_root": str(store.layout.root),
+        "valid": not issues,
+        "errors": [issue.as_dict() for issue in issues],
+        "productions": productions,
+        "remove": remove,
+    }
+
+
+def inventory(config, store: AppStore) -> dict:
+    """What is installed, and which productions in the pillar use each version."""
+    users: dict = {}
+    for wanted in pillar.wanted_versions(config):
+        users[(wanted.app, wanted.version)] = sorted(path.split(":")[2] for path in wanted.used_by)
+    result = {}
+    for app, versions in store.installed().items():
+        result[app] = {
+            version: {
+                "dest": str(store.layout.version_dir(app, version)),
+                "productions": users.get((app, version), []),
+                "hash": manifest.get("hash"),
+                "files": manifest.get("files"),
+                "bytes": manifest.get("bytes"),
+                "installed_at": manifest.get("installed_at"),
+            }
+            for version, manifest in versions.items()
+        }
+    return result

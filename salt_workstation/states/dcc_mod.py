@@ -1,0 +1,192 @@
+"""
+Keep DCC app versions installed side by side, exactly as the catalog says.
+
+.. code-block:: yaml
+
+    houdini-20.5.410:
+      dcc.installed:
+        - name: houdini
+        - version: "20.5.410"
+        - source: houdini/houdini-20.5.410-linux_x86_64.tar.gz
+        - hash: sha256:9f2c...
+        - strip_components: 1
+        - launchers: {houdini: bin/houdini}
+
+    blender-retention:
+      dcc.pruned:
+        - name: blender
+        - keep: ["4.2.3"]
+        - retain: 1
+
+``test=True`` reads manifests only: it downloads and writes nothing and
+reports exactly the changes a real run makes.
+"""
+
+from salt_workstation import pillar
+from salt_workstation.depot import redact_url
+from salt_workstation.engine import identity
+
+__virtualname__ = "dcc"
+
+# Keys a standalone `dcc.installed` may give instead of `spec`.
+_SPEC_KEYS = tuple(pillar.ALL_VERSION_KEYS) + ("installer",)
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _ret(name):
+    return {"name": name, "result": True, "changes": {}, "comment": ""}
+
+
+def _spec_from_kwargs(kwargs):
+    return {key: value for key, value in kwargs.items() if key in _SPEC_KEYS} or None
+
+
+def _problems(name, version, spec, install_root, depot, used_by):
+    """Everything wrong with this state's inputs, each with the pillar path to fix."""
+    catalog_path = pillar.path_of("catalog", name, "versions", version)
+    issues = []
+    for path in used_by or []:
+        issues += pillar.version_text(version, path)[1]
+    if spec is None:
+        issues.append(pillar.Issue(catalog_path, f"{name} {version} is not in the catalog; add it there"
+                                   + (f" or change {', '.join(used_by)}" if used_by else "")))
+    else:
+        issues += pillar.check_version_spec(name, str(version), spec, catalog_path)
+    settings = pillar.check_settings({"install_root": install_root, "depot": depot, "retain": 0})
+    return [str(issue) for issue in issues + settings]
+
+
+def _changes(status, manifest_or_spec, dest, old_manifest):
+    """The changes an install makes, the same whether predicted (test=True) or done."""
+    source = manifest_or_spec["source"]
+    changes = {"version": manifest_or_spec["version"], "dest": dest}
+    if source:
+        changes["source"] = redact_url(source)
+        changes["hash"] = manifest_or_spec["hash"]
+    if status == "absent":
+        changes["installed"] = True
+    elif status == "changed":
+        changes["replaced"] = {"old": (old_manifest or {}).get("identity"), "new": manifest_or_spec["identity"]}
+    else:
+        changes["repaired"] = True
+    return changes
+
+
+def installed(name, version, spec=None, install_root=None, depot=None, used_by=None, **kwargs):
+    """
+    Ensure app ``name`` at ``version`` is installed as its catalog entry describes.
+
+    name
+        The app, as named in ``workstation:catalog``.
+    version
+        The version, quoted in YAML.
+    spec
+        The catalog entry (source, hash, kind, strip_components, launchers, env,
+        installer, packages). Those keys may also be given directly.
+    install_root, depot
+        Default to the ``workstation`` pillar.
+    used_by
+        Pillar paths of the productions asking for this version, for error messages.
+    """
+    ret = _ret(name)
+    spec = spec if spec is not None else _spec_from_kwargs(kwargs)
+    settings = __salt__["workstation.config"]()
+    install_root = install_root or settings["install_root"]
+    depot = depot or settings["depot"]
+    problems = _problems(name, version, spec, install_root, depot, used_by)
+    version = str(version)
+    if problems:
+        ret["result"] = False
+        ret["comment"] = f"{name} {version} was not installed; nothing on disk was touched. Fix the pillar:\n" + \
+            "\n".join(f"- {problem}" for problem in problems)
+        return ret
+
+    resolved = pillar.resolve_spec(name, version, spec, depot)
+    status = __salt__["dcc.status"](name, version, spec=spec, install_root=install_root, depot=depot)
+    dest = f"{install_root.rstrip('/')}/apps/{name}/{version}"
+    if status == "installed":
+        ret["comment"] = f"{name} {version} is installed at {dest}"
+        return ret
+
+    old = __salt__["dcc.manifest"](name, version, install_root=install_root) if status == "changed" else None
+    if __opts__["test"]:
+        predicted = {"version": version, "source": resolved.source, "hash": resolved.hash,
+                     "identity": identity(resolved)}
+        ret["result"] = None
+        ret["changes"] = _changes(status, predicted, dest, old)
+        ret["comment"] = f"{name} {version} would be {_VERBS[status]} at {dest}"
+        return ret
+
+    manifest = __salt__["dcc.install"](name, version, spec=spec, install_root=install_root, depot=depot)
+    if "error" in manifest:
+        ret["result"] = False
+        ret["comment"] = f"{name} {version} was not installed: {manifest['error']}"
+        return ret
+    ret["changes"] = _changes(status, manifest, dest, old)
+    ret["comment"] = (
+        f"{name} {version} {_VERBS[status]} at {dest}: {manifest['files']} files, "
+        f"{manifest['bytes'] / 2**20:.1f} MiB in {manifest['install_seconds']:.1f} s"
+    )
+    return ret
+
+
+_VERBS = {"absent": "installed", "changed": "replaced with the catalog's build", "damaged": "repaired"}
+
+
+def absent(name, version=None, install_root=None):
+    """
+    Ensure app ``name`` at ``version`` (or, without a version, every version
+    salt-workstation installed of it) is not installed.
+    """
+    ret = _ret(name)
+    installed_versions = __salt__["dcc.list_installed"](install_root=install_root).get(name, {})
+    wanted_gone = [str(version)] if version is not None else sorted(installed_versions)
+    present = [v for v in wanted_gone if v in installed_versions]
+    if not present:
+        ret["comment"] = f"{name} {version or ''} is not installed".replace("  ", " ")
+        return ret
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["changes"] = {"removed": present}
+        ret["comment"] = f"{name} {', '.join(present)} would be removed"
+        return ret
+    removed = [v for v in present if __salt__["dcc.remove"](name, v, install_root=install_root)]
+    ret["changes"] = {"removed": removed}
+    ret["comment"] = f"{name} {', '.join(removed)} removed"
+    return ret
+
+
+def pruned(name, keep=(), retain=1, install_root=None):
+    """
+    Remove the versions of app ``name`` that no production wants, keeping the
+    ``retain`` most recently wanted ones for instant rollback.
+
+    keep
+        The versions productions want now: never removed.
+    retain
+        How many other versions to keep, most recently wanted first.
+    """
+    ret = _ret(name)
+    if isinstance(retain, bool) or not isinstance(retain, int) or retain < 0:
+        ret["result"] = False
+        ret["comment"] = f"{pillar.path_of('retain')} must be a whole number (0 or more), got {retain!r}; nothing was removed"
+        return ret
+    keep = [str(v) for v in keep or []]
+    doomed = __salt__["dcc.retention"](name, keep=keep, retain=retain, install_root=install_root)
+    if not doomed:
+        ret["comment"] = f"{name}: nothing to remove (keeping {', '.join(keep) or 'no wanted versions'}, retain {retain})"
+        if not __opts__["test"]:
+            __salt__["dcc.prune"](name, keep=keep, retain=retain, install_root=install_root)
+        return ret
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["changes"] = {"removed": doomed}
+        ret["comment"] = f"{name} {', '.join(doomed)} would be removed (retain {retain})"
+        return ret
+    removed = __salt__["dcc.prune"](name, keep=keep, retain=retain, install_root=install_root)
+    ret["changes"] = {"removed": removed}
+    ret["comment"] = f"{name} {', '.join(removed)} removed (retain {retain})"
+    return ret
