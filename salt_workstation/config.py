@@ -39,10 +39,12 @@ def merge(base: dict, override: dict) -> dict:
     return merged
 
 
-def load(pillar_workstation, os_family: str | None = None) -> dict:
-    """The workstation config a minion with this pillar and OS family works from."""
+def load(pillar_workstation, grains: dict | None = None) -> dict:
+    """The workstation config a minion with this pillar and these grains works from."""
+    grains = grains or {}
     pillar_workstation = pillar_workstation if isinstance(pillar_workstation, dict) else {}
-    config = merge(defaults(), os_parameters(os_family))
+    config = merge(defaults(), {"os": {"codename": grains.get("oscodename") or ""}})
+    config = merge(config, os_parameters(grains.get("os_family")))
     config = merge(config, pillar_workstation.get("lookup") or {})
     config = merge(config, {key: value for key, value in pillar_workstation.items() if key != "lookup"})
     return config

@@ -19,7 +19,9 @@ HASH_ALGORITHMS = {"sha256": 64, "sha512": 128}
 DEPOT_SCHEMES = ("salt://", "http://", "https://", "file://")
 DEFAULT_INSTALLER_TIMEOUT = 3600
 
-TOP_KEYS = ("install_root", "depot", "retain", "catalog", "productions", "lookup")
+TOP_KEYS = ("install_root", "depot", "retain", "catalog", "productions", "repositories", "phase", "lookup", "os")
+PHASES = ("all", "bake", "boot")
+REPOSITORY_KEYS = ("url", "dist", "components", "key", "fingerprint")
 
 # Names become folder names: keep them to one safe path component.
 _APP_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -117,6 +119,9 @@ def check_settings(config) -> list[Issue]:
         issues.append(
             Issue(path_of("depot"), f"must be a salt://, http(s)://, file:// URL or an absolute path, got {depot!r}")
         )
+    phase = config.get("phase", "all")
+    if phase not in PHASES:
+        issues.append(Issue(path_of("phase"), f"must be one of {', '.join(PHASES)} (bake: image build, boot: first start), got {phase!r}"))
     retain = config.get("retain")
     if isinstance(retain, bool) or not isinstance(retain, int) or retain < 0:
         issues.append(Issue(path_of("retain"), f"must be a whole number of previous versions to keep (0 or more), got {retain!r}"))
@@ -316,6 +321,40 @@ def check_productions(config) -> list[Issue]:
     return issues
 
 
+def check_repositories(repositories) -> list[Issue]:
+    """`workstation:repositories:<name>`: a signed package repository, its key pinned by fingerprint."""
+    if not isinstance(repositories, dict):
+        return [Issue(path_of("repositories"), "must map repository names to {url, dist, components, key, fingerprint}")]
+    issues = []
+    for name, repo in repositories.items():
+        repo_path = path_of("repositories", name)
+        if not isinstance(name, str) or not _APP_NAME.match(name):
+            issues.append(Issue(repo_path, "repository names are lower case letters, digits and . _ - (they name files)"))
+            continue
+        if not isinstance(repo, dict):
+            issues.append(Issue(repo_path, "must be a mapping with url, key and fingerprint"))
+            continue
+        for key in repo:
+            if key not in REPOSITORY_KEYS:
+                issues.append(Issue(f"{repo_path}:{key}", f"unknown key{_did_you_mean(key, list(REPOSITORY_KEYS))}"))
+        url = repo.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://", "file://")):
+            issues.append(Issue(f"{repo_path}:url", f"must be an http(s):// or file:// URL, got {url!r}"))
+        key = repo.get("key")
+        if not isinstance(key, str) or "BEGIN PGP PUBLIC KEY BLOCK" not in key:
+            issues.append(Issue(f"{repo_path}:key", "must be the repository's ASCII-armoured public key (-----BEGIN PGP PUBLIC KEY BLOCK-----)"))
+        fingerprint = "".join(str(repo.get("fingerprint") or "").split())
+        if not re.fullmatch(r"[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64}", fingerprint):
+            issues.append(Issue(f"{repo_path}:fingerprint",
+                                "must pin the key's full fingerprint (40 hex characters; gpg --show-keys prints it)"))
+        components = repo.get("components", ["main"])
+        if not isinstance(components, list) or not all(isinstance(c, str) and c for c in components):
+            issues.append(Issue(f"{repo_path}:components", f"must be a list of component names, got {components!r}"))
+        if "dist" in repo and not (isinstance(repo["dist"], str) and repo["dist"]):
+            issues.append(Issue(f"{repo_path}:dist", f"must be the suite name, e.g. bookworm, got {repo['dist']!r}"))
+    return issues
+
+
 def validate(config) -> list[Issue]:
     """Every problem in the merged config, each with its pillar path."""
     if not isinstance(config, dict):
@@ -323,6 +362,7 @@ def validate(config) -> list[Issue]:
     unknown = [key for key in config if key not in TOP_KEYS]
     issues = [Issue(path_of(key), f"unknown key{_did_you_mean(key, list(TOP_KEYS))}") for key in unknown]
     issues += check_settings(config)
+    issues += check_repositories(config.get("repositories", {}))
     issues += check_catalog(config.get("catalog"))
     issues += check_productions(config)
     return issues

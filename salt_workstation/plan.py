@@ -49,7 +49,40 @@ def formula_data(config, store: AppStore) -> dict:
         }
         for app in apps
     ]
-    return {"installs": installs, "retention": retention}
+    return {"repositories": repository_states(config), "installs": installs, "retention": retention}
+
+
+def _pkgrepo_args(style, name, repo, keyring, os_params) -> list[dict]:
+    if style == "apt":
+        suite = repo.get("dist") or os_params.get("codename")
+        line = f"deb [signed-by={keyring}] {repo['url']} {suite} {' '.join(repo.get('components', ['main']))}"
+        return [{"name": line}, {"file": f"{os_params['sources_dir']}/workstation-{name}.list"},
+                {"aptkey": False}, {"clean_file": True}]
+    return [{"name": f"workstation-{name}"}, {"humanname": f"workstation {name}"}, {"baseurl": repo["url"]},
+            {"gpgcheck": 1}, {"repo_gpgcheck": 1}, {"gpgkey": f"file://{keyring}"}]
+
+
+def repository_states(config) -> list[dict]:
+    """Per repository: a pinned keyring, then Salt's pkgrepo.managed pointing at it (valid entries only)."""
+    repositories = config.get("repositories")
+    if not isinstance(repositories, dict):
+        return []
+    os_params = config.get("os") or {}
+    style = os_params.get("repo_style", "apt")
+    states = []
+    for name in sorted(repositories, key=str):
+        repo = repositories[name]
+        keyring_id = f"workstation-repo-{name}-keyring"
+        if style == "apt":
+            keyring = f"{os_params['keyring_dir']}/workstation-{name}.gpg"
+        else:
+            keyring = f"{os_params['keyring_dir']}/RPM-GPG-KEY-workstation-{name}"
+        entry = {"id": f"workstation-repo-{name}", "keyring_id": keyring_id, "name": name, "repo": repo,
+                 "keyring": keyring, "armor": style != "apt", "pkgrepo": None}
+        if not pillar.check_repositories({name: repo}):  # otherwise the keyring state reports the errors
+            entry["pkgrepo"] = [*_pkgrepo_args(style, name, repo, keyring, os_params), {"require": [{"workstation": keyring_id}]}]
+        states.append(entry)
+    return states
 
 
 def plan(config, store: AppStore, package_versions=None) -> dict:

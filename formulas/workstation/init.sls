@@ -1,4 +1,5 @@
 # salt '*' state.apply workstation
 include:
   - workstation.check
+  - workstation.repos
   - workstation.apps

@@ -6,10 +6,14 @@ before an apply: every pillar error with its exact path, then per production
 what an apply would install, keep, repair or remove.
 """
 
+import os
+import tempfile
+
 from salt_workstation import config as ws_config
-from salt_workstation import pillar
+from salt_workstation import keys, pillar
 from salt_workstation import plan as ws_plan
 from salt_workstation.engine import AppStore
+from salt_workstation.errors import WorkstationError
 
 __virtualname__ = "workstation"
 
@@ -19,7 +23,7 @@ def __virtual__():
 
 
 def _merged():
-    return ws_config.load(__pillar__.get("workstation"), __grains__.get("os_family"))
+    return ws_config.load(__pillar__.get("workstation"), __grains__)
 
 
 def config():
@@ -102,3 +106,40 @@ def formula_data(config=None):
     """
     merged = config if config is not None else _merged()
     return ws_plan.formula_data(merged, _store(merged))
+
+
+def keyring(path, key, fingerprint, armor=False, test=False):
+    """
+    Install a repository signing key at ``path`` only if its fingerprint is the
+    pinned one: binary for apt's ``signed-by``, armoured (``armor=True``) for rpm.
+
+    Returns ``{"changed": bool}``, or ``{"error": ...}`` when the key is not the
+    pinned one (nothing is written then). ``test=True`` writes nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' workstation.keyring /etc/apt/keyrings/workstation-studio.gpg "$(cat studio.asc)" 0123...CDEF
+    """
+    try:
+        wanted = keys.pinned_keyring(key, fingerprint)
+    except WorkstationError as exc:
+        return {"error": str(exc)}
+    if armor:
+        wanted = key.encode()
+    try:
+        with open(path, "rb") as handle:
+            if handle.read() == wanted:
+                return {"changed": False}
+    except FileNotFoundError:
+        pass
+    if not test:
+        directory = os.path.dirname(path)
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".workstation-key-")
+        with os.fdopen(handle, "wb") as out:
+            out.write(wanted)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    return {"changed": True}

@@ -4,6 +4,8 @@ with its path in one place, so a TD sees them all at once; the app states
 still fail one by one with their own errors while the valid apps converge.
 """
 
+from salt_workstation import pillar
+
 __virtualname__ = "workstation"
 
 
@@ -24,4 +26,36 @@ def validated(name, config=None):
         ret["comment"] = f"The workstation pillar has {len(report['errors'])} error(s):\n" + "\n".join(
             f"- {error['path']}: {error['message']}" for error in report["errors"]
         )
+    return ret
+
+
+def keyring(name, repository, repo, armor=False):
+    """
+    Install repository ``repository``'s signing key at ``name`` (the keyring
+    path), refusing any key whose fingerprint is not the one pinned in
+    ``workstation:repositories:<repository>:fingerprint``.
+
+    repo
+        The pillar entry: url, dist, components, key, fingerprint.
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    problems = pillar.check_repositories({repository: repo})
+    if problems:
+        ret["result"] = False
+        ret["comment"] = "The repository was not configured. Fix the pillar:\n" + "\n".join(f"- {p}" for p in problems)
+        return ret
+    outcome = __salt__["workstation.keyring"](name, repo["key"], repo["fingerprint"], armor=armor, test=__opts__["test"])
+    if "error" in outcome:
+        ret["result"] = False
+        ret["comment"] = f"Repository {repository}: {outcome['error']} ({pillar.path_of('repositories', repository, 'fingerprint')})"
+        return ret
+    if not outcome["changed"]:
+        ret["comment"] = f"The pinned key of repository {repository} is in place at {name}"
+        return ret
+    ret["changes"] = {"keyring": name, "fingerprint": repo["fingerprint"]}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"The pinned key of repository {repository} would be written to {name}"
+    else:
+        ret["comment"] = f"The pinned key of repository {repository} was written to {name}"
     return ret
