@@ -1,0 +1,673 @@
+#!/usr/bin/env python3
+"""Benchmarks for salt-workstation: unpack speed, converged apply, peak memory.
+
+    .venv/bin/python benchmarks/run.py                 # default: 400 MiB / 16,000 files, 3 rounds
+    .venv/bin/python benchmarks/run.py --quick         # ~40 MiB smoke run
+    .venv/bin/python benchmarks/run.py --only unpack   # one section (unpack, converged, memory, profile)
+
+Everything generated lives under benchmarks/.work/ (git-ignored): the archives
+(cached between runs), a masterless minion config, the extraction folders and
+results.json. See docs/benchmarks.md for the method and the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import http.server
+import io
+import json
+import os
+import platform
+import pstats
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+VENV_BIN = Path(sys.executable).parent
+SALT_CALL = str(VENV_BIN / "salt-call")
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO))
+
+import archives  # noqa: E402  (benchmarks/archives.py)
+
+TARGETS = {"engine_vs_curl_tar": 1.2, "stock_vs_engine": 2.0, "converged_vs_empty": 1.2, "rss_growth_mib": 64}
+BIG_APP, BIG_VERSION = "bigdcc", "20.5.410"
+MEM_APP = "middcc"
+SMALL_APPS = ["alpha", "beta", "gamma", "delta", "epsilon"]
+SMALL_VERSION = "1.0"
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def settle(args, *paths: Path) -> None:
+    """Delete what the last run wrote, outside any timed section, then let ext4's discard finish."""
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    os.sync()
+    time.sleep(args.settle)
+
+
+def cpu_stall_s() -> float:
+    """Seconds some task on this machine waited for a CPU (PSI), to show contention from other work."""
+    try:
+        with open("/proc/pressure/cpu", encoding="ascii") as handle:
+            return int(handle.readline().split("total=")[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def run_child(argv, *, stdout=subprocess.DEVNULL, check=True, poll_hwm=False):
+    """Run a command (a string runs under bash -o pipefail).
+
+    Returns {wall, cpu, user, sys, stall, hwm_kib}: cpu/user/sys cover the process and the children it
+    reaped (curl and tar under bash). hwm_kib (poll_hwm only) is the peak of the process's VmHWM, polled
+    every 10 ms: ru_maxrss is useless here, since Linux carries the parent's high-water mark over the
+    (v)fork + exec into the child.
+    """
+    if isinstance(argv, str):
+        argv = ["bash", "-o", "pipefail", "-c", argv]
+    stall = cpu_stall_s()
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE)
+    hwm = 0
+    if poll_hwm:
+        while True:
+            hwm = max(hwm, _vm_hwm_kib(process.pid))
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(0.01)
+    else:
+        _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    stall = cpu_stall_s() - stall
+    process.returncode = os.waitstatus_to_exitcode(status)
+    stderr = process.stderr.read().decode(errors="replace")
+    process.stderr.close()
+    if check and process.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, argv))} exited {process.returncode}:\n{stderr[-3000:]}")
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "user": usage.ru_utime, "sys": usage.ru_stime,
+            "stall": stall, "hwm_kib": hwm, "rc": process.returncode}
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def summarize(samples: dict, baseline: str) -> dict:
+    """Median seconds per method; ratio of medians and median of per-round ratios to the baseline."""
+    out = {}
+    base = samples[baseline]
+    for method, runs in samples.items():
+        walls = [run["wall"] for run in runs]
+        per_round = [run["wall"] / b["wall"] for run, b in zip(runs, base)]
+        out[method] = {
+            "median_s": round(median(walls), 3),
+            "min_s": round(min(walls), 3),
+            "max_s": round(max(walls), 3),
+            "median_cpu_s": round(median([run["cpu"] for run in runs]), 3),
+            "median_user_s": round(median([run["user"] for run in runs]), 3),
+            "median_sys_s": round(median([run["sys"] for run in runs]), 3),
+            "median_cpu_stall_s": round(median([run["stall"] for run in runs]), 3),
+            "ratio_to_baseline": round(median(walls) / median([b["wall"] for b in base]), 3),
+            "median_round_ratio": round(median(per_round), 3),
+            "runs": [round(w, 3) for w in walls],
+        }
+    return out
+
+
+def order_for(round_index: int, methods: list) -> list:
+    """A B C, then C B A: every method runs in alternation and none always goes first."""
+    return list(methods) if round_index % 2 == 0 else list(reversed(methods))
+
+
+# ---- the depot: a loopback HTTP server in its own process ------------------------------------
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def serve(directory: str) -> None:
+    """`run.py --serve DIR`: serve DIR on 127.0.0.1, print the port, run until killed."""
+    handler = lambda *a, **kw: _QuietHandler(*a, directory=directory, **kw)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+class Depot:
+    def __init__(self, directory: Path):
+        self.process = subprocess.Popen([sys.executable, __file__, "--serve", str(directory)],
+                                        stdout=subprocess.PIPE, text=True)
+        self.port = int(self.process.stdout.readline())
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def close(self):
+        self.process.terminate()
+        self.process.wait(10)
+
+
+# ---- a masterless minion -----------------------------------------------------------------------
+
+def write_minion(work: Path, depot_url: str, metas: dict) -> Path:
+    """A minion config as a new user writes one: file_client local, roots + the workstation backend."""
+    conf = work / "minion"
+    states, pillar_dir = conf / "states", conf / "pillar"
+    states.mkdir(parents=True, exist_ok=True)
+    pillar_dir.mkdir(parents=True, exist_ok=True)
+    (conf / "minion").write_text(json.dumps({
+        "file_client": "local",
+        "root_dir": str(conf / "root"),
+        "fileserver_backend": ["roots", "workstation"],
+        "file_roots": {"base": [str(states)]},
+        "pillar_roots": {"base": [str(pillar_dir)]},
+    }, indent=1) + "\n")
+    catalog = {}
+    for app, meta in metas.items():
+        version = BIG_VERSION if app in (BIG_APP, MEM_APP) else SMALL_VERSION
+        catalog[app] = {"versions": {version: {
+            "source": meta["file"], "hash": "sha256:" + meta["sha256"], "strip_components": 1,
+            "launchers": {app: meta["launcher"]},
+        }}}
+    pillar = {"workstation": {
+        "install_root": str(work / "converged" / "ours"),
+        "depot": depot_url + "/",
+        "retain": 1,
+        "catalog": catalog,
+        "productions": {"show": {"apps": {app: SMALL_VERSION for app in SMALL_APPS if app in metas}}},
+    }}
+    (pillar_dir / "top.sls").write_text(json.dumps({"base": {"*": ["workstation"]}}) + "\n")
+    (pillar_dir / "workstation.sls").write_text(json.dumps(pillar, indent=1) + "\n")
+    (states / "empty.sls").write_text("nothing-to-do:\n  test.succeed_without_changes: []\n")
+    stock = {}
+    for app in SMALL_APPS:
+        if app in metas:
+            stock[f"stock-{app}"] = {"archive.extracted": [
+                {"name": str(work / "converged" / "stock" / app)},
+                {"source": f"{depot_url}/{metas[app]['file']}"},
+                {"source_hash": "sha256=" + metas[app]["sha256"]},
+                {"enforce_toplevel": False},
+            ]}
+    (states / "stock.sls").write_text(json.dumps(stock, indent=1) + "\n")
+    return conf
+
+
+def salt_call(conf: Path, *args) -> list:
+    return [SALT_CALL, "--local", "-c", str(conf), *args]
+
+
+def stock_cache_paths(conf: Path) -> list:
+    cache = conf / "root" / "var" / "cache" / "salt" / "minion"
+    return [cache / "extrn_files", cache / "archive_hash"]
+
+
+# ---- section: unpacking one big archive ------------------------------------------------------------
+
+def engine_install(root: Path, meta: dict, depot_url: str, app: str = BIG_APP):
+    from salt_workstation import pillar
+    from salt_workstation.engine import AppStore
+
+    spec = pillar.resolve_spec(app, BIG_VERSION, {
+        "source": meta["file"], "hash": "sha256:" + meta["sha256"], "strip_components": 1,
+        "launchers": {app: meta["launcher"]},
+    }, depot_url + "/")
+    return AppStore(root).install(spec)
+
+
+def time_in_process(fn) -> dict:
+    """Like run_child's figures, for a call in this process (the depot runs in another process)."""
+    before, stall = resource.getrusage(resource.RUSAGE_SELF), cpu_stall_s()
+    started = time.perf_counter()
+    fn()
+    wall = time.perf_counter() - started
+    after, stall = resource.getrusage(resource.RUSAGE_SELF), cpu_stall_s() - stall
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    return {"wall": wall, "cpu": user + system, "user": user, "sys": system, "stall": stall}
+
+
+def section_unpack(args, work: Path, conf: Path, depot: Depot, meta: dict) -> dict:
+    runs = work / "runs"
+    runs.mkdir(exist_ok=True)
+    url = f"{depot.url}/{meta['file']}"
+    launcher = Path(meta["launcher"])
+
+    def curl_tar(target: Path):
+        target.mkdir(parents=True)
+        result = run_child(f"curl -sSf '{url}' | tar -xzf - -C '{target}'")
+        assert (target / meta["top"] / launcher).exists()
+        return result
+
+    def engine(target: Path):
+        result = time_in_process(lambda: engine_install(target, meta, depot.url))
+        assert (target / "apps" / BIG_APP / BIG_VERSION / launcher).exists()
+        return result
+
+    def engine_salt_call(target: Path):
+        out = target.with_name(target.name + ".out")
+        with open(out, "wb") as handle:
+            result = run_child(salt_call(conf, "--out=json", "dcc.install", BIG_APP, BIG_VERSION,
+                                         f"install_root={target}"), stdout=handle)
+        returned = json.loads(out.read_text())["local"]
+        out.unlink()
+        if "error" in returned or not (target / "apps" / BIG_APP / BIG_VERSION / launcher).exists():
+            raise RuntimeError(f"dcc.install failed: {returned}")
+        return result
+
+    def stock(target: Path):
+        out = target.with_name(target.name + ".out")
+        with open(out, "wb") as handle:  # the default highstate outputter, as a new user sees it
+            result = run_child(salt_call(
+                conf, "--retcode-passthrough", "state.single", "archive.extracted", f"name={target}",
+                f"source={url}", f"source_hash=sha256={meta['sha256']}", "enforce_toplevel=False",
+            ), stdout=handle)
+        out.unlink()
+        assert (target / meta["top"] / launcher).exists()
+        return result
+
+    methods = {"curl | tar -xz": curl_tar, "engine (in-process)": engine,
+               "salt-call dcc.install": engine_salt_call, "stock archive.extracted": stock}
+    skip = set(args.skip_method or [])
+    methods = {name: fn for name, fn in methods.items() if name.split()[0] not in skip}
+    samples = {name: [] for name in methods}
+    settle(args, *stock_cache_paths(conf))
+    for index in range(args.rounds):
+        for name in order_for(index, list(methods)):
+            target = runs / f"{name.split()[0].replace('-', '')}-r{index}"
+            settle(args, target, *stock_cache_paths(conf))
+            result = methods[name](target)
+            samples[name].append(result)
+            log(f"unpack round {index + 1}/{args.rounds}: {name:26s} {result['wall']:7.2f} s "
+                f"(user {result['user']:.2f} s, sys {result['sys']:.2f} s, cpu stall {result['stall']:.2f} s)")
+            settle(args, target, *stock_cache_paths(conf))
+    summary = summarize(samples, "curl | tar -xz")
+    engine_s = summary.get("engine (in-process)", {}).get("median_s")
+    if engine_s and "stock archive.extracted" in summary:
+        for name in ("engine (in-process)", "salt-call dcc.install"):
+            if name in summary:
+                summary["stock archive.extracted"][f"ratio_to_{name.split()[0].replace('-', '_')}"] = round(
+                    summary["stock archive.extracted"]["median_s"] / summary[name]["median_s"], 3)
+    return summary
+
+
+# ---- section: converged apply ------------------------------------------------------------------------
+
+def section_converged(args, work: Path, conf: Path) -> dict:
+    log("converged: first apply of the 5-app production (ours) and the 5 archive.extracted states (stock)")
+    for sls in ("workstation", "stock"):
+        out = work / f"setup-{sls}.json"
+        with open(out, "wb") as handle:
+            wall = run_child(salt_call(conf, "--out=json", "--retcode-passthrough", "state.apply", sls),
+                             stdout=handle)["wall"]
+        log(f"  first state.apply {sls}: {wall:.2f} s")
+    checks = {}
+    for sls in ("workstation", "stock"):
+        out = work / f"check-{sls}.json"
+        with open(out, "wb") as handle:
+            run_child(salt_call(conf, "--out=json", "--retcode-passthrough", "state.apply", sls), stdout=handle)
+        states = json.loads(out.read_text())["local"]
+        changed = [key for key, value in states.items() if value.get("changes")]
+        if changed:
+            raise RuntimeError(f"state.apply {sls} is not converged after its first run: {changed}")
+        checks[sls] = len(states)
+    methods = {
+        "state.apply empty": ("empty",),
+        "state.apply workstation (converged)": ("workstation",),
+        "state.apply stock (converged)": ("stock",),
+    }
+    samples = {name: [] for name in methods}
+    for index in range(args.converged_rounds):
+        for name in order_for(index, list(methods)):
+            samples[name].append(run_child(salt_call(conf, "--retcode-passthrough", "state.apply", *methods[name])))
+        log(f"converged round {index + 1}/{args.converged_rounds}: "
+            + ", ".join(f"{name.split()[1]} {samples[name][-1]['wall']:.2f} s" for name in methods))
+    summary = summarize(samples, "state.apply empty")
+    summary["_states"] = {"workstation": checks["workstation"], "stock": checks["stock"], "empty": 1}
+    return summary
+
+
+# ---- section: peak memory ------------------------------------------------------------------------------
+
+_MEMORY_CHILD = """
+import json, sys
+sys.path[:0] = {paths!r}
+from salt_workstation import pillar
+from salt_workstation.engine import AppStore
+import libarchive, urllib.request
+mode, root, depot, app, version, spec = sys.argv[1:7]
+if mode == "install":
+    AppStore(root).install(pillar.resolve_spec(app, version, json.loads(spec), depot))
+"""
+
+
+def section_memory(args, work: Path, conf: Path, depot: Depot, metas: dict) -> dict:
+    child = _MEMORY_CHILD.format(paths=[str(REPO)])
+    rows = {}
+    for label, app in (("mid", MEM_APP), ("big", BIG_APP)):
+        meta = metas[app]
+        spec = json.dumps({"source": meta["file"], "hash": "sha256:" + meta["sha256"], "strip_components": 1,
+                           "launchers": {app: meta["launcher"]}})
+        target = work / "runs" / f"memory-{label}"
+        results = {}
+        for variant, argv_idle, argv_install in (
+            ("python engine",
+             [sys.executable, "-c", child, "idle", str(target), depot.url + "/", app, BIG_VERSION, spec],
+             [sys.executable, "-c", child, "install", str(target), depot.url + "/", app, BIG_VERSION, spec]),
+            ("salt-call",
+             salt_call(conf, "test.true"),
+             salt_call(conf, "--out=json", "dcc.install", app, BIG_VERSION, f"install_root={target}")),
+        ):
+            settle(args, target)
+            idle_kib = run_child(argv_idle, poll_hwm=True)["hwm_kib"]
+            measured = run_child(argv_install, poll_hwm=True)
+            wall, peak_kib = measured["wall"], measured["hwm_kib"]
+            if not (target / "apps" / app / BIG_VERSION / meta["launcher"]).exists():
+                raise RuntimeError(f"memory run {variant} {app} did not install")
+            results[variant] = {"idle_mib": round(idle_kib / 1024, 1), "peak_mib": round(peak_kib / 1024, 1),
+                                "growth_mib": round((peak_kib - idle_kib) / 1024, 1), "wall_s": round(wall, 2)}
+            log(f"memory {label} ({meta['unpacked_bytes'] / 2**20:.0f} MiB) {variant}: idle "
+                f"{idle_kib / 1024:.1f} MiB, peak {peak_kib / 1024:.1f} MiB")
+        settle(args, target)
+        rows[label] = {"archive_unpacked_mib": round(meta["unpacked_bytes"] / 2**20, 1),
+                       "archive_compressed_mb": round(meta["compressed_bytes"] / 1e6, 1),
+                       "files": meta["files"], **results}
+    return rows
+
+
+# ---- section: where the engine's time goes ---------------------------------------------------------------
+
+def section_profile(args, work: Path, depot: Depot, meta: dict) -> dict:
+    """Break an engine install down into stages, and cProfile one whole install."""
+    import libarchive
+
+    from salt_workstation.depot import HashingReader
+    from salt_workstation.unpack import READ_BLOCK
+
+    url = f"{depot.url}/{meta['file']}"
+    stages = {}
+
+    def http_read_hash():
+        reader = HashingReader(urllib.request.urlopen(url), "sha256")
+        reader.drain(READ_BLOCK)
+        reader.close()
+
+    def decompress_parse_hash():
+        """HTTP + archive hash + gunzip + tar parsing, every data block read, nothing written."""
+        import ctypes
+
+        from libarchive import ffi
+        reader = HashingReader(urllib.request.urlopen(url), "sha256")
+        buff, size, offset = ctypes.c_void_p(), ctypes.c_size_t(), ctypes.c_longlong()
+        with libarchive.stream_reader(reader, block_size=READ_BLOCK) as archive:
+            for entry in archive:
+                while ffi.read_data_block(entry._archive_p, ctypes.byref(buff), ctypes.byref(size),
+                                          ctypes.byref(offset)) != ffi.ARCHIVE_EOF:
+                    pass
+        reader.drain()
+        reader.close()
+
+    def per_file_sha256():
+        """sha256 over the unpacked byte count, in 64 KiB pieces (what per-file hashing adds)."""
+        block = os.urandom(64 << 10)
+        digest = hashlib.sha256()
+        for _ in range(meta["unpacked_bytes"] // len(block)):
+            digest.update(block)
+
+    python_stages = {
+        "http read + sha256 (python)": http_read_hash,
+        "+ gunzip + tar parse (libarchive, no writes)": decompress_parse_hash,
+        "sha256 of all unpacked bytes (per-file hashing)": per_file_sha256,
+    }
+    names = ["curl | gzip -dc > /dev/null", "curl | tar -xz (reference)", *python_stages,
+             "engine install (in-process)"]
+    stages = {name: [] for name in names}
+    for _ in range(args.profile_rounds):
+        stages["curl | gzip -dc > /dev/null"].append(run_child(f"curl -sSf '{url}' | gzip -dc > /dev/null")["wall"])
+        target = work / "runs" / "profile-curltar"
+        target.mkdir(parents=True, exist_ok=True)
+        stages["curl | tar -xz (reference)"].append(run_child(f"curl -sSf '{url}' | tar -xzf - -C '{target}'")["wall"])
+        settle(args, target)
+        for name, fn in python_stages.items():
+            stages[name].append(time_in_process(fn)["wall"])
+        target = work / "runs" / "profile-engine"
+        stages["engine install (in-process)"].append(
+            time_in_process(lambda: engine_install(target, meta, depot.url))["wall"])
+        settle(args, target)
+    result = {name: round(median(walls), 3) for name, walls in stages.items()}
+    for name, value in result.items():
+        log(f"profile: {name:50s} {value:6.2f} s")
+
+    target = work / "runs" / "profile-cprofile"
+    profiler = cProfile.Profile()
+    profiler.enable()
+    engine_install(target, meta, depot.url)
+    profiler.disable()
+    settle(args, target)
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text).sort_stats("tottime")
+    stats.print_stats(25)
+    (work / "profile-engine.txt").write_text(text.getvalue())
+    top = []
+    for (filename, line, function), (_, calls, tottime, cumtime, _) in sorted(
+            stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:12]:
+        top.append({"function": f"{Path(filename).name}:{line}:{function}", "calls": calls,
+                    "tottime_s": round(tottime, 3), "cumtime_s": round(cumtime, 3)})
+    return {"stages_median_s": result, "cprofile_top_tottime": top, "cprofile_file": str(work / "profile-engine.txt")}
+
+
+# ---- report ------------------------------------------------------------------------------------------------
+
+def table(rows: list, headers: list) -> str:
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)  # noqa: E731
+                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def report(results: dict) -> str:
+    parts = []
+    unpack = results.get("unpack")
+    if unpack:
+        meta = results["archives"][BIG_APP]
+        parts.append(f"Unpack {meta['unpacked_bytes'] / 2**20:.0f} MiB / {meta['files']} files "
+                     f"({meta['compressed_bytes'] / 1e6:.0f} MB tar.gz) over loopback HTTP, "
+                     f"{results['args']['rounds']} rounds, alternating:")
+        rows = []
+        for name, row in unpack.items():
+            rows.append([name, f"{row['median_s']:.2f}", f"{row['median_user_s']:.2f}", f"{row['median_sys_s']:.2f}",
+                         f"{row['median_cpu_stall_s']:.2f}", f"{row['ratio_to_baseline']:.2f}x",
+                         f"{row['median_round_ratio']:.2f}x", " ".join(f"{r:.2f}" for r in row["runs"])])
+        parts.append(table(rows, ["method", "median s", "user s", "sys s", "stall s", "vs curl|tar", "per-round",
+                                  "runs"]))
+    converged = results.get("converged")
+    if converged:
+        parts.append(f"\nConverged apply ({results['args']['converged_rounds']} rounds, alternating):")
+        rows = [[name, f"{row['median_s']:.2f}", f"{row['median_user_s']:.2f}", f"{row['median_sys_s']:.2f}",
+                 f"{row['median_cpu_stall_s']:.2f}", f"{row['ratio_to_baseline']:.2f}x",
+                 f"{row['median_round_ratio']:.2f}x", " ".join(f"{r:.2f}" for r in row["runs"])]
+                for name, row in converged.items() if not name.startswith("_")]
+        parts.append(table(rows, ["method", "median s", "user s", "sys s", "stall s", "vs empty", "per-round",
+                                  "runs"]))
+    memory = results.get("memory")
+    if memory:
+        parts.append("\nPeak RSS of one install (os.wait4 ru_maxrss):")
+        rows = []
+        for label, row in memory.items():
+            for variant in ("python engine", "salt-call"):
+                cell = row[variant]
+                rows.append([f"{row['archive_unpacked_mib']:.0f} MiB / {row['files']} files", variant,
+                             f"{cell['idle_mib']:.1f}", f"{cell['peak_mib']:.1f}", f"+{cell['growth_mib']:.1f}"])
+        parts.append(table(rows, ["archive", "process", "idle MiB", "peak MiB", "growth MiB"]))
+    profile = results.get("profile")
+    if profile:
+        parts.append("\nWhere an engine install's time goes (medians):")
+        parts.append(table([[k, f"{v:.2f}"] for k, v in profile["stages_median_s"].items()], ["stage", "s"]))
+        parts.append("cProfile, top by own time:")
+        parts.append(table([[r["function"], r["calls"], f"{r['tottime_s']:.2f}", f"{r['cumtime_s']:.2f}"]
+                            for r in profile["cprofile_top_tottime"]], ["function", "calls", "tottime", "cumtime"]))
+    verdict = results.get("targets")
+    if verdict:
+        parts.append("\nTargets:")
+        parts.append(table([[k, v["target"], v["measured"], "PASS" if v["ok"] else "MISS"] for k, v in verdict.items()],
+                           ["target", "want", "measured", ""]))
+    return "\n".join(parts)
+
+
+def verdicts(results: dict) -> dict:
+    out = {}
+    unpack = results.get("unpack") or {}
+    if "engine (in-process)" in unpack:
+        ratio = unpack["engine (in-process)"]["ratio_to_baseline"]
+        out["engine / curl|tar"] = {"target": "<= 1.2", "measured": ratio, "ok": ratio <= 1.2}
+    if "salt-call dcc.install" in unpack:
+        ratio = unpack["salt-call dcc.install"]["ratio_to_baseline"]
+        out["salt-call dcc.install / curl|tar"] = {"target": "<= 1.2", "measured": ratio, "ok": ratio <= 1.2}
+    stock = unpack.get("stock archive.extracted", {})
+    if "ratio_to_engine" in stock:
+        out["stock / engine"] = {"target": ">= 2.0", "measured": stock["ratio_to_engine"],
+                                 "ok": stock["ratio_to_engine"] >= 2.0}
+    if "ratio_to_salt_call" in stock:
+        out["stock / salt-call dcc.install"] = {"target": ">= 2.0", "measured": stock["ratio_to_salt_call"],
+                                                "ok": stock["ratio_to_salt_call"] >= 2.0}
+    converged = results.get("converged") or {}
+    if "state.apply workstation (converged)" in converged:
+        ratio = converged["state.apply workstation (converged)"]["ratio_to_baseline"]
+        out["converged workstation / empty"] = {"target": "<= 1.2", "measured": ratio, "ok": ratio <= 1.2}
+    memory = results.get("memory") or {}
+    for label, row in memory.items():
+        for variant in ("python engine", "salt-call"):
+            growth = row[variant]["growth_mib"]
+            out[f"RSS growth {label} ({variant})"] = {"target": "<= +64 MiB", "measured": growth, "ok": growth <= 64}
+    return out
+
+
+# ---- main ----------------------------------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mib", type=float, default=400, help="unpacked size of the big archive (MiB)")
+    parser.add_argument("--files", type=int, default=16000, help="files in the big archive")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the unpack section")
+    parser.add_argument("--converged-rounds", type=int, default=7, help="alternating rounds of the converged section")
+    parser.add_argument("--small-mib", type=float, default=20, help="unpacked size of each of the 5 production apps")
+    parser.add_argument("--mid-mib", type=float, default=100, help="the smaller archive of the memory section")
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds to sleep after each delete + sync")
+    parser.add_argument("--profile-rounds", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="~40 MiB smoke run (4 MiB apps, 10 MiB memory archive)")
+    parser.add_argument("--only", action="append", choices=["unpack", "converged", "memory", "profile"],
+                        help="run only these sections (repeatable); profile also runs when the engine misses 1.2x")
+    parser.add_argument("--no-profile", action="store_true", help="never run the profile section")
+    parser.add_argument("--skip-method", action="append", choices=["curl", "engine", "salt-call", "stock"])
+    parser.add_argument("--work", type=Path, default=HERE / ".work")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.size_mib, args.files, args.small_mib, args.mid_mib = 40, 1600, 4, 10
+        args.rounds = min(args.rounds, 2)
+        args.converged_rounds = min(args.converged_rounds, 3)
+        args.settle = min(args.settle, 0.5)
+        args.profile_rounds = 1
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.serve:
+        serve(args.serve)
+        return 0
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    sections = set(args.only or ["unpack", "converged", "memory"])
+    started = time.monotonic()
+
+    depot_dir = work / "depot"
+    metas = {}
+    wanted = [(BIG_APP, args.size_mib, args.files, 20_505_410)]
+    if "memory" in sections:
+        wanted.append((MEM_APP, args.mid_mib, max(100, round(args.files * args.mid_mib / args.size_mib)), 10_505))
+    if "converged" in sections:
+        wanted += [(app, args.small_mib, max(50, round(args.files * args.small_mib / args.size_mib)), 100 + i)
+                   for i, app in enumerate(SMALL_APPS)]
+    for app, size, files, seed in wanted:
+        version = SMALL_VERSION if app in SMALL_APPS else BIG_VERSION
+        name = f"{app}-{version}-{size:g}MiB-{files}f.tar.gz"
+        log(f"archive {name}: building or reusing the cached one")
+        metas[app] = archives.build(depot_dir / name, app=app, version=version, size_mib=size, files=files,
+                                    seed=seed, launcher=app)
+        meta = metas[app]
+        log(f"  {meta['unpacked_bytes'] / 2**20:.1f} MiB unpacked, {meta['files']} files, "
+            f"{meta['compressed_bytes'] / 1e6:.1f} MB compressed (ratio "
+            f"{meta['compressed_bytes'] / meta['unpacked_bytes']:.3f}), built in {meta['build_seconds']} s")
+    for meta in metas.values():  # the depot's files come from the page cache for every method alike
+        with open(depot_dir / meta["file"], "rb") as handle:
+            while handle.read(8 << 20):
+                pass
+
+    results = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "loadavg_at_start": os.getloadavg()},
+        "args": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()},
+        "archives": metas,
+    }
+    runs = work / "runs"
+    settle(args, runs)
+    runs.mkdir()
+    depot = Depot(depot_dir)
+    try:
+        conf = write_minion(work, depot.url, metas)
+        results["versions"] = {"salt": subprocess.run(salt_call(conf, "--versions-report"), capture_output=True,
+                                                      text=True).stdout.split("\n")[2].strip()}
+        run_child(salt_call(conf, "test.true"))  # compile the loader's bytecode once, untimed
+        if "converged" in sections:
+            settle(args, work / "converged")
+            results["converged"] = section_converged(args, work, conf)
+        if "unpack" in sections:
+            results["unpack"] = section_unpack(args, work, conf, depot, metas[BIG_APP])
+        if "memory" in sections:
+            results["memory"] = section_memory(args, work, conf, depot, metas)
+        engine_row = (results.get("unpack") or {}).get("engine (in-process)")
+        missed = engine_row and engine_row["ratio_to_baseline"] > TARGETS["engine_vs_curl_tar"]
+        if ("profile" in sections or missed) and not args.no_profile:
+            results["profile"] = section_profile(args, work, depot, metas[BIG_APP])
+    finally:
+        depot.close()
+    results["targets"] = verdicts(results)
+    results["machine"]["loadavg_at_end"] = os.getloadavg()
+    results["wall_seconds"] = round(time.monotonic() - started, 1)
+    (work / "results.json").write_text(json.dumps(results, indent=1))
+    print()
+    print(report(results))
+    print(f"\nresults: {work / 'results.json'} (total {results['wall_seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

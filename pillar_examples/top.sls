@@ -1,0 +1,17 @@
+# Pillar top file: every workstation gets the studio settings and the catalog;
+# productions are assigned by grain, nodegroup or minion id glob.
+base:
+  'ws-*':
+    - workstation.studio
+    - workstation.catalog
+  # Artists on Nightfall: by a grain set at image bake time (salt-call grains.set production nightfall)
+  'production:nightfall':
+    - match: grain
+    - workstation.nightfall
+  # The Harbor team's machines: by minion id
+  'ws-harbor-*':
+    - workstation.harbor
+  # Leads work on both shows: both productions are provisioned side by side
+  'ws-lead-*':
+    - workstation.nightfall
+    - workstation.harbor

@@ -1,0 +1,101 @@
+"""Shared helpers for the unit tier: real archives in a real depot folder, a real AppStore."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from salt_workstation import config, engine, pillar
+from tests.support import archives
+
+
+def dir_members(files: dict, top: str | None = None, mode: int = 0o755):
+    """Explicit directory entries for every folder the files live in (what `tar c` writes)."""
+    folders = set()
+    for name in files:
+        parts = name.split("/")[:-1]
+        for index in range(1, len(parts) + 1):
+            folders.add("/".join(parts[:index]))
+    members = []
+    for folder in sorted(folders):
+        info = tarfile.TarInfo(f"{top}/{folder}" if top else folder)
+        info.type, info.mode, info.mtime = tarfile.DIRTYPE, mode, int(time.time())
+        members.append((info, b""))
+    return members
+
+
+def snapshot(root: Path, skip: Path | None = None) -> dict:
+    """{relative path: (mode, size, mtime_ns)} for everything under root, except under skip."""
+    result = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        if skip is not None and Path(dirpath) == skip.parent:
+            dirnames[:] = [name for name in dirnames if Path(dirpath) / name != skip]
+        for name in dirnames + filenames:
+            full = Path(dirpath) / name
+            info = full.lstat()
+            result[str(full.relative_to(root))] = (info.st_mode, info.st_size, info.st_mtime_ns)
+    return result
+
+
+class Depot:
+    """A depot folder in tmp_path, plus catalog entries pointing at archives written into it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def app_archive(self, app: str, version: str, *, suffix=".tar.gz", extra_files=None, explicit_dirs=True,
+                    name: str | None = None) -> Path:
+        """A DCC-shaped archive `<app>-<version>/...` (strip_components 1) at <depot>/<app>/<name>."""
+        files = dict(archives.app_files(app, version))
+        files.update(extra_files or {})
+        top = f"{app}-{version}"
+        path = self.root / app / (name or f"{app}-{version}{suffix}")
+        if suffix == ".zip":
+            return archives.write_zip(path, files, top=top)
+        extra = dir_members(files, top) if explicit_dirs else ()
+        return archives.write_tar(path, files, top=top, extra=extra)
+
+    def entry(self, archive: Path, **overrides) -> dict:
+        """The raw catalog spec for an archive in this depot, as a pillar would write it."""
+        app = archive.parent.name
+        spec = {
+            "source": archive.relative_to(self.root).as_posix(),
+            "hash": archives.sha256_of(archive),
+            "strip_components": 1,
+            "launchers": {app: f"bin/{app}"},
+        }
+        spec.update(overrides)
+        return spec
+
+    def spec(self, app: str, version: str, raw: dict, depot: str | None = None) -> pillar.VersionSpec:
+        assert pillar.check_version_spec(app, version, raw, pillar.path_of("catalog", app, "versions", version)) == []
+        return pillar.resolve_spec(app, version, raw, depot or str(self.root))
+
+    def build(self, app: str, version: str, **kwargs) -> pillar.VersionSpec:
+        """Archive + catalog entry + resolved spec in one go."""
+        overrides = kwargs.pop("overrides", {})
+        archive = self.app_archive(app, version, **kwargs)
+        return self.spec(app, version, self.entry(archive, **overrides))
+
+
+@pytest.fixture
+def depot(tmp_path) -> Depot:
+    return Depot(tmp_path / "depot")
+
+
+@pytest.fixture
+def store(tmp_path) -> engine.AppStore:
+    return engine.AppStore(tmp_path / "studio")
+
+
+@pytest.fixture
+def load():
+    """config.load with a pillar given as the `workstation` mapping."""
+    def _load(workstation: dict, os_family: str | None = "Debian") -> dict:
+        return config.load(workstation, {"os_family": os_family, "oscodename": "bookworm"})
+    return _load

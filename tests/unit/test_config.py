@@ -1,0 +1,116 @@
+"""config.load: defaults.yaml, then the OS family layer, then workstation:lookup, then the pillar."""
+
+from __future__ import annotations
+
+import yaml
+
+from salt_workstation import FORMULA_DIR, config, pillar
+
+
+def formula_yaml(name):
+    with open(FORMULA_DIR / name, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def test_defaults_come_from_the_formula():
+    loaded = config.load({})
+    on_disk = formula_yaml("defaults.yaml")
+    for key, value in on_disk.items():
+        if key != "os":
+            assert loaded[key] == value
+    assert loaded["install_root"] == "/opt/studio"
+    assert loaded["depot"] == "salt://depot"
+    assert loaded["retain"] == 1
+    assert loaded["catalog"] == {} and loaded["productions"] == {}
+    assert pillar.validate(loaded) == []
+
+
+def test_not_a_mapping_pillar_is_treated_as_empty():
+    assert config.load(None) == config.load({})
+    assert config.load(["junk"]) == config.load({})
+
+
+def test_os_family_layer_is_merged_over_defaults():
+    families = formula_yaml("osfamilymap.yaml")
+    for family, layer in families.items():
+        loaded = config.load({}, {"os_family": family})
+        assert loaded["os"] == config.merge(loaded["os"], layer.get("os", {}))  # every layer value won
+        for key, value in (layer.get("os") or {}).items():
+            assert loaded["os"][key] == value
+    # and the layers really differ, so the family matters
+    redhat = config.load({}, {"os_family": "RedHat"})["os"]
+    debian = config.load({}, {"os_family": "Debian"})["os"]
+    assert redhat["repo_style"] == "yum" and debian["repo_style"] == "apt"
+    assert redhat["sources_dir"] != debian["sources_dir"]
+
+
+def test_unknown_os_family_keeps_defaults():
+    assert config.load({}, {"os_family": "Plan9"})["os"]["repo_style"] == formula_yaml("defaults.yaml")["os"]["repo_style"]
+
+
+def test_codename_grain_lands_in_os():
+    assert config.load({}, {"os_family": "Debian", "oscodename": "trixie"})["os"]["codename"] == "trixie"
+    assert config.load({})["os"]["codename"] == ""
+
+
+def test_lookup_overrides_defaults_and_os_family():
+    loaded = config.load(
+        {"lookup": {"install_root": "/srv/studio", "os": {"sources_dir": "/etc/apt/studio.d"}}},
+        {"os_family": "Debian"},
+    )
+    assert loaded["install_root"] == "/srv/studio"
+    assert loaded["os"]["sources_dir"] == "/etc/apt/studio.d"
+    assert loaded["os"]["repo_style"] == "apt"  # deep merge: the rest of the os layer stays
+    assert "lookup" not in loaded
+
+
+def test_pillar_beats_lookup():
+    loaded = config.load(
+        {"lookup": {"install_root": "/srv/from-lookup", "retain": 4}, "install_root": "/srv/from-pillar"},
+        {"os_family": "RedHat"},
+    )
+    assert loaded["install_root"] == "/srv/from-pillar"
+    assert loaded["retain"] == 4
+    assert loaded["os"]["repo_style"] == "yum"
+
+
+def test_pillar_beats_os_family_and_deep_merges():
+    loaded = config.load({"os": {"keyring_dir": "/etc/studio/keys"}}, {"os_family": "RedHat"})
+    assert loaded["os"] == {
+        **config.load({}, {"os_family": "RedHat"})["os"],
+        "keyring_dir": "/etc/studio/keys",
+    }
+
+
+def test_catalog_from_lookup_and_pillar_merge_per_app_and_version():
+    hash_a, hash_b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    loaded = config.load(
+        {
+            "lookup": {"catalog": {"nuke": {"versions": {"15.1v3": {"source": "n15.tgz", "hash": hash_a}}}}},
+            "catalog": {"nuke": {"versions": {"16.0v1": {"source": "n16.tgz", "hash": hash_b}}},
+                        "blender": {"versions": {"4.2": {"source": "b.tgz", "hash": hash_a}}}},
+        }
+    )
+    assert set(loaded["catalog"]) == {"nuke", "blender"}
+    assert set(loaded["catalog"]["nuke"]["versions"]) == {"15.1v3", "16.0v1"}
+
+
+def test_lists_and_scalars_replace_rather_than_merge():
+    merged = config.merge({"a": [1, 2], "b": {"c": 1, "d": [1]}, "e": {"f": 1}}, {"a": [3], "b": {"d": [2]}, "e": None})
+    assert merged == {"a": [3], "b": {"c": 1, "d": [2]}, "e": None}
+
+
+def test_merge_and_load_never_change_their_inputs_or_the_cached_defaults():
+    base = {"x": {"y": [1]}}
+    override = {"x": {"z": 2}}
+    merged = config.merge(base, override)
+    merged["x"]["y"].append(99)
+    assert base == {"x": {"y": [1]}} and override == {"x": {"z": 2}}
+
+    first = config.load({})
+    first["catalog"]["blender"] = {"versions": {}}
+    first["os"]["repo_style"] = "broken"
+    again = config.load({})
+    assert again["catalog"] == {}
+    assert again["os"]["repo_style"] == "apt"
+    assert config.defaults()["catalog"] == {}
