@@ -518,7 +518,7 @@ def report(results: dict) -> str:
                                   "runs"]))
     memory = results.get("memory")
     if memory:
-        parts.append("\nPeak RSS of one install (os.wait4 ru_maxrss):")
+        parts.append("\nPeak RSS of one install (VmHWM, polled every 10 ms):")
         rows = []
         for label, row in memory.items():
             for variant in ("python engine", "salt-call"):

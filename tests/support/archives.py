@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
+# Fixed timestamps make every build of an archive byte-identical, so its hash is stable.
+FIXED_MTIME = 1_700_000_000
 TAR_MODES = {".tar.gz": "w:gz", ".tar.xz": "w:xz", ".tar.bz2": "w:bz2", ".tar": "w"}
 
 
@@ -34,7 +36,7 @@ def app_files(app: str, version: str) -> dict[str, tuple[bytes, int]]:
 def _tarinfo(name, size=0, mode=0o644, kind=tarfile.REGTYPE, linkname=""):
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.type, info.linkname = size, mode, kind, linkname
-    info.mtime = int(time.time())
+    info.mtime = FIXED_MTIME
     return info
 
 
@@ -42,7 +44,16 @@ def write_tar(path: Path, files: dict, top: str | None = None, extra=()) -> Path
     """files: {relative path: (bytes, mode)}; extra: raw TarInfo/bytes pairs added as they are."""
     mode = next(m for suffix, m in TAR_MODES.items() if str(path).endswith(suffix))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, mode) as tar:
+    if mode == "w:gz":  # tarfile would stamp the gzip header with the current time
+        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as compressed:
+            _fill_tar(tarfile.open(fileobj=compressed, mode="w"), files, top, extra)
+        return path
+    _fill_tar(tarfile.open(path, mode), files, top, extra)
+    return path
+
+
+def _fill_tar(tar, files, top, extra):
+    with tar:
         if top:
             tar.addfile(_tarinfo(top, mode=0o755, kind=tarfile.DIRTYPE))
         for name, (data, file_mode) in files.items():
@@ -50,7 +61,6 @@ def write_tar(path: Path, files: dict, top: str | None = None, extra=()) -> Path
             tar.addfile(_tarinfo(full, len(data), file_mode), io.BytesIO(data))
         for info, data in extra:
             tar.addfile(info, io.BytesIO(data) if data else None)
-    return path
 
 
 def write_zip(path: Path, files: dict, top: str | None = None) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import threading
+import time
 from pathlib import Path
 
 
@@ -14,15 +15,26 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 class DepotServer:
-    def __init__(self, root: Path):
+    """Serves root over HTTP on 127.0.0.1; `throttle` (seconds per 64 KiB) slows every body down."""
+
+    def __init__(self, root: Path, throttle: float = 0.0):
         self.root = Path(root)
         self.requests = 0
+        self.throttle = throttle
         depot = self
 
         class Handler(_QuietHandler):
             def do_GET(self):  # noqa: N802 - http.server's naming
                 depot.requests += 1
                 super().do_GET()
+
+            def copyfile(self, source, outputfile):
+                if not depot.throttle:
+                    return super().copyfile(source, outputfile)
+                while chunk := source.read(64 * 1024):
+                    outputfile.write(chunk)
+                    time.sleep(depot.throttle)
+                return None
 
         self._server = http.server.ThreadingHTTPServer(
             ("127.0.0.1", 0), functools.partial(Handler, directory=str(self.root))
