@@ -571,16 +571,23 @@ def verdicts(results: dict) -> dict:
 
 # ---- main ----------------------------------------------------------------------------------------------------
 
+DEFAULTS = {"size_mib": 400, "files": 16000, "rounds": 3, "converged_rounds": 9, "small_mib": 20, "mid_mib": 100,
+            "settle": 2.0, "profile_rounds": 2}
+QUICK = {"size_mib": 40, "files": 1600, "rounds": 2, "converged_rounds": 3, "small_mib": 4, "mid_mib": 10,
+         "settle": 0.5, "profile_rounds": 1}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size-mib", type=float, default=400, help="unpacked size of the big archive (MiB)")
-    parser.add_argument("--files", type=int, default=16000, help="files in the big archive")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the unpack section")
-    parser.add_argument("--converged-rounds", type=int, default=7, help="alternating rounds of the converged section")
-    parser.add_argument("--small-mib", type=float, default=20, help="unpacked size of each of the 5 production apps")
-    parser.add_argument("--mid-mib", type=float, default=100, help="the smaller archive of the memory section")
-    parser.add_argument("--settle", type=float, default=2.0, help="seconds to sleep after each delete + sync")
-    parser.add_argument("--profile-rounds", type=int, default=2)
+    parser.add_argument("--size-mib", type=float, help="unpacked size of the big archive (MiB) [400; quick 40]")
+    parser.add_argument("--files", type=int, help="files in the big archive [16000; quick 1600]")
+    parser.add_argument("--rounds", type=int, help="alternating rounds of the unpack section [3; quick 2]")
+    parser.add_argument("--converged-rounds", type=int,
+                        help="alternating rounds of the converged section [9; quick 3]")
+    parser.add_argument("--small-mib", type=float, help="unpacked size of each of the 5 production apps [20; quick 4]")
+    parser.add_argument("--mid-mib", type=float, help="the smaller archive of the memory section [100; quick 10]")
+    parser.add_argument("--settle", type=float, help="seconds to sleep after each delete + sync [2; quick 0.5]")
+    parser.add_argument("--profile-rounds", type=int, help="rounds of the profile section's stages [2; quick 1]")
     parser.add_argument("--quick", action="store_true", help="~40 MiB smoke run (4 MiB apps, 10 MiB memory archive)")
     parser.add_argument("--only", action="append", choices=["unpack", "converged", "memory", "profile"],
                         help="run only these sections (repeatable); profile also runs when the engine misses 1.2x")
@@ -589,12 +596,10 @@ def parse_args(argv=None):
     parser.add_argument("--work", type=Path, default=HERE / ".work")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.quick:
-        args.size_mib, args.files, args.small_mib, args.mid_mib = 40, 1600, 4, 10
-        args.rounds = min(args.rounds, 2)
-        args.converged_rounds = min(args.converged_rounds, 3)
-        args.settle = min(args.settle, 0.5)
-        args.profile_rounds = 1
+    presets = QUICK if args.quick else DEFAULTS
+    for key, value in presets.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     return args
 
 

@@ -22,15 +22,13 @@ Keep DCC app versions installed side by side, exactly as the catalog says.
 reports exactly the changes a real run makes.
 """
 
+import salt.utils.args
+
 from salt_workstation import pillar
 from salt_workstation.depot import redact_url
 from salt_workstation.engine import identity
 
 __virtualname__ = "dcc"
-
-# Keys a standalone `dcc.installed` may give instead of `spec`.
-_SPEC_KEYS = tuple(pillar.ALL_VERSION_KEYS) + ("installer",)
-
 
 def __virtual__():
     return __virtualname__
@@ -41,7 +39,8 @@ def _ret(name):
 
 
 def _spec_from_kwargs(kwargs):
-    return {key: value for key, value in kwargs.items() if key in _SPEC_KEYS} or None
+    """A standalone state gives the catalog keys directly; unknown ones are reported, not dropped."""
+    return salt.utils.args.clean_kwargs(**kwargs) or None
 
 
 def _problems(name, version, spec, install_root, depot, used_by):

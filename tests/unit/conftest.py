@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,8 @@ def dir_members(files: dict, top: str | None = None, mode: int = 0o755):
     members = []
     for folder in sorted(folders):
         info = tarfile.TarInfo(f"{top}/{folder}" if top else folder)
-        info.type, info.mode, info.mtime = tarfile.DIRTYPE, mode, int(time.time())
+        info.type, info.mode = tarfile.DIRTYPE, mode
+        info.mtime = getattr(archives, "FIXED_MTIME", 0)  # same bytes every build, so a stable hash
         members.append((info, b""))
     return members
 

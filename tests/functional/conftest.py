@@ -1,0 +1,69 @@
+"""Salt's real loaders in-process (no daemons): our modules and states as Salt loads them."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+from saltfactories.utils import random_string
+from saltfactories.utils.functional import Loaders
+
+
+def _minion_opts(salt_factories, tmp_path_factory, grains=None, pillar=None):
+    pillar_root = tmp_path_factory.mktemp("pillar")
+    (pillar_root / "top.sls").write_text("base:\n  '*':\n    - workstation\n")
+    (pillar_root / "workstation.sls").write_text(yaml.safe_dump({"workstation": pillar or {}}))
+    defaults = {
+        "file_client": "local",
+        "fileserver_backend": ["roots", "workstation"],
+        "pillar_roots": {"base": [str(pillar_root)]},
+        "file_roots": {"base": [str(tmp_path_factory.mktemp("file-roots"))]},
+    }
+    if grains:
+        defaults["grains"] = grains
+    factory = salt_factories.salt_minion_daemon(random_string("functional-"), defaults=defaults)
+    return factory.config.copy()
+
+
+@pytest.fixture(scope="package")
+def minion_opts(salt_factories, tmp_path_factory):
+    return _minion_opts(salt_factories, tmp_path_factory)
+
+
+@pytest.fixture
+def loaders(minion_opts):
+    loaders = Loaders(minion_opts, loaded_base_name=f"{__name__}.loaded")
+    try:
+        yield loaders
+    finally:
+        loaders.reset_state()
+
+
+@pytest.fixture
+def make_loaders(salt_factories, tmp_path_factory):
+    """Loaders for a minion with these grains and this workstation pillar."""
+    made = []
+
+    def make(grains=None, pillar=None):
+        opts = _minion_opts(salt_factories, tmp_path_factory, grains, pillar)
+        made.append(Loaders(opts, loaded_base_name=f"{__name__}.loaded{len(made)}"))
+        return made[-1]
+
+    yield make
+    for loaders in made:
+        loaders.reset_state()
+
+
+@pytest.fixture(scope="session")
+def signing_key(tmp_path_factory):
+    """A real OpenPGP public key and its fingerprint, made with gpg for this run."""
+    home = tmp_path_factory.mktemp("gnupg")
+    home.chmod(0o700)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--passphrase", ""]
+    subprocess.run([*gpg, "--quick-gen-key", "Studio Repo <repo@studio.invalid>", "ed25519", "sign", "never"],
+                   check=True, capture_output=True)
+    armored = subprocess.run([*gpg, "--armor", "--export"], check=True, capture_output=True, text=True).stdout
+    listing = subprocess.run([*gpg, "--with-colons", "--list-keys"], check=True, capture_output=True, text=True).stdout
+    fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr"))
+    return armored, fingerprint

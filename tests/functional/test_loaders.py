@@ -1,0 +1,61 @@
+"""The extension as Salt's loaders see it: names, the fileserver backend, rendering per OS family."""
+
+from __future__ import annotations
+
+import salt.loader
+
+from salt_workstation import FORMULA_ROOT
+
+
+def test_modules_load_under_their_virtual_names_without_shadowing_core_ones(loaders):
+    functions = set(loaders.modules)
+
+    assert {"dcc.install", "dcc.verify", "workstation.plan", "workstation.validate"} <= functions
+    assert "test.ping" in functions and "archive.extracted" in loaders.states
+
+
+def test_fileserver_backend_serves_the_shipped_formula(minion_opts):
+    backend = salt.loader.fileserver(minion_opts, ["workstation"])
+    found = backend["workstation.find_file"]("workstation/init.sls")
+    listed = backend["workstation.file_list"]({"saltenv": "base"})
+
+    assert found["path"] == str(FORMULA_ROOT / "workstation" / "init.sls")
+    assert {"workstation/init.sls", "workstation/apps.sls", "workstation/map.jinja"} <= set(listed)
+    assert not [path for path in listed if path.endswith((".py", ".pyc"))]
+    assert backend["workstation.find_file"]("../setup.cfg")["path"] == ""
+    assert backend["workstation.find_file"]("workstation/init.sls", saltenv="dev")["path"] == ""
+
+
+REPOSITORIES = {
+    "studio": {
+        "url": "https://repo.studio.example/linux",
+        "key": "-----BEGIN PGP PUBLIC KEY BLOCK-----\n...\n-----END PGP PUBLIC KEY BLOCK-----\n",
+        "fingerprint": "A" * 40,
+    }
+}
+
+
+def _pkgrepo(make_loaders, grains):
+    loaders = make_loaders(grains=grains, pillar={"repositories": REPOSITORIES})
+    low = loaders.modules.state.show_low_sls("workstation")
+    return next(chunk for chunk in low if chunk["__id__"] == "workstation-repo-studio")
+
+
+def test_debian_renders_an_apt_source_signed_by_the_pinned_keyring(make_loaders):
+    chunk = _pkgrepo(make_loaders, {"os_family": "Debian", "oscodename": "bookworm"})
+
+    assert chunk["state"] == "pkgrepo" and chunk["fun"] == "managed"
+    assert chunk["name"] == (
+        "deb [signed-by=/etc/apt/keyrings/workstation-studio.gpg] https://repo.studio.example/linux bookworm main"
+    )
+    assert chunk["file"] == "/etc/apt/sources.list.d/workstation-studio.list"
+    assert chunk["aptkey"] is False
+
+
+def test_redhat_renders_a_yum_repo_with_gpg_checks_on(make_loaders):
+    chunk = _pkgrepo(make_loaders, {"os_family": "RedHat", "osmajorrelease": 9})
+
+    assert chunk["name"] == "workstation-studio"
+    assert chunk["baseurl"] == "https://repo.studio.example/linux"
+    assert chunk["gpgcheck"] == 1 and chunk["repo_gpgcheck"] == 1
+    assert chunk["gpgkey"] == "file:///etc/pki/rpm-gpg/RPM-GPG-KEY-workstation-studio"

@@ -1,0 +1,114 @@
+"""Our state modules through Salt's loaders: the state contract, test=True, idempotency."""
+
+from __future__ import annotations
+
+from tests.support import archives
+
+CONTRACT = {"name", "result", "changes", "comment"}
+
+
+def _app(tmp_path, version="1.0"):
+    source = archives.write_tar(tmp_path / "depot" / f"tool-{version}.tar.gz",
+                                archives.app_files("tool", version), top=f"tool-{version}")
+    return {
+        "source": f"file://{source}", "hash": archives.sha256_of(source), "strip_components": 1,
+        "launchers": {"tool": "bin/tool"},
+    }
+
+
+def _assert_contract(result):
+    raw = result.full_return
+    assert CONTRACT <= set(raw)
+    assert isinstance(raw["changes"], dict) and isinstance(raw["comment"], str)
+    assert raw["result"] in (True, False, None)
+
+
+def test_standalone_installed_answers_test_then_acts_then_converges(loaders, tmp_path):
+    root = tmp_path / "studio"
+    spec = _app(tmp_path)
+
+    dry = loaders.states.dcc.installed("tool", version="1.0", install_root=str(root), test=True, **spec)
+    assert not root.exists()
+    real = loaders.states.dcc.installed("tool", version="1.0", install_root=str(root), **spec)
+    again = loaders.states.dcc.installed("tool", version="1.0", install_root=str(root), **spec)
+
+    for result in (dry, real, again):
+        _assert_contract(result)
+    assert dry.result is None
+    assert real.result is True and real.changes == dry.changes
+    assert real.changes["installed"] is True and real.changes["hash"] == spec["hash"]
+    assert again.result is True and again.changes == {}
+    assert "is installed" in again.comment
+
+
+def test_a_rebuilt_version_is_replaced_and_test_mode_says_so(loaders, tmp_path):
+    root = tmp_path / "studio"
+    first = _app(tmp_path)
+    loaders.states.dcc.installed("tool", version="1.0", install_root=str(root), **first)
+    rebuilt = archives.write_tar(tmp_path / "depot2" / "tool-1.0.tar.gz",
+                                 {**archives.app_files("tool", "1.0"), "NEW": (b"hotfix", 0o644)}, top="tool-1.0")
+    second = {**first, "source": f"file://{rebuilt}", "hash": archives.sha256_of(rebuilt)}
+
+    dry = loaders.states.dcc.installed("tool", version="1.0", install_root=str(root), test=True, **second)
+    real = loaders.states.dcc.installed("tool", version="1.0", install_root=str(root), **second)
+
+    assert dry.result is None and dry.changes == real.changes
+    assert real.changes["replaced"]["old"]["hash"] == first["hash"]
+    assert (root / "apps" / "tool" / "1.0" / "NEW").read_bytes() == b"hotfix"
+
+
+def test_absent_removes_what_it_installed_and_nothing_else(loaders, tmp_path):
+    root = tmp_path / "studio"
+    loaders.states.dcc.installed("tool", version="1.0", install_root=str(root), **_app(tmp_path))
+    handmade = root / "apps" / "tool" / "hand-made"
+    handmade.mkdir()
+
+    dry = loaders.states.dcc.absent("tool", install_root=str(root), test=True)
+    real = loaders.states.dcc.absent("tool", install_root=str(root))
+    again = loaders.states.dcc.absent("tool", install_root=str(root))
+
+    assert dry.result is None and dry.changes == {"removed": ["1.0"]}
+    assert real.result is True and real.changes == dry.changes
+    assert again.result is True and again.changes == {}
+    assert handmade.is_dir()
+
+
+def test_pruned_refuses_a_bad_retain_with_the_pillar_path(loaders, tmp_path):
+    result = loaders.states.dcc.pruned("tool", keep=["1.0"], retain="two", install_root=str(tmp_path))
+
+    _assert_contract(result)
+    assert result.result is False
+    assert "workstation:retain" in result.comment
+
+
+def test_installed_with_a_bad_spec_names_every_path_and_touches_nothing(loaders, tmp_path):
+    root = tmp_path / "studio"
+    result = loaders.states.dcc.installed(
+        "tool", version=2025.1, install_root=str(root), source="tool.tar.gz", hsah="sha256:abc",
+        used_by=["workstation:productions:nightfall:apps:tool"],
+    )
+
+    assert result.result is False
+    assert "workstation:productions:nightfall:apps:tool: version 2025.1 is a number" in result.comment
+    assert "quote it" in result.comment
+    assert "workstation:catalog:tool:versions:2025.1:hsah: unknown key; did you mean 'hash'?" in result.comment
+    assert not root.exists()
+
+
+def test_keyring_is_written_only_for_the_pinned_fingerprint(loaders, tmp_path, signing_key):
+    armored, fingerprint = signing_key
+    target = tmp_path / "keyrings" / "workstation-studio.gpg"
+    repo = {"url": "http://127.0.0.1:1/debian", "key": armored, "fingerprint": fingerprint}
+    impostor = {**repo, "fingerprint": "0" * 40}
+
+    refused = loaders.states.workstation.keyring(str(target), repository="studio", repo=impostor)
+    dry = loaders.states.workstation.keyring(str(target), repository="studio", repo=repo, test=True)
+    assert not target.exists()
+    real = loaders.states.workstation.keyring(str(target), repository="studio", repo=repo)
+    again = loaders.states.workstation.keyring(str(target), repository="studio", repo=repo)
+
+    assert refused.result is False and fingerprint in refused.comment
+    assert "workstation:repositories:studio:fingerprint" in refused.comment
+    assert dry.result is None and dry.changes == real.changes
+    assert real.result is True and target.read_bytes()[:1] != b"-"  # dearmoured for apt's signed-by
+    assert again.result is True and again.changes == {}
