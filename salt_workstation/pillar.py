@@ -24,9 +24,8 @@ PHASES = ("all", "bake", "boot")
 REPOSITORY_KEYS = ("url", "dist", "components", "key", "fingerprint")
 
 # Names become folder names: keep them to one safe path component.
-_APP_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-_PRODUCTION = _APP_NAME
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 APP_KEYS = ("name", "versions")
@@ -236,21 +235,32 @@ def _check_installer(installer, app, version, path) -> list[Issue]:
     return issues
 
 
+def _named_entries(mapping, section, shape, keys, issues, scoped=False):
+    """Yield (name, entry, path) for each well-formed `<section>:<name>` mapping; report the others.
+
+    Names become folder and file names, so they are one safe path component.
+    `scoped` ties the issues to the entry's name as an app (for per-app states).
+    """
+    for name, entry in mapping.items():
+        path = path_of(section, name)
+        app = str(name) if scoped else None
+        if not isinstance(name, str) or not _NAME.match(name):
+            issues.append(Issue(path, "names are lower case letters, digits and . _ - (they become folder and file names)", app))
+            continue
+        if not isinstance(entry, dict):
+            issues.append(Issue(path, f"must be a mapping with {shape}", app))
+            continue
+        for key in entry:
+            if key not in keys:
+                issues.append(Issue(f"{path}:{key}", f"unknown key{_did_you_mean(key, list(keys))}", app))
+        yield name, entry, path
+
+
 def check_catalog(catalog) -> list[Issue]:
     if not isinstance(catalog, dict):
         return [Issue(path_of("catalog"), "must map app names to {name, versions}")]
     issues = []
-    for app, entry in catalog.items():
-        app_path = path_of("catalog", app)
-        if not isinstance(app, str) or not _APP_NAME.match(app):
-            issues.append(Issue(app_path, "app names are lower case letters, digits and . _ - (they become folder names)", str(app)))
-            continue
-        if not isinstance(entry, dict):
-            issues.append(Issue(app_path, "must be a mapping with 'versions'", app))
-            continue
-        for key in entry:
-            if key not in APP_KEYS:
-                issues.append(Issue(f"{app_path}:{key}", f"unknown key{_did_you_mean(key, list(APP_KEYS))}", app))
+    for app, entry, app_path in _named_entries(catalog, "catalog", "'versions'", APP_KEYS, issues, scoped=True):
         versions = entry.get("versions")
         if not isinstance(versions, dict) or not versions:
             issues.append(Issue(f"{app_path}:versions", "must map each version (quoted) to its source, hash and kind", app))
@@ -301,17 +311,7 @@ def check_productions(config) -> list[Issue]:
     if not isinstance(productions, dict):
         return [Issue(path_of("productions"), "must map production names to {apps: {app: version}}")]
     issues = []
-    for production, entry in productions.items():
-        prod_path = path_of("productions", production)
-        if not isinstance(production, str) or not _PRODUCTION.match(production):
-            issues.append(Issue(prod_path, "production names are lower case letters, digits and . _ -"))
-            continue
-        if not isinstance(entry, dict):
-            issues.append(Issue(prod_path, "must be a mapping with 'apps'"))
-            continue
-        for key in entry:
-            if key not in PRODUCTION_KEYS:
-                issues.append(Issue(f"{prod_path}:{key}", f"unknown key{_did_you_mean(key, list(PRODUCTION_KEYS))}"))
+    for production, entry, prod_path in _named_entries(productions, "productions", "'apps'", PRODUCTION_KEYS, issues):
         apps = entry.get("apps", {})
         if not isinstance(apps, dict):
             issues.append(Issue(f"{prod_path}:apps", "must map app names to quoted versions"))
@@ -326,17 +326,8 @@ def check_repositories(repositories) -> list[Issue]:
     if not isinstance(repositories, dict):
         return [Issue(path_of("repositories"), "must map repository names to {url, dist, components, key, fingerprint}")]
     issues = []
-    for name, repo in repositories.items():
-        repo_path = path_of("repositories", name)
-        if not isinstance(name, str) or not _APP_NAME.match(name):
-            issues.append(Issue(repo_path, "repository names are lower case letters, digits and . _ - (they name files)"))
-            continue
-        if not isinstance(repo, dict):
-            issues.append(Issue(repo_path, "must be a mapping with url, key and fingerprint"))
-            continue
-        for key in repo:
-            if key not in REPOSITORY_KEYS:
-                issues.append(Issue(f"{repo_path}:{key}", f"unknown key{_did_you_mean(key, list(REPOSITORY_KEYS))}"))
+    for _name, repo, repo_path in _named_entries(repositories, "repositories", "url, key and fingerprint",
+                                                 REPOSITORY_KEYS, issues):
         url = repo.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://", "file://")):
             issues.append(Issue(f"{repo_path}:url", f"must be an http(s):// or file:// URL, got {url!r}"))

@@ -135,6 +135,17 @@ def installed(name, version, spec=None, install_root=None, depot=None, used_by=N
 _VERBS = {"absent": "installed", "changed": "replaced with the catalog's build", "damaged": "repaired"}
 
 
+def _removal(ret, planned, remove, note=""):
+    """Report removing `planned` versions: predicted under test=True, otherwise done by remove()."""
+    if __opts__["test"]:
+        ret.update(result=None, changes={"removed": planned},
+                   comment=f"{ret['name']} {', '.join(planned)} would be removed{note}")
+        return ret
+    removed = remove()
+    ret.update(changes={"removed": removed}, comment=f"{ret['name']} {', '.join(removed)} removed{note}")
+    return ret
+
+
 def absent(name, version=None, install_root=None):
     """
     Ensure app ``name`` at ``version`` (or, without a version, every version
@@ -147,15 +158,7 @@ def absent(name, version=None, install_root=None):
     if not present:
         ret["comment"] = f"{name} {version or ''} is not installed".replace("  ", " ")
         return ret
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["changes"] = {"removed": present}
-        ret["comment"] = f"{name} {', '.join(present)} would be removed"
-        return ret
-    removed = [v for v in present if __salt__["dcc.remove"](name, v, install_root=install_root)]
-    ret["changes"] = {"removed": removed}
-    ret["comment"] = f"{name} {', '.join(removed)} removed"
-    return ret
+    return _removal(ret, present, lambda: [v for v in present if __salt__["dcc.remove"](name, v, install_root=install_root)])
 
 
 def pruned(name, keep=(), retain=1, install_root=None):
@@ -180,12 +183,7 @@ def pruned(name, keep=(), retain=1, install_root=None):
         if not __opts__["test"]:
             __salt__["dcc.prune"](name, keep=keep, retain=retain, install_root=install_root)
         return ret
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["changes"] = {"removed": doomed}
-        ret["comment"] = f"{name} {', '.join(doomed)} would be removed (retain {retain})"
-        return ret
-    removed = __salt__["dcc.prune"](name, keep=keep, retain=retain, install_root=install_root)
-    ret["changes"] = {"removed": removed}
-    ret["comment"] = f"{name} {', '.join(removed)} removed (retain {retain})"
-    return ret
+    return _removal(
+        ret, doomed, lambda: __salt__["dcc.prune"](name, keep=keep, retain=retain, install_root=install_root),
+        f" (retain {retain})",
+    )

@@ -36,11 +36,16 @@ def pillar_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="package")
-def salt_master(salt_factories, pillar_dir, tmp_path_factory):
-    empty_roots = tmp_path_factory.mktemp("file-roots")
+def file_roots(tmp_path_factory):
+    """The master's file_roots: no formula in it (our backend serves that), a salt:// depot for one test."""
+    return tmp_path_factory.mktemp("file-roots")
+
+
+@pytest.fixture(scope="package")
+def salt_master(salt_factories, pillar_dir, file_roots):
     overrides = {
         "fileserver_backend": ["roots", "workstation"],
-        "file_roots": {"base": [str(empty_roots)]},
+        "file_roots": {"base": [str(file_roots)]},
         "pillar_roots": {"base": [str(pillar_dir)]},
         "open_mode": True,
     }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+from pathlib import Path
 
 from tests.integration.conftest import by_id, changed, failed
 from tests.support import archives
@@ -180,3 +182,18 @@ def test_extension_is_registered_and_documented(workstation):
     docs = workstation.run("sys.doc", "dcc").data
     assert "salt '*' dcc.install blender 4.2.3" in docs["dcc.install"]
     assert set(docs) >= {"dcc.install", "dcc.remove", "dcc.verify", "dcc.list_installed"}
+
+
+def test_salt_depot_installs_through_the_master_and_keeps_no_cached_copy(workstation, file_roots, salt_minion):
+    shutil.copytree(workstation.depot.root / "blender", file_roots / "depot" / "blender", dirs_exist_ok=True)
+    pillar = workstation.pillar(depot="salt://depot")
+    pillar["productions"] = {"nightfall": {"apps": {"blender": "4.2.3"}}}
+    workstation.set_pillar(pillar)
+
+    data = by_id(workstation.apply())
+
+    state = data["workstation-app-blender-4.2.3"]
+    assert state["result"] is True and state["changes"]["source"] == "salt://depot/blender/blender-4.2.3-linux-x64.tar.xz"
+    assert (workstation.version_dir("blender", "4.2.3") / "blender").is_file()
+    cachedir = salt_minion.config["cachedir"]
+    assert not list(Path(cachedir).glob("files/base/depot/blender/*.tar.xz")), "the archive stayed in the minion cache"
