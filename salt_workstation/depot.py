@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.parse
@@ -18,10 +20,26 @@ def redact_url(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
+    return urllib.parse.urlunsplit((parts.scheme, f"***@{_host_port(parts)}", parts.path, parts.query, parts.fragment))
+
+
+def _host_port(parts) -> str:
     host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def _request(url: str) -> urllib.request.Request:
+    """urllib ignores user:password@ in a URL: move it into a Basic Authorization header."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return urllib.request.Request(url)
+    request = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=_host_port(parts))))
+    credentials = f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password or '')}"
+    # unredirected: a redirect to another host must not carry the password along
+    request.add_unredirected_header("Authorization", "Basic " + base64.b64encode(credentials.encode()).decode())
+    return request
 
 
 class HashingReader:
@@ -88,12 +106,12 @@ def open_source(url: str, fetch_salt=None, timeout: int = CONNECT_TIMEOUT):
         if scheme == "file":
             return _open_file(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
         if scheme in ("http", "https"):
-            response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - scheme checked above
+            response = urllib.request.urlopen(_request(url), timeout=timeout)  # noqa: S310 - scheme checked above
             length = response.headers.get("Content-Length")
             return response, int(length) if length and length.isdigit() else None
     except urllib.error.HTTPError as exc:
         raise DepotError(f"the depot answered {exc.code} {exc.reason} for {shown}; check the source path and the depot") from None
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DepotError(f"could not read {shown}: {reason}; is the depot up and reachable from this machine?") from None
     raise DepotError(f"{shown}: unsupported URL scheme '{scheme}'; use salt://, http(s):// or file://")

@@ -16,10 +16,12 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import time
-from pathlib import Path
+import urllib.parse
+from pathlib import Path, PurePosixPath
 
 from salt_workstation import __version__, unpack
 from salt_workstation.depot import HashingReader, open_source, redact_url
@@ -30,7 +32,8 @@ from salt_workstation.pillar import VersionSpec
 INSTALLED = "installed"
 ABSENT = "absent"
 CHANGED = "changed"  # another build of this version is installed (hash or unpacking differs)
-DAMAGED = "damaged"  # the folder is there but its manifest or a launcher is not
+DAMAGED = "damaged"  # our manifest is there but a launcher is not
+FOREIGN = "foreign"  # a folder salt-workstation did not install (no manifest) holds the version's place
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -123,11 +126,11 @@ class AppStore:
         return result
 
     def status(self, spec: VersionSpec, package_versions=None) -> str:
-        """INSTALLED, ABSENT, CHANGED or DAMAGED, from the manifest and a few stats."""
+        """INSTALLED, ABSENT, CHANGED, DAMAGED or FOREIGN, from the manifest and a few stats."""
         dest = self.layout.version_dir(spec.app, spec.version)
         manifest = self.manifest(spec.app, spec.version)
         if manifest is None:
-            return DAMAGED if dest.exists() else ABSENT
+            return FOREIGN if dest.exists() or dest.is_symlink() else ABSENT
         if identity(spec) != manifest.get("identity"):
             return CHANGED
         if spec.kind == "packages":
@@ -165,6 +168,12 @@ class AppStore:
     def install(self, spec: VersionSpec, fetch_salt=None, install_packages=None, progress=None) -> dict:
         """Install one version and return its manifest. Raises WorkstationError on any failure."""
         with self.locked(spec.app) as app_dir:
+            dest = app_dir / spec.version
+            if self.status(spec) == FOREIGN:
+                raise WorkstationError(
+                    f"{dest} exists but salt-workstation did not install it (no manifest); nothing was changed. "
+                    "Move it aside or delete it, then apply again"
+                )
             staging = app_dir / f"{STAGING_PREFIX}{spec.version}-{os.getpid()}"
             try:
                 staging.mkdir()
@@ -180,7 +189,7 @@ class AppStore:
                 manifest = self._manifest(spec, records, time.monotonic() - started)
                 _write_json(staging / FILE_LIST, [record.as_list() for record in records])
                 _write_json(staging / MANIFEST, manifest)
-                self._promote(staging, self.layout.version_dir(spec.app, spec.version))
+                self._promote(staging, dest)
                 return manifest
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -193,23 +202,49 @@ class AppStore:
             unpacked.mkdir()
         else:
             unpacked = staging
+        spool = None
         try:
             with contextlib.closing(reader):
-                records = unpack.extract(reader, unpacked, spec.strip_components)
+                stream = reader
+                if urllib.parse.urlsplit(spec.source).path.lower().endswith(".zip"):
+                    # A zip keeps Unix modes in its central directory, at the end: libarchive must seek
+                    # to read it, so spool the (hashed) bytes beside staging first.
+                    spool = staging.with_name(staging.name + "-spool")
+                    spool.mkdir()
+                    stream = open(spool / "source.zip", "w+b")  # noqa: SIM115 - closed below
+                    shutil.copyfileobj(reader, stream, unpack.READ_BLOCK)
+                    stream.seek(0)
+                try:
+                    with contextlib.ExitStack() as stack:
+                        if stream is not reader:
+                            stack.enter_context(stream)
+                        records = unpack.extract(stream, unpacked, spec.strip_components)
+                except WorkstationError:
+                    # A truncated or corrupt download fails to unpack: the hash names the real cause.
+                    reader.drain()
+                    if reader.hexdigest() != spec.hash_hex:
+                        raise self._mismatch(spec, reader) from None
+                    raise
                 reader.drain()
             if reader.hexdigest() != spec.hash_hex:
-                raise HashMismatch(
-                    f"{spec.app} {spec.version}: {redact_url(spec.source)} has {spec.hash_algorithm} "
-                    f"{reader.hexdigest()}, the pillar says {spec.hash_hex}. Nothing was installed: "
-                    "fix the hash in the catalog or restore the depot file"
-                )
+                raise self._mismatch(spec, reader)
             if spec.kind == "installer":
                 self._run_installer(spec, unpacked, staging)
                 records = unpack.scan(staging)
         finally:
             if unpacked != staging:
                 shutil.rmtree(unpacked, ignore_errors=True)
+            if spool is not None:
+                shutil.rmtree(spool, ignore_errors=True)
         return records
+
+    @staticmethod
+    def _mismatch(spec: VersionSpec, reader: HashingReader) -> HashMismatch:
+        return HashMismatch(
+            f"{spec.app} {spec.version}: {redact_url(spec.source)} has {spec.hash_algorithm} "
+            f"{reader.hexdigest()}, the pillar says {spec.hash_hex}. Nothing was installed: "
+            "fix the hash in the catalog or restore the depot file"
+        )
 
     def _run_installer(self, spec: VersionSpec, source_dir: Path, staging: Path) -> None:
         argv = [expand(arg, dest=staging, src=source_dir) for arg in spec.installer["command"]]
@@ -218,20 +253,27 @@ class AppStore:
         timeout = spec.installer["timeout"]
         with open(log_path, "wb") as log:
             try:
-                completed = subprocess.run(  # noqa: S603 - an argv list, never a shell
+                # Its own process group, so a timeout stops everything the installer started.
+                process = subprocess.Popen(  # noqa: S603 - an argv list, never a shell
                     argv, cwd=source_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    timeout=timeout, check=False,
+                    start_new_session=True,
                 )
+            except OSError as exc:
+                raise InstallError(f"{spec.app} {spec.version}: the installer could not start: {exc}") from None
+            try:
+                returncode = process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 raise InstallError(
                     f"{spec.app} {spec.version}: the installer ran past its {timeout} s timeout and was stopped; "
                     f"log: {log_path}"
                 ) from None
-            except OSError as exc:
-                raise InstallError(f"{spec.app} {spec.version}: the installer could not start: {exc}") from None
-        if completed.returncode != 0:
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)  # the installer, or what it left running
+                process.wait()
+        if returncode != 0:
             raise InstallError(
-                f"{spec.app} {spec.version}: the installer exited with {completed.returncode}; log: {log_path}"
+                f"{spec.app} {spec.version}: the installer exited with {returncode}; log: {log_path}"
             )
 
     @staticmethod
@@ -333,6 +375,8 @@ class AppStore:
             elif problem:
                 changed.append(f"{record.path}: {problem}")
         known = {record.path for record in records}
+        # Folders the archive created without an entry of their own hold known paths: they are not extra.
+        known |= {parent.as_posix() for path in list(known) for parent in PurePosixPath(path).parents} - {"."}
         extra = [path for path in _walk_relative(dest) if path not in known]
         return {
             "app": app, "version": version, "ok": not (missing or changed or extra), "checked": len(records),

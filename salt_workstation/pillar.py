@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -364,9 +365,11 @@ def resolve_source(source: str, depot: str) -> str:
     if "://" in source:
         return source
     if source.startswith("/"):
-        return "file://" + source
-    base = depot if "://" in depot else "file://" + depot
-    return base.rstrip("/") + "/" + source.lstrip("/")
+        return "file://" + urllib.parse.quote(source, safe="/+")
+    if depot.startswith("salt://"):
+        return depot.rstrip("/") + "/" + source.lstrip("/")  # the Salt fileserver takes paths as they are
+    base = depot if "://" in depot else "file://" + urllib.parse.quote(depot, safe="/+")
+    return base.rstrip("/") + "/" + urllib.parse.quote(source.lstrip("/"), safe="/+")
 
 
 def resolve_spec(app, version, spec, depot) -> VersionSpec:

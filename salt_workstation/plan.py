@@ -10,6 +10,7 @@ ACTIONS = {
     engine.CHANGED: "replace",
     engine.DAMAGED: "repair",
     engine.INSTALLED: "keep",
+    engine.FOREIGN: "blocked",  # a folder we did not install holds the place: the apply fails for it
 }
 
 
@@ -89,11 +90,13 @@ def plan(config, store: AppStore, package_versions=None) -> dict:
     """Per production, what an apply would install, keep or repair; per app, what it would remove."""
     issues = pillar.validate(config)
     productions: dict = {}
+    blocked = set()
     for wanted in pillar.wanted_versions(config):
         blocking = issues_for(issues, wanted.app, wanted.version)
         entry = {"version": wanted.version, "dest": str(store.layout.version_dir(wanted.app, wanted.version))}
         if blocking:
             entry.update(action="invalid", errors=[str(issue) for issue in blocking])
+            blocked.add(wanted.app)  # its retention state requires this install, so it will not prune
         else:
             spec = pillar.resolve_spec(wanted.app, wanted.version, wanted.spec, config["depot"])
             entry["action"] = ACTIONS[store.status(spec, package_versions)]
@@ -103,7 +106,7 @@ def plan(config, store: AppStore, package_versions=None) -> dict:
     remove = {}
     retain = config["retain"] if isinstance(config.get("retain"), int) and config["retain"] >= 0 else 1
     by_app = pillar.wanted_by_app(config)
-    for app in sorted(set(by_app) | set(store.installed())):
+    for app in sorted((set(by_app) | set(store.installed())) - blocked):
         doomed, _ = store.retention(app, by_app.get(app, []), retain)
         if doomed:
             remove[app] = doomed

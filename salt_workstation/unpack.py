@@ -68,8 +68,9 @@ def member_path(name: str, strip_components: int) -> str | None:
     parts = parts[strip_components:]
     if not parts:
         return None
-    if parts[-1] in RESERVED_NAMES:
-        raise UnsafeArchive(f"member '{name}' uses the name {parts[-1]}, which the manifest reserves")
+    reserved = next((part for part in parts if part in RESERVED_NAMES), None)
+    if reserved:
+        raise UnsafeArchive(f"member '{name}' uses the name {reserved}, which the manifest reserves")
     return "/".join(parts)
 
 
@@ -126,7 +127,7 @@ def _prepare(entry, name: str, rel: str, dest: Path, strip_components: int) -> R
         return Record(rel, "hardlink", perm, target=target)
     if entry.isreg:
         return Record(rel, "file", perm, size=entry.size or 0)
-    kind = "device file" if entry.isdev else "fifo or socket"
+    kind = "device file" if entry.ischr or entry.isblk else "fifo or socket"
     raise UnsafeArchive(f"member '{name}' is a {kind}; DCC archives carry only files, folders and links")
 
 

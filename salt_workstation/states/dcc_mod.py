@@ -110,6 +110,11 @@ def installed(name, version, spec=None, install_root=None, depot=None, used_by=N
         ret["comment"] = f"{name} {version} is installed at {dest}"
         return ret
 
+    if status == "foreign":
+        ret["result"] = False
+        ret["comment"] = (f"{name} {version} was not installed: {dest} exists but salt-workstation did not "
+                          "install it (no manifest). Move it aside or delete it, then apply again")
+        return ret
     old = __salt__["dcc.manifest"](name, version, install_root=install_root) if status == "changed" else None
     if __opts__["test"]:
         predicted = {"version": version, "source": resolved.source, "hash": resolved.hash,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from salt_workstation import config, engine, pillar
+from salt_workstation import engine, pillar
 from tests.support import archives
+from tests.support.depot import DepotServer
 
 
 def dir_members(files: dict, top: str | None = None, mode: int = 0o755):
@@ -93,9 +95,29 @@ def store(tmp_path) -> engine.AppStore:
     return engine.AppStore(tmp_path / "studio")
 
 
+class HttpDepot(Depot):
+    """A Depot folder served by the shared loopback server; `url` is its depot setting."""
+
+    def __init__(self, root: Path, url: str, server: DepotServer):
+        super().__init__(root)
+        self.url = url
+        self.server = server
+        self._start = server.requests
+
+    @property
+    def requests(self) -> int:
+        """HTTP GETs the server answered since this test began (the server is shared)."""
+        return self.server.requests - self._start
+
+
+@pytest.fixture(scope="session")
+def _http_server(tmp_path_factory):
+    # One server for the session: each DepotServer costs half a second to shut down.
+    with DepotServer(tmp_path_factory.mktemp("http-depot")) as server:
+        yield server
+
+
 @pytest.fixture
-def load():
-    """config.load with a pillar given as the `workstation` mapping."""
-    def _load(workstation: dict, os_family: str | None = "Debian") -> dict:
-        return config.load(workstation, {"os_family": os_family, "oscodename": "bookworm"})
-    return _load
+def http_depot(_http_server, request) -> HttpDepot:
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)
+    return HttpDepot(_http_server.root / name, f"{_http_server.url}/{name}", _http_server)

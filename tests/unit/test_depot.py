@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import socket
 import urllib.parse
 
 import pytest
 
 from salt_workstation import depot
 from salt_workstation.errors import DepotError
-from tests.support.depot import DepotServer
 
 
 @pytest.mark.parametrize(
@@ -29,7 +29,6 @@ def test_redact_url(url, shown):
     assert "s3cret" not in depot.redact_url(url)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: redact_url drops the brackets of an IPv6 host, giving an unparsable URL")
 def test_redact_url_keeps_ipv6_brackets():
     shown = depot.redact_url("http://u:s3cret@[fd00::5]:8080/dcc/x.tgz")
     assert shown == "http://***@[fd00::5]:8080/dcc/x.tgz"
@@ -65,17 +64,22 @@ def test_open_missing_file_source(tmp_path):
         depot.open_source(f"file://{tmp_path}/nope.tgz")
 
 
-def test_open_http_source_and_errors(tmp_path):
-    (tmp_path / "x.tgz").write_bytes(b"0123456789")
-    with DepotServer(tmp_path) as server:
-        stream, size = depot.open_source(f"{server.url}/x.tgz")
-        with stream:
-            assert (stream.read(), size) == (b"0123456789", 10)
-        with pytest.raises(DepotError, match=r"answered 404 .* for http://127\.0\.0\.1:\d+/missing\.tgz"):
-            depot.open_source(f"{server.url}/missing.tgz")
-        assert server.requests == 2
-    with pytest.raises(DepotError, match="is the depot up and reachable"):
-        depot.open_source(f"{server.url}/x.tgz")
+def test_open_http_source_and_errors(http_depot):
+    (http_depot.root / "x.tgz").write_bytes(b"0123456789")
+    stream, size = depot.open_source(f"{http_depot.url}/x.tgz")
+    with stream:
+        assert (stream.read(), size) == (b"0123456789", 10)
+    with pytest.raises(DepotError, match=r"answered 404 .* for http://127\.0\.0\.1:\d+/.*/missing\.tgz"):
+        depot.open_source(f"{http_depot.url}/missing.tgz")
+    assert http_depot.requests == 2
+
+
+def test_open_closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(DepotError, match=f"could not read http://127.0.0.1:{port}/x.tgz: .*is the depot up"):
+        depot.open_source(f"http://127.0.0.1:{port}/x.tgz")
 
 
 def test_unsupported_and_salt_schemes():

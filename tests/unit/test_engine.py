@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import shutil
 import socket
 import stat
 import time
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from salt_workstation import __version__, engine, pillar
-from salt_workstation.engine import ABSENT, CHANGED, DAMAGED, INSTALLED
+from salt_workstation.engine import ABSENT, CHANGED, DAMAGED, FOREIGN, INSTALLED
 from salt_workstation.errors import DepotError, HashMismatch, InstallError, UnsafeArchive, WorkstationError
 from salt_workstation.paths import FILE_LIST, MANIFEST
 from tests.support import archives
@@ -71,27 +71,23 @@ def test_install_from_a_file_depot(store, depot):
     assert store.verify("blender", "4.2")["ok"] is True
 
 
-def test_install_from_an_http_depot_and_converged_status_makes_no_request(store, depot):
-    archive = depot.app_archive("nuke", "15.1v3")
-    raw = depot.entry(archive)
-    with DepotServer(depot.root) as server:
-        spec = depot.spec("nuke", "15.1v3", raw, server.url)
-        assert spec.source == f"{server.url}/nuke/nuke-15.1v3.tar.gz"
-        manifest = store.install(spec)
-        assert server.requests == 1
-        assert manifest["source"] == spec.source
-        for _ in range(3):
-            assert store.status(spec) == INSTALLED
-        assert store.verify("nuke", "15.1v3", deep=True)["ok"] is True
-        assert server.requests == 1
-    assert store.status(spec) == INSTALLED  # the depot is gone; a converged check never needed it
+def test_install_from_an_http_depot_and_converged_status_makes_no_request(store, http_depot):
+    archive = http_depot.app_archive("nuke", "15.1v3")
+    spec = http_depot.spec("nuke", "15.1v3", http_depot.entry(archive), http_depot.url)
+    assert spec.source == f"{http_depot.url}/nuke/nuke-15.1v3.tar.gz"
+    manifest = store.install(spec)
+    assert http_depot.requests == 1
+    assert manifest["source"] == spec.source
+    for _ in range(3):
+        assert store.status(spec) == INSTALLED
+    assert store.verify("nuke", "15.1v3", deep=True)["ok"] is True
+    assert store.installed()["nuke"]["15.1v3"] == manifest
+    assert http_depot.requests == 1
     assert (store.layout.version_dir("nuke", "15.1v3") / "bin/nuke").read_bytes().startswith(b"#!/bin/sh")
 
 
 def test_install_with_a_sha512_hash(store, depot):
     archive = depot.app_archive("blender", "4.2", suffix=".tar.xz")
-    import hashlib
-
     digest = hashlib.sha512(archive.read_bytes()).hexdigest()
     spec = depot.spec("blender", "4.2", depot.entry(archive, hash=f"sha512:{digest}"))
     assert store.install(spec)["hash"] == f"sha512:{digest}"
@@ -107,8 +103,6 @@ def test_install_from_zip_hashes_the_whole_file(store, depot):
     assert store.status(spec) == INSTALLED
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: zip sources are unpacked in streaming mode and lose their Unix modes: "
-                   "the launcher is installed 0o664, not executable")
 def test_install_from_zip_keeps_the_launcher_executable(store, depot):
     spec = depot.build("blender", "4.2", suffix=".zip")
     store.install(spec)
@@ -134,8 +128,11 @@ def test_status_changed_damaged_absent(store, depot):
     assert store.status(spec) == INSTALLED
 
     (dest / MANIFEST).unlink()
-    assert store.status(spec) == DAMAGED
+    assert store.status(spec) == FOREIGN
     assert store.installed() == {}
+    with pytest.raises(WorkstationError, match="did not install it"):
+        store.install(spec)
+    assert (dest / "bin/blender").is_file()  # a folder we did not install is never replaced
 
 
 def test_replacing_a_changed_version_swaps_the_whole_folder(store, depot):
@@ -219,8 +216,6 @@ def test_corrupt_depot_file_installs_nothing(store, depot):
     assert leftovers(store, "blender") == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a truncated or corrupt depot file is reported as UnsafeArchive "
-                   "('could not be unpacked safely'); the pillar hash is never compared, though it pins the cause")
 def test_truncated_depot_file_is_a_hash_mismatch(store, depot):
     spec = depot.build("blender", "4.2")
     source = Path(spec.source.removeprefix("file://"))
@@ -230,16 +225,21 @@ def test_truncated_depot_file_is_a_hash_mismatch(store, depot):
 
 
 def test_depot_down_is_a_depot_error_that_says_what_to_check(store, depot):
+    old_archive = depot.app_archive("blender", "4.1")
     archive = depot.app_archive("blender", "4.2")
     with DepotServer(depot.root) as server:
-        url = server.url
-    spec = depot.spec("blender", "4.2", depot.entry(archive), url)
+        installed = depot.spec("blender", "4.1", depot.entry(old_archive), server.url)
+        store.install(installed)
+        spec = depot.spec("blender", "4.2", depot.entry(archive), server.url)
+    # the depot is down now
+    assert store.status(installed) == INSTALLED  # a converged check never needs the depot
     with pytest.raises(DepotError) as raised:
         store.install(spec)
     message = str(raised.value)
     assert spec.source in message
     assert "is the depot up and reachable" in message
     assert store.status(spec) == ABSENT
+    assert store.status(installed) == INSTALLED
     assert leftovers(store, "blender") == []
 
 
@@ -250,15 +250,14 @@ def test_nothing_listening_is_a_depot_error(store, depot):
         store.install(spec)
 
 
-def test_missing_file_on_the_http_depot_is_a_404_depot_error(store, depot):
-    archive = depot.app_archive("blender", "4.2")
-    with DepotServer(depot.root) as server:
-        spec = depot.spec("blender", "4.2", depot.entry(archive, source="blender/nope.tar.gz"), server.url)
-        with pytest.raises(DepotError) as raised:
-            store.install(spec)
-        assert server.requests == 1
+def test_missing_file_on_the_http_depot_is_a_404_depot_error(store, http_depot):
+    archive = http_depot.app_archive("blender", "4.2")
+    spec = http_depot.spec("blender", "4.2", http_depot.entry(archive, source="blender/nope.tar.gz"), http_depot.url)
+    with pytest.raises(DepotError) as raised:
+        store.install(spec)
+    assert http_depot.requests == 1
     assert "answered 404" in str(raised.value)
-    assert "blender/nope.tar.gz" in str(raised.value)
+    assert f"{http_depot.url}/blender/nope.tar.gz" in str(raised.value)
     assert store.status(spec) == ABSENT
 
 
@@ -330,8 +329,6 @@ def test_hostile_archive_with_the_right_hash_is_still_refused(store, depot, tmp_
     assert leftovers(store, "evil") == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an archive folder named .workstation-manifest.json passes the reserved "
-                   "name check; the manifest write then fails with a raw IsADirectoryError, not a WorkstationError")
 def test_reserved_folder_name_is_a_workstation_error(store, depot):
     archive = depot.app_archive("blender", "4.2", extra_files={".workstation-manifest.json/x": (b"x", 0o644)},
                                 explicit_dirs=False)
@@ -344,40 +341,31 @@ def test_reserved_folder_name_installs_nothing(store, depot):
     archive = depot.app_archive("blender", "4.2", extra_files={".workstation-manifest.json/x": (b"x", 0o644)},
                                 explicit_dirs=False)
     spec = depot.spec("blender", "4.2", depot.entry(archive))
-    with pytest.raises(Exception):  # noqa: B017 - the xfail above pins the type it should be
+    with pytest.raises(UnsafeArchive, match="reserves"):
         store.install(spec)
     assert store.status(spec) == ABSENT
     assert leftovers(store, "blender") == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: depot URLs with user:password@ are redacted in messages but urllib "
-                   "never authenticates: it looks up 'user:password@host' as a host name")
-def test_http_depot_with_credentials(store, depot):
-    archive = depot.app_archive("blender", "4.2")
-    with DepotServer(depot.root) as server:
-        url = server.url.replace("http://", "http://builder:s3cret@")
-        spec = depot.spec("blender", "4.2", depot.entry(archive), url)
-        try:
-            manifest = store.install(spec)
-        except DepotError as exc:
-            assert "s3cret" not in str(exc)  # at least the password stays out of the message
-            raise
-    assert "s3cret" not in manifest["source"]
-    assert manifest["source"] == f"http://***@127.0.0.1:{server.port}/blender/blender-4.2.tar.gz"
+def test_http_depot_with_credentials(store, http_depot):
+    archive = http_depot.app_archive("blender", "4.2")
+    url = http_depot.url.replace("http://", "http://builder:s3cret@")
+    spec = http_depot.spec("blender", "4.2", http_depot.entry(archive), url)
+    try:
+        manifest = store.install(spec)
+    except DepotError as exc:
+        assert "s3cret" not in str(exc)  # at least the password stays out of the message
+        raise
+    assert manifest["source"] == spec.source.replace("builder:s3cret@", "***@")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: resolve_source does not percent-encode; a source with a space makes "
-                   "urllib raise http.client.InvalidURL, which is not a WorkstationError")
-def test_http_source_with_a_space_in_its_name(store, depot):
-    archive = depot.app_archive("blender", "4.2", name="Blender 4.2 Linux.tar.gz")
-    with DepotServer(depot.root) as server:
-        spec = depot.spec("blender", "4.2", depot.entry(archive), server.url)
-        store.install(spec)
+def test_http_source_with_a_space_in_its_name(store, http_depot):
+    archive = http_depot.app_archive("blender", "4.2", name="Blender 4.2 Linux.tar.gz")
+    spec = http_depot.spec("blender", "4.2", http_depot.entry(archive), http_depot.url)
+    store.install(spec)
     assert store.status(spec) == INSTALLED
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: file:// sources are built unquoted but unquoted again when opened, "
-                   "so a '#' (or '%', '?') in a depot file name reads the wrong path")
 def test_file_source_with_a_hash_sign_in_its_name(store, depot):
     archive = depot.app_archive("blender", "4.2", name="blender#4.2.tar.gz")
     spec = depot.spec("blender", "4.2", depot.entry(archive))
@@ -488,8 +476,6 @@ def test_verify_without_manifest(store, installed):
     assert store.verify("blender", "9.9")["ok"] is False
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: folders an archive creates implicitly (no directory entry, as in most "
-                   "zips and many tars) are not in the file list, so verify reports them as extra right after install")
 def test_verify_right_after_installing_an_archive_without_folder_entries(store, depot):
     spec = depot.build("blender", "4.2", explicit_dirs=False)
     store.install(spec)
@@ -576,8 +562,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: on timeout subprocess.run kills only the installer's own process; "
-                   "its children keep running (and may write into the next attempt's staging, which reuses the name)")
 def test_installer_timeout_stops_the_whole_installer(store, depot, tmp_path):
     pidfile = tmp_path / "child.pid"
     script = b'#!/bin/sh\nsleep 30 &\necho $! > "$2"\nwait\n'
