@@ -10,6 +10,8 @@ install_root come from the ``workstation`` pillar unless passed in.
 import logging
 import os
 
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
 from salt_workstation import pillar
 from salt_workstation.engine import AppStore
 from salt_workstation.errors import WorkstationError
@@ -60,7 +62,10 @@ def package_versions(names):
 
 
 def _install_packages(packages):
-    result = __salt__["pkg.install"](pkgs=[{name: pinned} for name, pinned in packages.items()])
+    try:
+        result = __salt__["pkg.install"](pkgs=[{name: pinned} for name, pinned in packages.items()])
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        raise WorkstationError(f"the package manager could not install {', '.join(packages)}: {exc}") from None
     have = package_versions(list(packages))
     wrong = {name: have[name] for name, pinned in packages.items() if have[name] != pinned}
     if wrong:

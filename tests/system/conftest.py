@@ -38,28 +38,48 @@ _TIMINGS: dict[str, float] = {}
 _COUNTER = itertools.count(1)
 
 
+def _in_tier(item) -> bool:
+    return Path(str(item.fspath)).is_relative_to(Path(__file__).parent)
+
+
+def pytest_itemcollected(item):
+    if _in_tier(item):
+        item.add_marker(pytest.mark.system)
+
+
+@pytest.hookimpl(trylast=True)  # after -m / -k deselection: no checks when no system test was selected
 def pytest_collection_modifyitems(items):
-    here = Path(__file__).parent
-    for item in items:
-        if Path(str(item.fspath)).is_relative_to(here):
-            item.add_marker(pytest.mark.system)
+    """One skip reason for the whole tier, decided once (pytest -rs prints it as one line)."""
+    selected = [item for item in items if _in_tier(item)]
+    if not selected:
+        return
+    _, reason = _precheck()
+    if reason:
+        for item in selected:
+            item.add_marker(pytest.mark.skip(reason=f"system tier skipped: {reason}"))
+
+
+_CALL_FAILED = pytest.StashKey[bool]()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
+    """Remember a failed test body, so its teardown prints the minion's log."""
     report = yield
     if report.when == "call":
         item.stash[_CALL_FAILED] = report.failed
     return report
 
 
-_CALL_FAILED = pytest.StashKey[bool]()
-
-
 def pytest_terminal_summary(terminalreporter):
     if _TIMINGS:
         parts = [f"{name} {seconds:.1f} s" for name, seconds in _TIMINGS.items()]
         terminalreporter.write_line("system tier: " + ", ".join(parts))
+
+
+def _record_slowest(what: str, seconds: float) -> None:
+    key = f"slowest {what}"
+    _TIMINGS[key] = max(_TIMINGS.get(key, 0.0), seconds)
 
 
 def _why_not_here() -> str | None:
@@ -73,22 +93,32 @@ def _why_not_here() -> str | None:
     return None
 
 
+_PRECHECK: dict = {}
+
+
+def _precheck() -> tuple[RootfsCache | None, str | None]:
+    """(the cache, None) when the tier can run here, else (None or the cache, the reason); decided once."""
+    if "result" not in _PRECHECK:
+        cache, reason = None, _why_not_here()
+        if reason is None:
+            try:
+                cache = RootfsCache()
+                reason = cache.why_not()
+            except Unavailable as exc:
+                reason = str(exc)
+        _PRECHECK["result"] = (cache, reason)
+    return _PRECHECK["result"]
+
+
 @pytest.fixture(scope="session")
 def rootfs_cache():
     """The cached root filesystem's layers, built on first use; skips the tier when it cannot run here."""
-    reason = _why_not_here()
-    cache = None
-    if reason is None:
-        try:
-            cache = RootfsCache()
-            reason = cache.why_not()
-        except Unavailable as exc:
-            reason = str(exc)
+    cache, reason = _precheck()
     if reason:
         pytest.skip(f"system tier skipped: {reason}")
     sweep_stale(cache.runs)
     started = time.monotonic()
-    cache.layers()
+    cache.session_layers = cache.layers()
     _TIMINGS["rootfs " + ("build (" + "+".join(cache.built) + ")" if cache.built else "cache warm")] = \
         time.monotonic() - started
     return cache
@@ -204,8 +234,7 @@ class Station:
     def apply(self, *args, timeout: int = 600) -> dict:
         started = time.monotonic()
         ret = self.cli.run("state.apply", "workstation", *args, minion_tgt=self.minion.id, _timeout=timeout)
-        _TIMINGS.setdefault("slowest state.apply", 0.0)
-        _TIMINGS["slowest state.apply"] = max(_TIMINGS["slowest state.apply"], time.monotonic() - started)
+        _record_slowest("state.apply", time.monotonic() - started)
         assert isinstance(ret.data, dict), (
             f"state.apply {' '.join(args)} returned no state data (exit {ret.returncode}):\n"
             f"{ret.stdout}\n{ret.stderr}\n{self.minion.log_tail()}"
@@ -226,7 +255,8 @@ def station_factory(rootfs_cache, system_master, salt_cli, pillar_tree, studio_s
     sandboxes: list[Sandbox] = []
 
     def start(pillar: dict) -> Station:
-        sandbox = Sandbox(rootfs_cache.layers(), rootfs_cache.runs, rootfs_cache.overlay)
+        started = time.monotonic()
+        sandbox = Sandbox(rootfs_cache.session_layers, rootfs_cache.runs, rootfs_cache.overlay)
         sandboxes.append(sandbox)
         sandbox.open()
         minion_id = f"ws-system-{os.getpid()}-{next(_COUNTER)}"
@@ -235,11 +265,13 @@ def station_factory(rootfs_cache, system_master, salt_cli, pillar_tree, studio_s
         station = Station(minion, salt_cli, pillar)
         stations.append(station)
         minion.start(salt_cli)
+        _record_slowest("fresh root + minion up", time.monotonic() - started)
         return station
 
     try:
         yield start
     finally:
+        started = time.monotonic()
         errors = []
         for station in stations:
             if request.node.stash.get(_CALL_FAILED, False):
@@ -254,5 +286,6 @@ def station_factory(rootfs_cache, system_master, salt_cli, pillar_tree, studio_s
                 sandbox.close()
             except Exception as exc:  # noqa: BLE001
                 errors.append(str(exc))
+        _record_slowest("teardown", time.monotonic() - started)
         if errors:
             pytest.fail("system tier teardown: " + "; ".join(errors))

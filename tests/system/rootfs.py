@@ -233,7 +233,7 @@ def _system_mounts(root: Path):
         mount_system_dirs(root)
         yield
     finally:
-        left = unmount_all(root)
+        left = unmount_all(root, include_self=False)
         if left:
             raise SandboxError(f"could not unmount {', '.join(left)} after building {root}")
 

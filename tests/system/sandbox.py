@@ -56,10 +56,11 @@ def mount_table() -> list[tuple[str, str, str]]:
         return rows
 
 
-def mounts_under(path) -> list[str]:
+def mounts_under(path, include_self: bool = True) -> list[str]:
     """Mount points at or below path, deepest first (a path mounted twice is listed twice)."""
     base = os.path.realpath(path).rstrip("/") or "/"
-    found = [target for target, _, _ in mount_table() if target == base or target.startswith(base + "/")]
+    found = [target for target, _, _ in mount_table()
+             if (include_self and target == base) or target.startswith(base + "/")]
     return sorted(found, key=lambda target: target.count("/"), reverse=True)
 
 
@@ -75,15 +76,16 @@ def mount(*args: str) -> None:
         raise SandboxError(f"mount {' '.join(args)} failed: {completed.stderr.strip()}")
 
 
-def unmount_all(path, rounds: int = 3) -> list[str]:
+def unmount_all(path, rounds: int = 3, include_self: bool = True) -> list[str]:
     """Unmount everything at or under path; returns what is still mounted (normally nothing).
 
     Plain unmounts first (deepest first, since a parent is busy while a child is
     mounted); what stays busy gets the processes in it killed and, on the last
     round, a lazy unmount, which detaches it from the tree at once.
+    include_self=False leaves a mount on path itself (an overlay root) in place.
     """
     for round_number in range(rounds):
-        targets = mounts_under(path)
+        targets = mounts_under(path, include_self)
         if not targets:
             return []
         last = round_number == rounds - 1
@@ -91,9 +93,9 @@ def unmount_all(path, rounds: int = 3) -> list[str]:
             completed = subprocess.run(["umount", target], capture_output=True, check=False)
             if completed.returncode != 0 and last:
                 subprocess.run(["umount", "-l", target], capture_output=True, check=False)
-        if mounts_under(path):
+        if mounts_under(path, include_self):
             kill_processes_in(path, grace=2.0)
-    return mounts_under(path)
+    return mounts_under(path, include_self)
 
 
 # ---- processes -------------------------------------------------------------------------------------

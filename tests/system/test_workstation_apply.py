@@ -27,6 +27,16 @@ INSTALL_STATES = {
 }
 
 
+def assert_refused_by_apt(data, reason):
+    """The repository state fails for the signature, and no packages app claims success."""
+    refused = failed(data)
+    assert "workstation-repo-studio" in refused, by_id(data)
+    assert reason in refused["workstation-repo-studio"]
+    assert by_id(data)["workstation-repo-studio-keyring"]["result"] is True  # the pinned key itself is fine
+    for state_id in ("workstation-app-gpu-driver-standin-1.0-1", "workstation-app-nice-dcv-2024.0-1"):
+        assert state_id in refused, by_id(data)[state_id]
+
+
 def assert_nothing_from_the_repository(minion):
     for name in PACKAGES:
         assert minion.package(name) is None, minion.dpkg_status(name)
@@ -56,10 +66,12 @@ def test_fresh_root_converges_then_a_second_apply_changes_nothing(station_factor
     sources = minion.read(SOURCES)
     assert f"[signed-by={KEYRING}]" in sources and studio_server.url + "/debian " in sources, sources
 
+    requests_before = studio_server.server.requests
     again = station.apply()
 
     assert failed(again) == {}
     assert changed(again) == {}
+    assert studio_server.server.requests == requests_before, "a converged apply fetched from the depot or the repository"
 
 
 def test_dry_run_on_a_fresh_root_predicts_exactly_what_the_real_run_does(station_factory, studio_server):
@@ -87,9 +99,7 @@ def test_an_unsigned_repository_is_refused(station_factory, studio_server):
 
     data = station.apply()
 
-    refused = failed(data)
-    assert "workstation-app-gpu-driver-standin-1.0-1" in refused, by_id(data)
-    assert "workstation-app-nice-dcv-2024.0-1" in refused, by_id(data)
+    assert_refused_by_apt(data, "is not signed")
     assert_nothing_from_the_repository(station.minion)
 
 
@@ -99,9 +109,7 @@ def test_a_repository_signed_by_another_key_than_the_pinned_one_is_refused(stati
 
     data = station.apply()
 
-    refused = failed(data)
-    assert "workstation-app-gpu-driver-standin-1.0-1" in refused, by_id(data)
-    assert "workstation-app-nice-dcv-2024.0-1" in refused, by_id(data)
+    assert_refused_by_apt(data, "NO_PUBKEY")
     assert_nothing_from_the_repository(station.minion)
 
 
