@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from salt_workstation import paths
+from salt_workstation.units import UNIT_NAME
 
 ROOT = "workstation"
 KINDS = ("archive", "installer", "packages")
@@ -33,7 +34,7 @@ APP_KEYS = ("name", "versions")
 VERSION_KEYS = {
     "archive": ("source", "hash", "kind", "strip_components", "launchers", "env"),
     "installer": ("source", "hash", "kind", "strip_components", "launchers", "env", "installer"),
-    "packages": ("kind", "packages", "launchers", "env"),
+    "packages": ("kind", "packages", "services", "launchers", "env"),
 }
 ALL_VERSION_KEYS = sorted({key for keys in VERSION_KEYS.values() for key in keys})
 PRODUCTION_KEYS = ("apps",)
@@ -69,6 +70,7 @@ class VersionSpec:
     env: dict = field(default_factory=dict)
     installer: dict | None = None
     packages: dict = field(default_factory=dict)
+    services: tuple = ()
 
     @property
     def hash_algorithm(self):
@@ -192,6 +194,9 @@ def check_version_spec(app, version, spec, path) -> list[Issue]:
             for name, pinned in packages.items():
                 if not isinstance(pinned, str) or not pinned:
                     issues.append(issue(f"packages:{name}", f"pin an exact version as a quoted string, got {pinned!r}"))
+        services = spec.get("services", [])
+        if not isinstance(services, list) or not all(isinstance(u, str) and UNIT_NAME.match(u) for u in services):
+            issues.append(issue("services", f"must list systemd unit names such as dcvserver.service, got {services!r}"))
     launchers = spec.get("launchers", {})
     if not isinstance(launchers, dict):
         issues.append(issue("launchers", "must map a command name to a path inside the version folder"))
@@ -392,6 +397,7 @@ def resolve_spec(app, version, spec, depot) -> VersionSpec:
         env=dict(spec.get("env") or {}),
         installer=installer,
         packages={name: str(pinned) for name, pinned in (spec.get("packages") or {}).items()},
+        services=tuple(spec.get("services") or ()),
     )
 
 

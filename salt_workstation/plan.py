@@ -50,7 +50,31 @@ def formula_data(config, store: AppStore) -> dict:
         }
         for app in apps
     ]
-    return {"repositories": repository_states(config), "installs": installs, "retention": retention}
+    return {
+        "repositories": repository_states(config),
+        "installs": installs,
+        "services": service_states(config),
+        "retention": retention,
+    }
+
+
+def service_states(config) -> list[dict]:
+    """The units that packages apps bring: enabled only while baking an image, else enabled and running."""
+    bake = config.get("phase", "all") == "bake"
+    states: dict[str, dict] = {}
+    for wanted in pillar.wanted_versions(config):
+        spec = wanted.spec if isinstance(wanted.spec, dict) else {}
+        services = spec.get("services") if spec.get("kind") == "packages" else None
+        for unit in services if isinstance(services, list) else []:
+            if not isinstance(unit, str) or unit in states:
+                continue  # malformed entries fail their install state; a unit is managed once
+            args = [{"name": unit}] if bake else [{"name": unit}, {"enable": True}]
+            states[unit] = {
+                "id": f"workstation-service-{unit}",
+                "function": "workstation.unit_enabled" if bake else "service.running",
+                "args": [*args, {"require": [{"dcc": wanted.state_id}]}],
+            }
+    return list(states.values())
 
 
 def _pkgrepo_args(style, name, repo, keyring, os_params) -> list[dict]:

@@ -27,3 +27,11 @@
     - install_root: {{ workstation.install_root | tojson }}
     - require: {{ retention.require | tojson }}
 {%- endfor %}
+
+{#- Units the packages apps bring: with phase bake only enabled (an image build
+    starts nothing), otherwise enabled and running. -#}
+{%- for service in apps.services %}
+
+{{ service.id }}:
+  {{ service.function }}: {{ service.args | tojson }}
+{%- endfor %}

@@ -10,7 +10,7 @@ import os
 import tempfile
 
 from salt_workstation import config as ws_config
-from salt_workstation import keys, pillar
+from salt_workstation import keys, pillar, units
 from salt_workstation import plan as ws_plan
 from salt_workstation.engine import AppStore
 from salt_workstation.errors import WorkstationError
@@ -142,4 +142,26 @@ def keyring(path, key, fingerprint, armor=False, test=False):
             out.write(wanted)
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
+    return {"changed": True}
+
+
+def unit_enabled(unit, test=False):
+    """
+    Enable a systemd unit for the next boot without starting it (works in an
+    image build or chroot, where systemd is not running). Returns
+    ``{"changed": bool}`` or ``{"error": ...}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' workstation.unit_enabled dcvserver.service
+    """
+    try:
+        if units.is_enabled(unit):
+            return {"changed": False}
+        if not test:
+            units.enable(unit)
+    except WorkstationError as exc:
+        return {"error": str(exc)}
     return {"changed": True}

@@ -59,3 +59,21 @@ def keyring(name, repository, repo, armor=False):
     else:
         ret["comment"] = f"The pinned key of repository {repository} was written to {name}"
     return ret
+
+
+def unit_enabled(name):
+    """
+    Ensure systemd unit ``name`` is enabled for the next boot, without starting
+    it: what ``workstation:phase: bake`` uses while an image is built.
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    outcome = __salt__["workstation.unit_enabled"](name, test=__opts__["test"])
+    if "error" in outcome:
+        ret.update(result=False, comment=outcome["error"])
+    elif not outcome["changed"]:
+        ret["comment"] = f"{name} is enabled"
+    else:
+        ret["changes"] = {"enabled": name}
+        ret["result"] = None if __opts__["test"] else True
+        ret["comment"] = f"{name} {'would be' if __opts__['test'] else 'was'} enabled (not started: phase bake)"
+    return ret

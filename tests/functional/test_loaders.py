@@ -59,3 +59,27 @@ def test_redhat_renders_a_yum_repo_with_gpg_checks_on(make_loaders):
     assert chunk["baseurl"] == "https://repo.studio.example/linux"
     assert chunk["gpgcheck"] == 1 and chunk["repo_gpgcheck"] == 1
     assert chunk["gpgkey"] == "file:///etc/pki/rpm-gpg/RPM-GPG-KEY-workstation-studio"
+
+
+def _service_chunk(make_loaders, phase):
+    pillar = {
+        "phase": phase,
+        "catalog": {"dcv": {"versions": {"2024.0-1": {
+            "kind": "packages", "packages": {"nice-dcv-server": "2024.0-1"}, "services": ["dcvserver.service"]}}}},
+        "productions": {"nightfall": {"apps": {"dcv": "2024.0-1"}}},
+    }
+    low = make_loaders(grains={"os_family": "Debian"}, pillar=pillar).modules.state.show_low_sls("workstation")
+    return next(chunk for chunk in low if chunk["__id__"] == "workstation-service-dcvserver.service")
+
+
+def test_an_image_bake_enables_units_without_starting_them(make_loaders):
+    chunk = _service_chunk(make_loaders, "bake")
+
+    assert (chunk["state"], chunk["fun"], chunk["name"]) == ("workstation", "unit_enabled", "dcvserver.service")
+    assert chunk["require"] == [{"dcc": "workstation-app-dcv-2024.0-1"}]
+
+
+def test_a_boot_or_full_apply_runs_and_enables_units(make_loaders):
+    chunk = _service_chunk(make_loaders, "all")
+
+    assert (chunk["state"], chunk["fun"], chunk["enable"]) == ("service", "running", True)

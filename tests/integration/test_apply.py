@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.integration.conftest import by_id, changed, failed
+from tests.support.states import by_id, changed, failed
 from tests.support import archives
 
 EXPECTED_INSTALLS = {

@@ -190,6 +190,7 @@ def workstation_pillar(server: StudioServer, tree: str = "good", key: str = "pin
     app, version = BLENDER
     return {
         "install_root": "/opt/studio",
+        "phase": "bake",  # a root filesystem without a running systemd is an image being baked
         "depot": f"{server.url}/depot",
         "repositories": {
             "studio": {
@@ -203,7 +204,8 @@ def workstation_pillar(server: StudioServer, tree: str = "good", key: str = "pin
         "catalog": {
             app: {"versions": {version: dict(server.blender)}},
             "gpu-driver-standin": {"versions": {"1.0-1": {
-                "kind": "packages", "packages": {"studio-gpu-driver-standin": "1.0-1"}}}},
+                "kind": "packages", "packages": {"studio-gpu-driver-standin": "1.0-1"},
+                "services": ["studio-standin.service"]}}},
             "nice-dcv": {"versions": {"2024.0-1": {
                 "kind": "packages", "packages": {"nice-dcv-server": "2024.0-1"}}}},
         },
@@ -212,17 +214,6 @@ def workstation_pillar(server: StudioServer, tree: str = "good", key: str = "pin
         },
     }
 
-
-def by_id(state_data: dict) -> dict:
-    return {value["__id__"]: value for value in state_data.values()}
-
-
-def failed(state_data: dict) -> dict:
-    return {key: value["comment"] for key, value in by_id(state_data).items() if value["result"] is False}
-
-
-def changed(state_data: dict) -> dict:
-    return {key: value["changes"] for key, value in by_id(state_data).items() if value["changes"]}
 
 
 class Station:

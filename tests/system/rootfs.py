@@ -43,7 +43,7 @@ from tests.system.sandbox import CHROOT_ENV, SandboxError, mount, mount_system_d
 
 REPO = Path(__file__).resolve().parents[2]
 SUITE = "bookworm"
-PACKAGES = ("python3", "python3-venv", "libarchive13", "gpg")
+PACKAGES = ("python3", "python3-venv", "libarchive13", "gpg", "systemd")  # systemd: units are enabled at bake
 VENV = "/opt/salt"
 RECIPE = "1"  # bump when a build step below changes what ends up in the root
 DIST = "salt-workstation"

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.system.conftest import BLENDER, by_id, changed, failed, workstation_pillar
+from tests.support.states import by_id, changed, failed
+from tests.system.conftest import BLENDER, workstation_pillar
 
 pytestmark = pytest.mark.system
 
@@ -24,7 +25,9 @@ PACKAGES = {"studio-gpu-driver-standin": "1.0-1", "nice-dcv-server": "2024.0-1"}
 INSTALL_STATES = {
     "workstation-repo-studio-keyring", "workstation-repo-studio",
     "workstation-app-blender-4.2.3", "workstation-app-gpu-driver-standin-1.0-1", "workstation-app-nice-dcv-2024.0-1",
+    "workstation-service-studio-standin.service",
 }
+ENABLED_LINK = "/etc/systemd/system/multi-user.target.wants/studio-standin.service"
 
 
 def assert_refused_by_apt(data, reason):
@@ -65,6 +68,9 @@ def test_fresh_root_converges_then_a_second_apply_changes_nothing(station_factor
     assert keyring and not keyring.startswith(b"-----BEGIN"), "the keyring is not dearmoured"
     sources = minion.read(SOURCES)
     assert f"[signed-by={KEYRING}]" in sources and studio_server.url + "/debian " in sources, sources
+    # phase bake: the unit is enabled for the next boot (its [Install] link exists) and nothing was started
+    assert minion.run("readlink", ENABLED_LINK, check=True).stdout.strip() == "/lib/systemd/system/studio-standin.service"
+    assert minion.run("systemctl", "is-enabled", "studio-standin.service").stdout.strip() == "enabled"
 
     requests_before = studio_server.server.requests
     again = station.apply()

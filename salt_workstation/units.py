@@ -1,0 +1,32 @@
+"""systemd units: enabled for the next boot without needing a running systemd.
+
+`systemctl enable` works offline (in an image build or a chroot it only writes
+the [Install] symlinks), which is what an image bake wants: units enabled,
+nothing started.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from salt_workstation.errors import WorkstationError
+
+UNIT_NAME = re.compile(r"^[A-Za-z0-9@:._-]+\.(service|socket|timer|path|target|mount)$")
+
+
+def _systemctl(*args: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=120, check=False)  # noqa: S603,S607
+    except FileNotFoundError:
+        raise WorkstationError("systemctl is not installed: this machine does not run systemd") from None
+
+
+def is_enabled(unit: str) -> bool:
+    return _systemctl("is-enabled", unit).stdout.strip() in ("enabled", "enabled-runtime", "static", "alias")
+
+
+def enable(unit: str) -> None:
+    done = _systemctl("enable", unit)
+    if done.returncode != 0:
+        raise WorkstationError(f"systemctl enable {unit} failed: {(done.stderr or done.stdout).strip()}")
