@@ -21,7 +21,8 @@ HASH_ALGORITHMS = {"sha256": 64, "sha512": 128}
 DEPOT_SCHEMES = ("salt://", "http://", "https://", "file://")
 DEFAULT_INSTALLER_TIMEOUT = 3600
 
-TOP_KEYS = ("install_root", "depot", "retain", "catalog", "productions", "repositories", "phase", "lookup", "os")
+TOP_KEYS = ("install_root", "depot", "retain", "catalog", "productions", "repositories", "phase", "lookup", "os",
+            "gpu", "licenses", "display")
 PHASES = ("all", "bake", "boot")
 REPOSITORY_KEYS = ("url", "dist", "components", "key", "fingerprint")
 
@@ -31,13 +32,17 @@ _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 APP_KEYS = ("name", "versions")
+# `licenses` names workstation:licenses entries an app needs (licenses.check validates them);
+# `host` / `host_versions` make a catalog entry a plugin of a host app (launchers.check).
+_COMMON_KEYS = ("kind", "launchers", "env", "licenses")
+_PLUGIN_KEYS = ("host", "host_versions")
 VERSION_KEYS = {
-    "archive": ("source", "hash", "kind", "strip_components", "launchers", "env"),
-    "installer": ("source", "hash", "kind", "strip_components", "launchers", "env", "installer"),
-    "packages": ("kind", "packages", "services", "launchers", "env"),
+    "archive": ("source", "hash", "strip_components", *_COMMON_KEYS, *_PLUGIN_KEYS),
+    "installer": ("source", "hash", "strip_components", "installer", *_COMMON_KEYS, *_PLUGIN_KEYS),
+    "packages": ("packages", "services", *_COMMON_KEYS),
 }
 ALL_VERSION_KEYS = sorted({key for keys in VERSION_KEYS.values() for key in keys})
-PRODUCTION_KEYS = ("apps",)
+PRODUCTION_KEYS = ("apps", "env", "plugins", "mounts")
 
 
 @dataclass(frozen=True)
@@ -362,6 +367,10 @@ def validate(config) -> list[Issue]:
     issues += check_repositories(config.get("repositories", {}))
     issues += check_catalog(config.get("catalog"))
     issues += check_productions(config)
+    from salt_workstation import sections  # the feature modules import this one
+
+    for check in sections.CHECKS:
+        issues += check(config)
     return issues
 
 

@@ -14,12 +14,10 @@ ACTIONS = {
 }
 
 
-def issues_for(issues, app, version):
-    """The issues that stop this app version: its own, its app's, and machine-wide ones."""
-    return [
-        issue for issue in issues
-        if (issue.app is None and not issue.path.startswith(pillar.path_of("productions")))
-        or (issue.app == app and issue.version in (None, version))
+def issues_for(config, issues, app, version):
+    """The issues that stop this app version: its own, its app's, and the install settings."""
+    return pillar.check_settings(config) + [
+        issue for issue in issues if issue.app == app and issue.version in (None, version)
     ]
 
 
@@ -116,7 +114,7 @@ def plan(config, store: AppStore, package_versions=None) -> dict:
     productions: dict = {}
     blocked = set()
     for wanted in pillar.wanted_versions(config):
-        blocking = issues_for(issues, wanted.app, wanted.version)
+        blocking = issues_for(config, issues, wanted.app, wanted.version)
         entry = {"version": wanted.version, "dest": str(store.layout.version_dir(wanted.app, wanted.version))}
         if blocking:
             entry.update(action="invalid", errors=[str(issue) for issue in blocking])

@@ -3,3 +3,7 @@ include:
   - workstation.check
   - workstation.repos
   - workstation.apps
+  - workstation.gpu
+  - workstation.licenses
+  - workstation.display
+  - workstation.launchers

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib
+import pkgutil
 import shutil
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.system import standins
 
 SUITE = "bookworm"
 COMPONENT = "main"
@@ -82,26 +86,12 @@ def unit_file(description: str, exec_start: str) -> bytes:
             "[Install]\nWantedBy=multi-user.target\n").encode()
 
 
-STAND_INS = (
-    StandIn(
-        "studio-gpu-driver-standin", "1.0-1",
-        {
-            "/usr/lib/studio-standin/driver-version": (b"1.0-1\n", 0o644),
-            "/lib/systemd/system/studio-standin.service":
-                (unit_file("Studio GPU driver stand-in", "/bin/sleep infinity"), 0o644),
-        },
-        "Stand-in for a studio GPU driver package (system tests)",
-    ),
-    StandIn(
-        "nice-dcv-server", "2024.0-1",
-        {
-            "/usr/bin/dcvserver-standin": (b"#!/bin/sh\necho 'dcvserver stand-in 2024.0-1'\n", 0o755),
-            "/lib/systemd/system/dcvserver-standin.service":
-                (unit_file("NICE DCV server stand-in", "/usr/bin/dcvserver-standin"), 0o644),
-        },
-        "Stand-in for the NICE DCV server package (system tests)",
-    ),
-)
+def stand_ins() -> list:
+    """Every stand-in package: each module in tests/system/standins/ lists its own in STAND_INS."""
+    found = []
+    for module in sorted(pkgutil.iter_modules(standins.__path__), key=lambda m: m.name):
+        found.extend(importlib.import_module(f"{standins.__name__}.{module.name}").STAND_INS)
+    return found
 
 
 def build_deb(package: StandIn, workdir: Path) -> tuple[Path, dict]:
@@ -189,7 +179,7 @@ class StudioRepositories:
 def build_repositories(serve_root: Path, workdir: Path, gpg: Gpg) -> StudioRepositories:
     fingerprint = gpg.generate("Studio Packages <packages@studio.test>")
     other = gpg.generate("Somebody Else <else@elsewhere.test>")
-    debs = [build_deb(package, workdir) for package in STAND_INS]
+    debs = [build_deb(package, workdir) for package in stand_ins()]
     trees = {"good": "debian", "unsigned": "debian-unsigned", "other_key": "debian-other-key"}
     write_tree(serve_root / trees["good"], debs, (gpg, fingerprint))
     write_tree(serve_root / trees["unsigned"], debs, None)

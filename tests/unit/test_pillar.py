@@ -202,7 +202,7 @@ def test_unknown_key_without_a_close_match_lists_the_known_keys():
     workstation = base()
     workstation["catalog"]["blender"]["versions"]["4.2.1"]["zzz"] = 1
     message = only_issue(issues_of(workstation), "workstation:catalog:blender:versions:4.2.1:zzz")
-    assert message.startswith("unknown key; known keys: source, hash, kind")
+    assert message.startswith("unknown key; known keys: source, hash, strip_components")
 
 
 def test_key_of_another_kind_does_not_apply():

@@ -1,0 +1,1 @@
+# workstation.launchers: filled in by its issue; included by init.sls so the include list is final.

@@ -1,0 +1,1 @@
+"""Stand-in .deb packages for the signed test repository: one module per feature, each with STAND_INS."""
