@@ -166,7 +166,11 @@ class AppStore:
         return cleaned
 
     def install(self, spec: VersionSpec, fetch_salt=None, install_packages=None, progress=None) -> dict:
-        """Install one version and return its manifest. Raises WorkstationError on any failure."""
+        """Install one version and return its manifest. Raises WorkstationError on any failure.
+
+        progress(phase, bytes_done, bytes_total) hears "download" (bytes read from the
+        depot while they are unpacked) and "installer" (a vendor installer running).
+        """
         with self.locked(spec.app) as app_dir:
             dest = app_dir / spec.version
             if self.status(spec) == FOREIGN:
@@ -196,7 +200,8 @@ class AppStore:
 
     def _fill_staging(self, spec: VersionSpec, staging: Path, fetch_salt, progress) -> list:
         stream, size = open_source(spec.source, fetch_salt)
-        reader = HashingReader(stream, spec.hash_algorithm, size, progress)
+        reader = HashingReader(stream, spec.hash_algorithm, size,
+                               (lambda done, total: progress("download", done, total)) if progress else None)
         if spec.kind == "installer":
             unpacked = staging.with_name(staging.name + "-source")
             unpacked.mkdir()
@@ -229,6 +234,8 @@ class AppStore:
             if reader.hexdigest() != spec.hash_hex:
                 raise self._mismatch(spec, reader)
             if spec.kind == "installer":
+                if progress:
+                    progress("installer", reader.done, reader.total)
                 self._run_installer(spec, unpacked, staging)
                 records = unpack.scan(staging)
         finally:

@@ -15,6 +15,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 from salt_workstation import pillar
 from salt_workstation.engine import AppStore
 from salt_workstation.errors import WorkstationError
+from salt_workstation.progress import ProgressReporter
 
 log = logging.getLogger(__name__)
 
@@ -151,17 +152,30 @@ def install(app, version, spec=None, install_root=None, depot=None):
         salt '*' dcc.install blender 4.2.3
     """
     resolved = None
+    progress = ProgressReporter(_send_event, app, str(version), __opts__.get("id", ""))
     try:
         resolved = resolve(app, version, spec, depot)
-        manifest = _store(install_root).install(resolved, fetch_salt=_fetch_salt, install_packages=_install_packages)
+        manifest = _store(install_root).install(
+            resolved, fetch_salt=_fetch_salt, install_packages=_install_packages, progress=progress
+        )
     except WorkstationError as exc:
         log.error("dcc.install %s %s failed: %s", app, version, exc)
+        progress("failed", error=str(exc))
         return {"error": str(exc)}
     finally:
         if resolved is not None:
             _drop_cached(resolved.source)
     log.info("installed %s %s (%s files)", app, version, manifest["files"])
+    progress("done", manifest["bytes"], manifest["bytes"])
     return manifest
+
+
+def _send_event(tag, data):
+    """Progress goes to the master's event bus (the local one when masterless); never fail an install over it."""
+    try:
+        __salt__["event.send"](tag, data)
+    except Exception:  # pylint: disable=broad-except
+        log.debug("could not send the progress event %s", tag, exc_info=True)
 
 
 def remove(app, version, install_root=None):

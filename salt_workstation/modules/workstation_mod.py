@@ -10,7 +10,7 @@ import os
 import tempfile
 
 from salt_workstation import config as ws_config
-from salt_workstation import keys, pillar, units
+from salt_workstation import keys, pillar, report as ws_report, units
 from salt_workstation import plan as ws_plan
 from salt_workstation.engine import AppStore
 from salt_workstation.errors import WorkstationError
@@ -165,3 +165,32 @@ def unit_enabled(unit, test=False):
     except WorkstationError as exc:
         return {"error": str(exc)}
     return {"changed": True}
+
+
+# Feature functions a report includes when their issue has landed on this minion.
+_REPORT_EXTRAS = {"gpu": "gpu.status", "licenses": "licenses.check", "display": "display.status"}
+
+
+def report():
+    """
+    This minion's part of the fleet report (``salt-run workstation.report``):
+    per production the wanted app versions and what an apply would do to them,
+    the drift (what ``state.apply workstation test=True`` would change), and the
+    GPU, license and display status where those features are configured.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'ws-*' workstation.report
+    """
+    merged = _merged()
+    extras = {}
+    for name, function in _REPORT_EXTRAS.items():
+        if function in __salt__ and merged.get(name):
+            try:
+                extras[name] = __salt__[function]()
+            except Exception as exc:  # pylint: disable=broad-except
+                extras[name] = {"error": str(exc)}
+    drift = ws_report.drift_of(__salt__["state.apply"]("workstation", test=True))
+    return ws_report.minion_summary(ws_plan.plan(merged, _store(merged), __salt__["dcc.package_versions"]), drift, extras)

@@ -1,0 +1,154 @@
+"""The fleet report: per minion and production, wanted vs installed, drift, GPU, licenses, display.
+
+Minions gather their own part (`workstation.report`); the runner collects the
+returns through Salt and renders them here as a table, JSON, or one
+self-contained HTML page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+
+NO_ANSWER = "no answer"
+
+
+def drift_of(state_return) -> list[dict]:
+    """What a `state.apply workstation test=True` return says an apply would change (or cannot do)."""
+    if not isinstance(state_return, dict):
+        return [{"id": "state.apply", "result": False, "comment": "; ".join(map(str, state_return or []))}]
+    drift = []
+    for state in sorted(state_return.values(), key=lambda s: s.get("__run_num__", 0)):
+        if state.get("changes") or state.get("result") is not True:
+            drift.append({
+                "id": state.get("__id__", state.get("name")),
+                "result": state.get("result"),
+                "changes": sorted(state.get("changes") or {}),
+                "comment": str(state.get("comment", "")).splitlines()[0][:300] if state.get("comment") else "",
+            })
+    return drift
+
+
+def minion_summary(plan: dict, drift: list, extras: dict) -> dict:
+    """One minion's answer: its productions' apps, the drift, and whatever features reported."""
+    productions = {
+        production: {app: {"wanted": entry["version"], "action": entry["action"]} for app, entry in apps.items()}
+        for production, apps in plan.get("productions", {}).items()
+    }
+    summary = {"status": "ok", "productions": productions, "remove": plan.get("remove", {}),
+               "pillar_errors": len(plan.get("errors", [])), "drift": drift}
+    summary.update(extras)
+    gpu = extras.get("gpu") if isinstance(extras.get("gpu"), dict) else {}
+    summary["reboot_required"] = gpu.get("reboot_required")
+    return summary
+
+
+def fleet(returns: dict, expected: list, target: str, seconds: float, answers_seconds: float | None = None) -> dict:
+    """The runner's report: every expected minion, those that did not answer listed as such."""
+    minions = {}
+    for minion in sorted(set(expected) | set(returns)):
+        answer = returns.get(minion)
+        if not isinstance(answer, dict) or "productions" not in answer:
+            minions[minion] = {"status": NO_ANSWER if answer is None else "error", "detail": answer}
+        else:
+            minions[minion] = answer
+    answered = sum(1 for entry in minions.values() if entry["status"] == "ok")
+    return {
+        "target": target,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": round(seconds, 2),
+        "answers_seconds": round(answers_seconds if answers_seconds is not None else seconds, 2),
+        "answered": answered,
+        "expected": len(minions),
+        "drifted": sorted(m for m, e in minions.items() if e["status"] == "ok" and e["drift"]),
+        "minions": minions,
+    }
+
+
+def _productions(report: dict) -> dict:
+    """production -> minion -> its apps there."""
+    table: dict = {}
+    for minion, entry in report["minions"].items():
+        for production, apps in (entry.get("productions") or {}).items():
+            table.setdefault(production, {})[minion] = apps
+    return table
+
+
+def _status_word(entry: dict) -> str:
+    if entry["status"] != "ok":
+        return entry["status"]
+    return "drift" if entry["drift"] else "converged"
+
+
+def render_table(report: dict) -> str:
+    lines = [f"{report['answered']}/{report['expected']} minions answered in {report['answers_seconds']} s "
+             f"({report['target']}); drifted: {', '.join(report['drifted']) or 'none'}", ""]
+    width = max([len(m) for m in report["minions"]] + [6])
+    lines.append(f"{'minion':<{width}}  {'state':<10} {'reboot':<7} drift")
+    for minion, entry in report["minions"].items():
+        reboot = {True: "yes", False: "no"}.get(entry.get("reboot_required"), "-")
+        drift = ", ".join(item["id"] for item in entry.get("drift") or [])
+        lines.append(f"{minion:<{width}}  {_status_word(entry):<10} {reboot:<7} {drift}")
+    for production, minions in sorted(_productions(report).items()):
+        lines += ["", f"production {production}:"]
+        for minion, apps in sorted(minions.items()):
+            cells = [f"{app} {info['wanted']}{'' if info['action'] == 'keep' else ' (' + info['action'] + ')'}"
+                     for app, info in sorted(apps.items())]
+            lines.append(f"  {minion:<{width}}  " + ", ".join(cells))
+    return "\n".join(lines)
+
+
+def render_json(report: dict) -> str:
+    return json.dumps(report, indent=2, sort_keys=True, default=str)
+
+
+_CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:0 0 2em}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}
+th{background:#f3f3f3}.drift{background:#ffe2c4}.missing{background:#f6c6c6}.ok{background:#dff3df}
+caption{text-align:left;font-weight:600;margin:.4em 0}
+"""
+
+
+def render_html(report: dict) -> str:
+    """One self-contained page: a summary, then a table per production with drift highlighted."""
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
+        f"<title>Workstation fleet report — {esc(report['target'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Workstation fleet report</h1><p>{report['answered']} of {report['expected']} minions answered "
+        f"in {report['seconds']} s, {esc(report['generated_at'])}; target <code>{esc(report['target'])}</code>.</p>",
+        "<table id=minions><caption>Minions</caption><tr><th>minion<th>state<th>reboot pending<th>drift</tr>",
+    ]
+    for minion, entry in report["minions"].items():
+        word = _status_word(entry)
+        css = {"converged": "ok", "drift": "drift"}.get(word, "missing")
+        reboot = {True: "yes", False: "no"}.get(entry.get("reboot_required"), "—")
+        drift = "<br>".join(f"{esc(str(item['id']))}: {esc(item['comment'])}" for item in entry.get("drift") or [])
+        parts.append(f"<tr class={css} data-minion='{esc(minion)}'><td>{esc(minion)}<td>{esc(word)}"
+                     f"<td>{reboot}<td>{drift}</tr>")
+    parts.append("</table>")
+    for production, minions in sorted(_productions(report).items()):
+        apps = sorted({app for entry in minions.values() for app in entry})
+        parts.append(f"<table class=production data-production='{esc(production)}'>"
+                     f"<caption>Production {esc(production)}</caption><tr><th>minion")
+        parts += [f"<th>{esc(app)}" for app in apps]
+        parts.append("</tr>")
+        for minion, entry in sorted(minions.items()):
+            parts.append(f"<tr><td>{esc(minion)}")
+            for app in apps:
+                info = entry.get(app)
+                if info is None:
+                    parts.append("<td>")
+                    continue
+                css = "ok" if info["action"] == "keep" else "drift"
+                label = esc(info["wanted"]) + ("" if info["action"] == "keep" else f" ({esc(info['action'])})")
+                parts.append(f"<td class={css}>{label}")
+            parts.append("</tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+RENDERERS = {"table": render_table, "json": render_json, "html": render_html}
