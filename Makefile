@@ -5,8 +5,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # OS packages the extension and the tests use: libarchive (unpacking), gnupg
-# (repository keys), and for the system tier debootstrap, apt-utils and dpkg-dev.
-OS_PACKAGES := libarchive13 gnupg debootstrap apt-utils dpkg-dev curl ca-certificates
+# (repository keys), debootstrap (the system tier's Debian root), chromium (the
+# fleet report checked in a real browser), desktop-file-utils (launcher entries).
+OS_PACKAGES := libarchive13 gnupg debootstrap curl ca-certificates chromium desktop-file-utils
 DEMO   := $(CURDIR)/.demo
 
 .PHONY: all venv os-packages demo test test-unit test-integration test-system bench clean
