@@ -43,7 +43,9 @@ def load(pillar_workstation, grains: dict | None = None) -> dict:
     """The workstation config a minion with this pillar and these grains works from."""
     grains = grains or {}
     pillar_workstation = pillar_workstation if isinstance(pillar_workstation, dict) else {}
-    config = merge(defaults(), {"os": {"codename": grains.get("oscodename") or ""}})
+    # The GPUs ride along so that workstation.validate checks workstation:gpu against the cards.
+    config = merge(defaults(), {"os": {"codename": grains.get("oscodename") or "",
+                                       "gpus": grains.get("workstation_gpus") or []}})
     config = merge(config, os_parameters(grains.get("os_family")))
     config = merge(config, pillar_workstation.get("lookup") or {})
     config = merge(config, {key: value for key, value in pillar_workstation.items() if key != "lookup"})
