@@ -421,26 +421,22 @@ def registration_wanted(config) -> bool:
 # ---- the formula's states ----------------------------------------------------------------------
 
 
-def _state(state_id, function, **args) -> dict:
-    return {"id": state_id, "function": function, "args": [{key: value} for key, value in args.items()]}
-
-
 def _agent_states(agent, config, platform: Platform, phase: str) -> list[dict]:
     prefix = f"workstation-display-{agent}"
     bake, boot = phase in ("bake", "all"), phase in ("boot", "all")
     states, requires, watches = [], [], []
     packages_id = f"{prefix}-packages"
     if bake:
-        states.append(_state(packages_id, "display.packages_installed", name=agent,
+        states.append(units.state(packages_id, "display.packages_installed", name=agent,
                              packages=packages(agent, config, platform)))
         requires.append({"display": packages_id})
         if agent == "dcv" and platform.os == "Ubuntu":
             # Ubuntu gives the GPU's render nodes to `video`; DCV's server runs as the `dcv` user
-            states.append(_state(f"{prefix}-video-group", "display.group_member", name="dcv", group="video",
+            states.append(units.state(f"{prefix}-video-group", "display.group_member", name="dcv", group="video",
                                  require=[{"display": packages_id}]))
         for index, item in enumerate(config_files(agent, config)):
             state_id = f"{prefix}-config" if index == 0 else f"{prefix}-config-{index + 1}"
-            states.append(_state(state_id, "display.config_merged", name=item.path, style=item.style,
+            states.append(units.state(state_id, "display.config_merged", name=item.path, style=item.style,
                                  settings=item.settings, require=[{"display": packages_id}]))
             watches.append({"display": state_id})
     if boot:
@@ -449,25 +445,19 @@ def _agent_states(agent, config, platform: Platform, phase: str) -> list[dict]:
             requires.append({"display": "workstation-display-owner"})
         for index, item in enumerate(owner_needed):
             state_id = f"{prefix}-owner" if index == 0 else f"{prefix}-owner-{index + 1}"
-            states.append(_state(state_id, "display.config_merged", name=item.path, style=item.style,
+            states.append(units.state(state_id, "display.config_merged", name=item.path, style=item.style,
                                  settings=item.settings,
                                  require=[{"display": "workstation-display-owner"}, *watches,
                                           *([{"display": packages_id}] if bake else [])]))
             watches.append({"display": state_id})
         if agent == "anyware" and registration_wanted(config):
             state_id = f"{prefix}-registration"
-            states.append(_state(state_id, "display.anyware_registered", name=agent,
+            states.append(units.state(state_id, "display.anyware_registered", name=agent,
                                  **({"require": [{"display": packages_id}]} if bake else {})))
             requires.append({"display": state_id})
     unit = service_unit(agent, config, platform)
-    if phase == "bake":
-        states.append(_state(f"{prefix}-service", "workstation.unit_enabled", name=unit, require=requires))
-    else:
-        # watch: a changed config or owner restarts a running agent (and starts a stopped one)
-        args = {"name": unit, "enable": True, "require": requires}
-        if watches:
-            args["watch"] = watches
-        states.append(_state(f"{prefix}-service", "service.running", **args))
+    # watch: a changed config or owner restarts a running agent (and starts a stopped one)
+    states.append(units.service_state(f"{prefix}-service", unit, phase == "bake", require=requires, watch=watches))
     return states
 
 
@@ -481,18 +471,18 @@ def formula_data(config, platform: Platform) -> dict:
     ready = [agent for agent in listed if not blocked[agent]]
     for agent in listed:
         if blocked[agent]:
-            states.append(_state(f"workstation-display-{agent}", "display.pillar_valid", name=agent,
+            states.append(units.state(f"workstation-display-{agent}", "display.pillar_valid", name=agent,
                                  errors=[str(issue) for issue in blocked[agent]]))
     if not ready:
         return {"states": states}
     owner = section(config).get("owner")
     if phase in ("boot", "all") and any(owner_files(agent, config) for agent in ready):
-        states.append(_state("workstation-display-owner", "display.owner_exists", name=owner))
+        states.append(units.state("workstation-display-owner", "display.owner_exists", name=owner))
     for agent in ready:
         states.extend(_agent_states(agent, config, platform, phase))
     if phase in ("bake", "all"):
         rules = [rule for agent in ready for rule in ports(agent, config)]
-        states.append(_state("workstation-display-firewall", "display.ports_open", name="workstation-display",
+        states.append(units.state("workstation-display-firewall", "display.ports_open", name="workstation-display",
                              ports=rules, backend=section(config).get("firewall", "auto")))
     return {"states": states}
 

@@ -11,7 +11,7 @@ import os
 import re
 import tempfile
 
-from salt_workstation import pillar
+from salt_workstation import pillar, units
 from salt_workstation.gpu_detect import table
 from salt_workstation.pillar import Issue, path_of
 
@@ -170,10 +170,6 @@ def _fill(templates, values) -> list[str]:
     return [template.format(**values) for template in templates or []]
 
 
-def _state(state_id, function, *args) -> dict:
-    return {"id": state_id, "function": function, "args": [dict(arg) for arg in args]}
-
-
 def decide(config, grains, loaded=None) -> dict:
     """What workstation.gpu does on a minion with these grains: a no-op, errors, or the install plan.
 
@@ -255,44 +251,39 @@ def formula_data(config, grains, loaded=None) -> dict:
     """The states workstation.gpu renders, in order, each {id, function, args}."""
     plan = decide(config, grains, loaded)
     if not plan["manage"]:
-        return {"plan": plan, "states": [_state("workstation-gpu", "gpu.not_managed", {"name": "nvidia-driver"},
-                                                {"comment": plan["comment"]}, {"errors": plan["errors"]})]}
+        return {"plan": plan, "states": [units.state("workstation-gpu", "gpu.not_managed", name="nvidia-driver",
+                                                     comment=plan["comment"], errors=plan["errors"])]}
     states = []
     driver_require = []
     if plan["repository"]:
         driver_require.append({"pkgrepo": f"workstation-repo-{plan['repository']}"})
     if plan["headers"]:
-        states.append(_state("workstation-gpu-kernel-headers", "pkg.installed", {"pkgs": plan["headers"]},
-                             {"require": list(driver_require)}))
+        states.append(units.state("workstation-gpu-kernel-headers", "pkg.installed", pkgs=plan["headers"],
+                                  require=list(driver_require)))
         driver_require.append({"pkg": "workstation-gpu-kernel-headers"})
     if plan["stream"]:
-        states.append(_state("workstation-gpu-module-stream", "gpu.module_stream_installed", {"name": plan["stream"]},
-                             {"require": list(driver_require)}))
+        states.append(units.state("workstation-gpu-module-stream", "gpu.module_stream_installed", name=plan["stream"],
+                                  require=list(driver_require)))
         driver_require.append({"gpu": "workstation-gpu-module-stream"})
     pinned = [{name: plan["pin"]} if plan["pin"] else name for name in plan["driver_packages"]]
-    driver_args = [{"pkgs": pinned + plan["extra_packages"]}]
-    if plan["hold"]:
-        driver_args += [{"hold": True}, {"update_holds": True}]
-    states.append(_state("workstation-gpu-driver", "pkg.installed", *driver_args, {"require": driver_require}))
+    holds = {"hold": True, "update_holds": True} if plan["hold"] else {}
+    states.append(units.state("workstation-gpu-driver", "pkg.installed", pkgs=pinned + plan["extra_packages"],
+                              **holds, require=driver_require))
     blacklist = table()["blacklist"]
-    states.append(_state("workstation-gpu-nouveau-blacklist", "gpu.nouveau_blacklisted", {"name": blacklist["path"]},
-                         {"content": blacklist["content"]}))
-    states.append(_state("workstation-gpu-initramfs", "gpu.initramfs_rebuilt", {"name": plan["initramfs"][0]},
-                         {"argv": plan["initramfs"]},
-                         {"onchanges": [{"gpu": "workstation-gpu-nouveau-blacklist"}]}))
+    states.append(units.state("workstation-gpu-nouveau-blacklist", "gpu.nouveau_blacklisted", name=blacklist["path"],
+                              content=blacklist["content"]))
+    states.append(units.state("workstation-gpu-initramfs", "gpu.initramfs_rebuilt", name=plan["initramfs"][0],
+                              argv=plan["initramfs"], onchanges=[{"gpu": "workstation-gpu-nouveau-blacklist"}]))
     if settings(config)["persistenced"]:
         unit = table()["persistenced_unit"]
         # Starting it needs the new module loaded: while a reboot is due (or an image bakes), only enable it.
-        if config.get("phase", "all") == "bake" or plan["reboot_expected"]:
-            states.append(_state("workstation-gpu-persistenced", "workstation.unit_enabled", {"name": unit},
-                                 {"require": [{"pkg": "workstation-gpu-driver"}]}))
-        else:
-            states.append(_state("workstation-gpu-persistenced", "service.running", {"name": unit}, {"enable": True},
-                                 {"require": [{"pkg": "workstation-gpu-driver"}]}))
-    states.append(_state("workstation-gpu-reboot", "gpu.reboot_signalled", {"name": plan["version_package"]},
-                         {"branch": plan["branch"]}, {"version": plan["version"]}, {"flavor": plan["flavor"]},
-                         {"reboot": settings(config)["reboot"]}, {"notes": plan["notes"]},
-                         {"require": [{"pkg": "workstation-gpu-driver"}]}))
+        states.append(units.service_state("workstation-gpu-persistenced", unit,
+                                          config.get("phase", "all") == "bake" or plan["reboot_expected"],
+                                          require=[{"pkg": "workstation-gpu-driver"}]))
+    states.append(units.state("workstation-gpu-reboot", "gpu.reboot_signalled", name=plan["version_package"],
+                              branch=plan["branch"], version=plan["version"], flavor=plan["flavor"],
+                              reboot=settings(config)["reboot"], notes=plan["notes"],
+                              require=[{"pkg": "workstation-gpu-driver"}]))
     return {"plan": plan, "states": states}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from salt_workstation import engine, pillar
+from salt_workstation import engine, pillar, units
 from salt_workstation.engine import AppStore
 
 ACTIONS = {
@@ -64,16 +64,10 @@ def service_states(config) -> list[dict]:
         spec = wanted.spec if isinstance(wanted.spec, dict) else {}
         services = spec.get("services") if spec.get("kind") == "packages" else None
         for unit in services if isinstance(services, list) else []:
-            if not isinstance(unit, str) or unit in states:
-                continue  # malformed entries fail their install state; a unit is managed once
-            args = [{"name": unit}] if bake else [{"name": unit}, {"enable": True}]
-            states[unit] = {
-                "id": f"workstation-service-{unit}",
-                "function": "workstation.unit_enabled" if bake else "service.running",
-                "args": [*args, {"require": [{"dcc": wanted.state_id}]}],
-            }
+            if isinstance(unit, str) and unit not in states:  # malformed entries fail their install state
+                states[unit] = units.service_state(f"workstation-service-{unit}", unit, bake,
+                                                   require=[{"dcc": wanted.state_id}])
     return list(states.values())
-
 
 def _pkgrepo_args(style, name, repo, keyring, os_params) -> list[dict]:
     if style == "apt":
