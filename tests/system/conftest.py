@@ -6,7 +6,7 @@ Run only this tier:  .venv/bin/pytest tests/system   (or: pytest -m system)
 The tier skips, with one line saying why, when it cannot run here: not root,
 host tools missing, or (on a cold cache only) no debootstrap, no Python 3.11
 host venv, or no reachable Debian mirror. Cache: WORKSTATION_SYSTEM_CACHE
-(default <repo>/.cache/system); WORKSTATION_SYSTEM_NO_OVERLAY=1 forces the
+(default ~/.cache/salt-workstation/system); WORKSTATION_SYSTEM_NO_OVERLAY=1 forces the
 copy fallback; WORKSTATION_SYSTEM_MIRROR overrides the mirror read from the
 host's apt sources.
 """

@@ -1,7 +1,7 @@
 """The cached Debian root filesystem the system tier runs minions in.
 
 Two layers, each built once and kept in the cache folder
-(WORKSTATION_SYSTEM_CACHE, default <repo>/.cache/system):
+(WORKSTATION_SYSTEM_CACHE, default ~/.cache/salt-workstation/system):
 
 base-<key>/root
     debootstrap --variant=minbase of Debian bookworm plus python3, python3-venv,
@@ -59,7 +59,9 @@ class Unavailable(Exception):
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("WORKSTATION_SYSTEM_CACHE") or REPO / ".cache" / "system").resolve()
+    # Outside the checkout by default, so every clone on this machine (CI's too) starts warm.
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "salt-workstation" / "system"
+    return Path(os.environ.get("WORKSTATION_SYSTEM_CACHE") or default).resolve()
 
 
 # ---- inputs --------------------------------------------------------------------------------------
