@@ -34,6 +34,7 @@ demo: venv
 	$(PY) demo/build.py $(DEMO)
 	$(VENV)/bin/salt-call --local -c $(DEMO)/etc state.apply workstation --state-output=terse --state-verbose=False
 	$(PY) demo/show.py $(DEMO)
+	$(PY) demo/launchers_demo.py $(DEMO)
 
 test: venv
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -25,6 +25,9 @@ def main(demo: Path) -> None:
         "retain": 1,
         "catalog": catalog,
         "productions": example_productions(),
+        # studio-launch, desktop entries, menus and fstab land in the demo folder, not in the system
+        "lookup": {"os": {"bin_dir": str(demo / "bin"), "xdg_data_dir": str(demo / "share"),
+                          "xdg_config_dir": str(demo / "xdg"), "fstab": str(demo / "fstab")}},
     }
     (pillar_dir / "workstation.sls").write_text(yaml.safe_dump({"workstation": workstation}, sort_keys=False))
     (demo / "empty").mkdir(exist_ok=True)

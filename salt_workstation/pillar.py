@@ -432,17 +432,19 @@ def wanted_versions(config) -> list[WantedVersion]:
     if not isinstance(productions, dict):
         return []
     for production in sorted(productions, key=str):
-        apps = (productions[production] or {}).get("apps") if isinstance(productions[production], dict) else None
-        if not isinstance(apps, dict):
-            continue
-        for app in sorted(apps, key=str):
-            raw = apps[app]
-            version = str(raw)
-            key = (str(app), version)
-            if key not in wanted:
-                spec = catalog_entry(config.get("catalog"), app, version)
-                wanted[key] = WantedVersion(str(app), version, raw, spec, [])
-            wanted[key].used_by.append(path_of("productions", production, "apps", app))
+        entry = productions[production] if isinstance(productions[production], dict) else {}
+        for section in ("apps", "plugins"):  # plugins install like apps; the launchers wire them into their host
+            listed = entry.get(section)
+            if not isinstance(listed, dict):
+                continue
+            for app in sorted(listed, key=str):
+                raw = listed[app]
+                version = str(raw)
+                key = (str(app), version)
+                if key not in wanted:
+                    spec = catalog_entry(config.get("catalog"), app, version)
+                    wanted[key] = WantedVersion(str(app), version, raw, spec, [])
+                wanted[key].used_by.append(path_of("productions", production, section, app))
     return sorted(wanted.values(), key=lambda w: (w.app, w.version))
 
 

@@ -3,6 +3,7 @@
 workstation:
   productions:
     harbor:
+      env: {SHOW: harbor, JOB: /mnt/harbor/projects}   # set by every launcher of this production
       apps:
         blender: "4.2.3"
         houdini: "20.0.751"

@@ -81,6 +81,7 @@ class Workstation:
             "retain": 1,
             "catalog": copy.deepcopy(self.depot.catalog),
             "productions": example_productions(),
+            "lookup": system_paths_under(self.install_root.parent),
         }
         data.update(overrides)
         return data
@@ -108,6 +109,12 @@ def workstation(salt_cli, salt_minion, pillar_dir, depot, tmp_path):
     station.set_pillar(station.pillar())
     return station
 
+
+
+def system_paths_under(root: Path) -> dict:
+    """Launchers write studio-launch, desktop entries, menus and fstab: keep a test's in its own folder."""
+    return {"os": {"bin_dir": str(root / "usr/bin"), "xdg_data_dir": str(root / "usr/share"),
+                   "xdg_config_dir": str(root / "etc/xdg"), "fstab": str(root / "etc/fstab")}}
 
 
 def masterless_call(config_dir: Path, *args, timeout=300):

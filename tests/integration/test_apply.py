@@ -9,6 +9,9 @@ from pathlib import Path
 from tests.support.states import by_id, changed, failed
 from tests.support import archives
 
+LAUNCHER_STATES = {
+    "workstation-launchers-nightfall", "workstation-launchers-harbor", "workstation-launchers-studio-launch",
+}
 EXPECTED_INSTALLS = {
     "workstation-app-blender-4.2.3", "workstation-app-houdini-20.0.751", "workstation-app-houdini-20.5.410",
     "workstation-app-nuke-15.1v3", "workstation-app-ocio-2.4.0",
@@ -19,7 +22,7 @@ def test_first_install_two_productions_share_one_blender(workstation):
     data = workstation.apply()
 
     assert failed(data) == {}
-    assert set(changed(data)) == EXPECTED_INSTALLS  # blender 4.2.3 once, though both productions want it
+    assert set(changed(data)) == EXPECTED_INSTALLS | LAUNCHER_STATES  # blender 4.2.3 once, for both productions
     blender = workstation.version_dir("blender", "4.2.3")
     out = subprocess.run([str(blender / "blender"), "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "blender 4.2.3 --version"
@@ -54,7 +57,7 @@ def test_dry_run_on_a_fresh_machine_predicts_the_real_run_exactly(workstation):
 
     assert workstation.depot.requests == requests_before, "test=True downloaded something"
     assert not workstation.install_root.exists(), "test=True wrote something"
-    assert {key for key, state in predicted.items() if state["result"] is None} == EXPECTED_INSTALLS
+    assert {key for key, state in predicted.items() if state["result"] is None} == EXPECTED_INSTALLS | LAUNCHER_STATES
 
     real = by_id(workstation.apply())
 
@@ -91,7 +94,7 @@ def test_version_switch_keeps_the_previous_for_rollback_and_retain_zero_removes_
     workstation.set_pillar(workstation.pillar())
     requests_before = workstation.depot.requests
     rolled_back = workstation.apply()
-    assert changed(rolled_back) == {}
+    assert set(changed(rolled_back)) <= LAUNCHER_STATES  # the launchers point back at 4.2.3; nothing installed
     assert workstation.depot.requests == requests_before
     assert workstation.version_dir("blender", "4.1.1").is_dir()  # now the retained previous version
 
@@ -118,8 +121,11 @@ def test_hash_mismatch_fails_that_app_only_and_keeps_what_was_installed(workstat
     assert data["workstation-app-nuke-15.1v3"]["result"] is False
     assert "nuke 15.1v3" in comment and "Nothing was installed" in comment and "0" * 64 in comment
     assert sorted(path.name for path in nuke.iterdir()) == before
-    # Only nuke fails; its retention state does not run after a failed install, so nothing is pruned.
-    assert failed(data).keys() == {"workstation-app-nuke-15.1v3", "workstation-app-nuke-retention"}
+    # Only nuke fails; its retention state does not run after a failed install, so nothing is pruned,
+    # and nightfall's launchers stay as they were until its apps are all in place.
+    assert failed(data).keys() == {
+        "workstation-app-nuke-15.1v3", "workstation-app-nuke-retention", "workstation-launchers-nightfall",
+    }
     assert not [p for p in nuke.parent.iterdir() if p.name.startswith(".staging")]
 
 
@@ -141,7 +147,9 @@ def test_hostile_archive_is_refused_and_nothing_lands_outside_install_root(works
     assert not workstation.version_dir("evil", "1.0").exists()
     assert not (workstation.install_root / "apps" / "evil-dotdot").exists()
     assert not list(tmp_path.glob("**/evil-dotdot"))
-    assert failed(data).keys() == {"workstation-app-evil-1.0", "workstation-app-evil-retention"}
+    assert failed(data).keys() == {
+        "workstation-app-evil-1.0", "workstation-app-evil-retention", "workstation-launchers-nightfall",
+    }
 
 
 def test_bad_pillar_names_the_path_and_the_fix_while_valid_apps_converge(workstation):

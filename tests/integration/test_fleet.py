@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.integration.conftest import system_paths_under
 from tests.support.catalog import build_depot
 from tests.support.depot import DepotServer
 from tests.support.states import failed
@@ -36,16 +37,16 @@ def fleet_master(salt_factories, tmp_path_factory, fleet_depot):
     pillar_root = tmp_path_factory.mktemp("fleet-pillar")
     studio = tmp_path_factory.mktemp("fleet-studios")
     (pillar_root / "top.sls").write_text("base:\n  'ws-fleet-*':\n    - workstation\n")
+    # Each minion works in its own folder: the pillar renderer fills in the minion id.
+    minion_root = studio / "{{ grains.id }}"
     workstation = {
+        "install_root": str(minion_root / "studio"),
+        "lookup": system_paths_under(minion_root),
         "depot": fleet_depot.url,
         "catalog": fleet_depot.catalog,
         "productions": {"nightfall": {"apps": {"blender": "4.2.3"}}},
     }
-    body = yaml.safe_dump({"workstation": workstation})
-    # Each minion installs into its own folder: the minion id comes from the pillar renderer.
-    (pillar_root / "workstation.sls").write_text(
-        body.replace("workstation:\n", f"workstation:\n  install_root: {studio}/{{{{ grains['id'] }}}}\n", 1)
-    )
+    (pillar_root / "workstation.sls").write_text(yaml.safe_dump({"workstation": workstation}))
     overrides = {"fileserver_backend": ["roots", "workstation"], "pillar_roots": {"base": [str(pillar_root)]},
                  "file_roots": {"base": [str(tmp_path_factory.mktemp("fleet-roots"))]}, "open_mode": True}
     factory = salt_factories.salt_master_daemon("fleet-master", overrides=overrides)

@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 
-from tests.integration.conftest import SALT_BIN, masterless_call
+from tests.integration.conftest import SALT_BIN, masterless_call, system_paths_under
 from tests.support import archives
 from tests.support.catalog import EXAMPLES, build_depot, example_productions
 from tests.support.depot import DepotServer
@@ -67,7 +67,7 @@ def test_masterless_apply_converges_and_reapplies_with_no_changes(tmp_path):
     pillar_root.mkdir()
     (pillar_root / "top.sls").write_text("base:\n  '*':\n    - workstation\n")
     workstation = {"install_root": str(tmp_path / "studio"), "depot": f"file://{depot_root}",
-                   "catalog": catalog, "productions": example_productions()}
+                   "catalog": catalog, "productions": example_productions(), "lookup": system_paths_under(tmp_path)}
     (pillar_root / "workstation.sls").write_text(yaml.safe_dump({"workstation": workstation}))
     config = minion_config(tmp_path / "etc", "ws-local", pillar_root)
 
@@ -75,7 +75,7 @@ def test_masterless_apply_converges_and_reapplies_with_no_changes(tmp_path):
     second, second_code = local(config, "state.apply", "workstation")
 
     assert code == 0 and all(state["result"] for state in first.values())
-    assert sum(1 for state in first.values() if state["changes"]) == 5
+    assert sum(1 for state in first.values() if state["changes"]) == 5 + 3  # apps, then two launchers + studio-launch
     assert second_code == 0
     assert [state["__id__"] for state in second.values() if state["changes"]] == []
 
@@ -96,6 +96,7 @@ def test_an_install_killed_halfway_leaves_no_half_version_and_the_next_run_conve
 
     with DepotServer(depot_root, throttle=0.1) as depot:
         workstation = {"install_root": str(tmp_path / "studio"), "depot": depot.url, "catalog": catalog,
+                       "lookup": system_paths_under(tmp_path),
                        "productions": {"nightfall": {"apps": {"big": "1.0"}}}}
         (pillar_root / "workstation.sls").write_text(yaml.safe_dump({"workstation": workstation}))
         apply = subprocess.Popen(  # noqa: S603
