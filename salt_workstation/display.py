@@ -427,17 +427,17 @@ def _agent_states(agent, config, platform: Platform, phase: str) -> list[dict]:
     states, requires, watches = [], [], []
     packages_id = f"{prefix}-packages"
     if bake:
-        states.append(units.state(packages_id, "display.packages_installed", name=agent,
+        states.append(units.state(packages_id, "dcc.packages_installed", name=TITLES.get(agent, agent),
                              packages=packages(agent, config, platform)))
-        requires.append({"display": packages_id})
+        requires.append({"dcc": packages_id})
         if agent == "dcv" and platform.os == "Ubuntu":
             # Ubuntu gives the GPU's render nodes to `video`; DCV's server runs as the `dcv` user
             states.append(units.state(f"{prefix}-video-group", "display.group_member", name="dcv", group="video",
-                                 require=[{"display": packages_id}]))
+                                 require=[{"dcc": packages_id}]))
         for index, item in enumerate(config_files(agent, config)):
             state_id = f"{prefix}-config" if index == 0 else f"{prefix}-config-{index + 1}"
             states.append(units.state(state_id, "display.config_merged", name=item.path, style=item.style,
-                                 settings=item.settings, require=[{"display": packages_id}]))
+                                 settings=item.settings, require=[{"dcc": packages_id}]))
             watches.append({"display": state_id})
     if boot:
         owner_needed = owner_files(agent, config)
@@ -448,12 +448,12 @@ def _agent_states(agent, config, platform: Platform, phase: str) -> list[dict]:
             states.append(units.state(state_id, "display.config_merged", name=item.path, style=item.style,
                                  settings=item.settings,
                                  require=[{"display": "workstation-display-owner"}, *watches,
-                                          *([{"display": packages_id}] if bake else [])]))
+                                          *([{"dcc": packages_id}] if bake else [])]))
             watches.append({"display": state_id})
         if agent == "anyware" and registration_wanted(config):
             state_id = f"{prefix}-registration"
             states.append(units.state(state_id, "display.anyware_registered", name=agent,
-                                 **({"require": [{"display": packages_id}]} if bake else {})))
+                                 **({"require": [{"dcc": packages_id}]} if bake else {})))
             requires.append({"display": state_id})
     unit = service_unit(agent, config, platform)
     # watch: a changed config or owner restarts a running agent (and starts a stopped one)
@@ -488,22 +488,6 @@ def formula_data(config, platform: Platform) -> dict:
 
 
 # ---- acting: packages, users, registration, firewall -------------------------------------------
-
-
-def package_plan(wanted: dict, have: dict) -> dict:
-    """What installing `wanted` ({name: pin or None}) changes, given the installed versions ('' when absent).
-
-    Unpinned packages are reported as "latest": the exact version is the repository's, which a dry
-    run on a machine whose repository is not configured yet cannot know.
-    """
-    plan: dict = {}
-    for name, pinned in wanted.items():
-        current = have.get(name) or ""
-        if not current:
-            plan.setdefault("installed", {})[name] = pinned or "latest"
-        elif pinned and current != pinned:
-            plan.setdefault("changed", {})[name] = {"old": current, "new": pinned}
-    return plan
 
 
 def owner_problem(owner: str) -> str | None:

@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from salt_workstation import launchers_render as render
 from salt_workstation import config as ws_config
-from salt_workstation import paths, pillar
+from salt_workstation import paths, pillar, units
 from salt_workstation.engine import expand
 from salt_workstation.pillar import Issue, path_of
 
@@ -828,7 +828,8 @@ def formula_data(config, manifest: dict) -> dict:
                       for found in wanted_mounts.values() for m in found if m.fstype == fstype} - {None, ""})
     clients_id = "workstation-launchers-mount-clients"
     if clients:
-        states.append({"id": clients_id, "function": "pkg.installed", "args": [{"pkgs": clients}]})
+        states.append(units.state(clients_id, "dcc.packages_installed", name="production storage clients",
+                                  packages=dict.fromkeys(clients)))
     releases: dict[str, list] = {}
     for production, record in released_mounts(config, manifest):
         state_id = f"workstation-launchers-{production}-unmount-{record['name']}"
@@ -838,7 +839,7 @@ def formula_data(config, manifest: dict) -> dict:
     for production, entry, _path in productions:
         for mount in wanted_mounts[production]:
             state_id = f"workstation-launchers-{production}-mount-{mount.name}"
-            require = [{"pkg": clients_id}] if clients else []
+            require = [{"dcc": clients_id}] if clients else []
             if mount.credentials:
                 states.append({"id": f"{state_id}-credentials", "function": "launchers.credentials", "args": [
                     {"name": str(settings.credentials_file(production, mount.name))},

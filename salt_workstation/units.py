@@ -48,3 +48,20 @@ def service_state(state_id: str, unit: str, enable_only: bool, require=(), watch
     if watch:
         args["watch"] = list(watch)
     return state(state_id, "service.running", **args)
+
+
+def package_plan(wanted: dict, have: dict) -> dict:
+    """What installing `wanted` ({name: pin or None}) changes, given the installed versions ('' when absent).
+
+    Unpinned packages are reported as "latest": the exact version is the repository's, which a dry
+    run on a machine whose repository is not configured yet cannot know.
+    """
+    plan: dict = {}
+    for name, pinned in wanted.items():
+        current = have.get(name) or ""
+        if not current:
+            plan.setdefault("installed", {})[name] = pinned or "latest"
+        elif pinned and current != pinned:
+            plan.setdefault("changed", {})[name] = {"old": current, "new": pinned}
+    return plan
+

@@ -12,7 +12,7 @@ import os
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from salt_workstation import pillar
+from salt_workstation import pillar, units
 from salt_workstation.engine import AppStore
 from salt_workstation.errors import WorkstationError
 from salt_workstation.progress import ProgressReporter
@@ -62,15 +62,42 @@ def package_versions(names):
     return {name: found.get(name) or "" for name in names}
 
 
-def _install_packages(packages):
+def install_packages(packages, test=False):
+    """
+    Install OS packages ``{name: pinned version, or None for the repository's
+    latest}`` from the configured repositories. Returns ``{"changes": {...},
+    "versions": {...}}`` or ``{"error": ...}``. ``test=True`` installs nothing
+    and returns the same changes a real run reports (unpinned ones as "latest").
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' dcc.install_packages '{nice-dcv-server: null, nice-xdcv: "2024.0-1"}' test=True
+    """
+    names = list(packages)
+    changes = units.package_plan(packages, package_versions(names))
+    if test or not changes:
+        return {"changes": changes}
+    targets = [name if packages[name] is None else {name: packages[name]}
+               for name in names if name in changes.get("installed", {}) or name in changes.get("changed", {})]
     try:
-        result = __salt__["pkg.install"](pkgs=[{name: pinned} for name, pinned in packages.items()])
+        __salt__["pkg.install"](pkgs=targets)
     except (CommandExecutionError, SaltInvocationError) as exc:
-        raise WorkstationError(f"the package manager could not install {', '.join(packages)}: {exc}") from None
-    have = package_versions(list(packages))
-    wrong = {name: have[name] for name, pinned in packages.items() if have[name] != pinned}
+        return {"error": f"the package manager could not install {', '.join(names)}: {exc}"}
+    versions = package_versions(names)
+    wrong = {name: versions[name] or "absent" for name, pinned in packages.items()
+             if not versions[name] or (pinned and versions[name] != pinned)}
     if wrong:
-        raise WorkstationError(f"the package manager did not install the pinned versions: {wrong} ({result})")
+        return {"error": f"after the install these packages are not as wanted: {wrong}"}
+    return {"changes": changes, "versions": versions}
+
+
+def _install_packages(packages):
+    """kind: packages apps: every package pinned, failures as WorkstationError for the engine."""
+    outcome = install_packages(packages)
+    if "error" in outcome:
+        raise WorkstationError(outcome["error"])
 
 
 def resolve(app, version, spec=None, depot=None):

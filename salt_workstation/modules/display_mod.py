@@ -64,37 +64,6 @@ def status():
     return display.status(_config(), _platform(), __salt__["dcc.package_versions"], registered=display.anyware_registered)
 
 
-def install_packages(packages, test=False):
-    """
-    Install the agent packages ``{name: pinned version or None}`` from the
-    configured repositories. Returns ``{"changes": {...}, "versions": {...}}``
-    or ``{"error": ...}``; ``test=True`` installs nothing and returns the same
-    changes.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' display.install_packages '{nice-dcv-server: null, nice-xdcv: null}' test=True
-    """
-    names = list(packages)
-    changes = display.package_plan(packages, __salt__["dcc.package_versions"](names))
-    if test or not changes:
-        return {"changes": changes}
-    targets = [name if packages[name] is None else {name: packages[name]}
-               for name in names if name in changes.get("installed", {}) or name in changes.get("changed", {})]
-    try:
-        __salt__["pkg.install"](pkgs=targets)
-    except (CommandExecutionError, SaltInvocationError) as exc:
-        return {"error": f"the package manager could not install {', '.join(names)}: {exc}"}
-    versions = __salt__["dcc.package_versions"](names)
-    wrong = {name: versions[name] or "absent" for name, pinned in packages.items()
-             if not versions[name] or (pinned and versions[name] != pinned)}
-    if wrong:
-        return {"error": f"after the install these packages are not as wanted: {wrong}"}
-    return {"changes": changes, "versions": versions}
-
-
 def merge_config(path, settings, style, test=False):
     """
     Merge ``settings`` (``{section: {key: value}}``; ``""`` for keys outside

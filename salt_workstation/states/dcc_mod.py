@@ -192,3 +192,32 @@ def pruned(name, keep=(), retain=1, install_root=None):
         ret, doomed, lambda: __salt__["dcc.prune"](name, keep=keep, retain=retain, install_root=install_root),
         f" (retain {retain})",
     )
+
+
+def packages_installed(name, packages):
+    """
+    Ensure OS packages are installed from the configured repositories, with a
+    dry run that reports exactly what the real run does.
+
+    name
+        What the packages are for (an agent, the mount clients), for the comment.
+    packages
+        ``{package: pinned version, or null for the repository's latest}``.
+        Installed unpinned packages are kept as they are.
+    """
+    ret = _ret(name)
+    outcome = __salt__["dcc.install_packages"](packages, test=__opts__["test"])
+    if "error" in outcome:
+        ret.update(result=False, comment=f"{name}: {outcome['error']}")
+        return ret
+    if not outcome["changes"]:
+        ret["comment"] = f"{name}: {', '.join(packages)} installed"
+        return ret
+    touched = sorted({*outcome["changes"].get("installed", {}), *outcome["changes"].get("changed", {})})
+    versions = outcome.get("versions", {})
+    ret["changes"] = outcome["changes"]
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"{name}: {', '.join(touched)} would be installed")
+    else:
+        ret["comment"] = f"{name}: installed " + ", ".join(f"{p} {versions.get(p, '')}".strip() for p in touched)
+    return ret

@@ -50,33 +50,6 @@ def pillar_valid(name, errors):
     return ret
 
 
-def packages_installed(name, packages):
-    """
-    Ensure agent ``name``'s packages are installed from the configured
-    repositories.
-
-    packages
-        ``{package: pinned version, or null for the repository's latest}``.
-        Installed unpinned packages are kept as they are.
-    """
-    ret = _ret(name)
-    outcome = __salt__["display.install_packages"](packages, test=__opts__["test"])
-    if "error" in outcome:
-        ret.update(result=False, comment=f"{display.TITLES.get(name, name)}: {outcome['error']}")
-        return ret
-    changes = outcome["changes"]
-    if not changes:
-        ret["comment"] = f"{display.TITLES.get(name, name)} packages are installed: {', '.join(packages)}"
-        return ret
-    touched = sorted({*changes.get("installed", {}), *changes.get("changed", {})})
-    versions = outcome.get("versions", {})
-    return _pending(
-        ret, changes,
-        f"{', '.join(touched)} would be installed",
-        "Installed " + ", ".join(f"{package} {versions.get(package, '')}".strip() for package in touched),
-    )
-
-
 def config_merged(name, settings, style):
     """
     Ensure the keys in ``settings`` hold these values in the agent file

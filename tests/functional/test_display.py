@@ -32,11 +32,11 @@ def test_the_formula_renders_the_display_states_and_never_the_code(make_loaders)
 
     assert {key: (chunk["state"], chunk["fun"]) for key, chunk in chunks.items()} == {
         "workstation-display-owner": ("display", "owner_exists"),
-        "workstation-display-dcv-packages": ("display", "packages_installed"),
+        "workstation-display-dcv-packages": ("dcc", "packages_installed"),
         "workstation-display-dcv-config": ("display", "config_merged"),
         "workstation-display-dcv-owner": ("display", "config_merged"),
         "workstation-display-dcv-service": ("service", "running"),
-        "workstation-display-anyware-packages": ("display", "packages_installed"),
+        "workstation-display-anyware-packages": ("dcc", "packages_installed"),
         "workstation-display-anyware-registration": ("display", "anyware_registered"),
         "workstation-display-anyware-service": ("service", "running"),
         "workstation-display-firewall": ("display", "ports_open"),
@@ -78,8 +78,8 @@ def test_a_missing_owner_fails_naming_the_pillar_path(loaders):
 
 
 def test_packages_dry_run_predicts_installs_without_touching_the_package_manager(loaders):
-    missing = loaders.states.display.packages_installed("dcv", packages={"nice-dcv-server": None}, test=True)
-    present = loaders.states.display.packages_installed("dcv", packages={"dpkg": None})
+    missing = loaders.states.dcc.packages_installed("dcv", packages={"nice-dcv-server": None}, test=True)
+    present = loaders.states.dcc.packages_installed("dcv", packages={"dpkg": None})
 
     assert missing.result is None and missing.changes == {"installed": {"nice-dcv-server": "latest"}}
     assert present.result is True and present.changes == {}

@@ -24,7 +24,6 @@ def test_a_baked_root_gets_launchers_a_desktop_entry_and_the_production_mount_in
     pillar = workstation_pillar(studio_server)  # phase bake
     pillar["productions"]["nightfall"]["env"] = {"SHOW": "nightfall", "NOTE": "it's \"quoted\" $HOME"}
     pillar["productions"]["nightfall"]["mounts"] = {"projects": MOUNT}
-    pillar["lookup"] = {"os": {"mount_packages": {}}}  # the root's apt only sees the studio repository
     station = station_factory(pillar)
     minion = station.minion
 
@@ -39,7 +38,7 @@ def test_a_baked_root_gets_launchers_a_desktop_entry_and_the_production_mount_in
     assert by_id(predicted)[mount_id]["result"] is None and real and by_id(real)[mount_id]["changes"]
     assert {k: v for k, v in launcher_changes(predicted).items() if k != mount_id} == \
         {k: v for k, v in launcher_changes(real).items() if k != mount_id}
-    assert set(launcher_changes(real)) == {"workstation-launchers-nightfall",
+    assert set(launcher_changes(real)) == {"workstation-launchers-mount-clients", "workstation-launchers-nightfall",
                                            "workstation-launchers-nightfall-mount-projects",
                                            "workstation-launchers-studio-launch"}
     assert launcher_changes(again) == {}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from salt_workstation import config, display, gpu_detect, pillar
+from salt_workstation import config, display, gpu_detect, pillar, units
 from salt_workstation.errors import WorkstationError
 from tests.system.standins.display import register_host_script, validate_license_script
 
@@ -123,7 +123,7 @@ def test_phase_all_lays_out_every_state_with_its_requisites():
     assert args(states["workstation-display-vnc-owner"]) == {
         "name": "/etc/tigervnc/vncserver.users", "style": "tigervnc", "settings": {"": {":2": "alice"}},
         "require": [{"display": "workstation-display-owner"}, {"display": "workstation-display-vnc-config"},
-                    {"display": "workstation-display-vnc-packages"}],
+                    {"dcc": "workstation-display-vnc-packages"}],
     }
     service = states["workstation-display-vnc-service"]
     assert service["function"] == "service.running"
@@ -131,7 +131,7 @@ def test_phase_all_lays_out_every_state_with_its_requisites():
     assert args(service)["watch"] == [{"display": "workstation-display-vnc-config"},
                                       {"display": "workstation-display-vnc-owner"}]
     assert args(states["workstation-display-anyware-service"])["require"] == [
-        {"display": "workstation-display-anyware-packages"}, {"display": "workstation-display-anyware-registration"}]
+        {"dcc": "workstation-display-anyware-packages"}, {"display": "workstation-display-anyware-registration"}]
     assert [f"{rule['port']}/{rule['protocol']}" for rule in args(states["workstation-display-firewall"])["ports"]] == [
         "8443/tcp", "8443/udp", "443/tcp", "4172/tcp", "60443/tcp", "4172/udp", "5902/tcp"]
 
@@ -149,7 +149,7 @@ def test_bake_installs_configures_and_enables_without_owner_registration_or_star
                         ("vnc", "tigervncserver@:2.service")):
         service = states[f"workstation-display-{agent}-service"]
         assert service["function"] == "workstation.unit_enabled"
-        assert args(service) == {"name": unit, "require": [{"display": f"workstation-display-{agent}-packages"}]}
+        assert args(service) == {"name": unit, "require": [{"dcc": f"workstation-display-{agent}-packages"}]}
     assert "workstation-display-firewall" in states
 
 
@@ -174,7 +174,7 @@ def test_an_nvidia_gpu_brings_dcv_gl_and_the_graphics_agent_and_ubuntu_the_video
     assert args(states["workstation-display-anyware-packages"])["packages"] == {"pcoip-agent-graphics": None}
     group = states["workstation-display-dcv-video-group"]
     assert group["function"] == "display.group_member"
-    assert args(group) == {"name": "dcv", "group": "video", "require": [{"display": "workstation-display-dcv-packages"}]}
+    assert args(group) == {"name": "dcv", "group": "video", "require": [{"dcc": "workstation-display-dcv-packages"}]}
 
 
 def test_pins_and_an_explicit_flavor_override_detection():
@@ -219,11 +219,11 @@ def test_package_plan_reports_what_a_dry_run_can_know():
     wanted = {"nice-dcv-server": "2024.0-2", "nice-xdcv": None, "nice-dcv-gl": None}
     have = {"nice-dcv-server": "2024.0-1", "nice-xdcv": "", "nice-dcv-gl": "2024.0-1"}
 
-    assert display.package_plan(wanted, have) == {
+    assert units.package_plan(wanted, have) == {
         "installed": {"nice-xdcv": "latest"},
         "changed": {"nice-dcv-server": {"old": "2024.0-1", "new": "2024.0-2"}},
     }
-    assert display.package_plan({"nice-xdcv": None}, {"nice-xdcv": "2024.0-1"}) == {}
+    assert units.package_plan({"nice-xdcv": None}, {"nice-xdcv": "2024.0-1"}) == {}
 
 
 def test_owner_problems_name_the_pillar_path():

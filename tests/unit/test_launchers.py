@@ -522,13 +522,14 @@ def test_formula_data_mounts_each_production_storage_with_network_options(tmp_pa
         "workstation-launchers-harbor",
         "workstation-launchers-nightfall-mount-projects-credentials",
     ]
-    assert _args(states["workstation-launchers-mount-clients"]) == {"pkgs": ["cifs-utils", "nfs-common"]}
+    assert _args(states["workstation-launchers-mount-clients"]) == {
+        "name": "production storage clients", "packages": {"cifs-utils": None, "nfs-common": None}}
     credentials = str(tmp_path / "studio/productions/nightfall/.secrets/projects.credentials")
     assert _args(states["workstation-launchers-nightfall-mount-projects"]) == {
         "name": "/mnt/nightfall/projects", "device": "//nas01/nightfall", "fstype": "cifs",
         "opts": ["_netdev", "nofail", "vers=3.0", f"credentials={credentials}"],
         "mkmnt": True, "persist": True, "mount": True, "config": str(tmp_path / "etc/fstab"),
-        "require": [{"pkg": "workstation-launchers-mount-clients"},
+        "require": [{"dcc": "workstation-launchers-mount-clients"},
                     {"launchers": "workstation-launchers-nightfall-mount-projects-credentials"}],
     }
     assert states["workstation-launchers-nightfall-mount-projects-credentials"]["function"] == "launchers.credentials"
