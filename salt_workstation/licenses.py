@@ -418,18 +418,6 @@ def public_entry(entry):
     return {key: value for key, value in entry.items() if key not in SECRET_KEYS}
 
 
-def redact(config):
-    """A copy of a workstation config with every license secret replaced (for reports and `config`)."""
-    if not isinstance(config, dict) or not isinstance(config.get(SECTION), dict):
-        return config
-    section = {
-        name: ({key: ("<secret>" if key in SECRET_KEYS else value) for key, value in entry.items()}
-               if isinstance(entry, dict) else entry)
-        for name, entry in config[SECTION].items()
-    }
-    return {**config, SECTION: section}
-
-
 def environment(section, params, public=True) -> tuple[dict[str, str], list[Issue]]:
     """The variables of the valid entries (sorted), and the section's issues."""
     issues, variables = _check_section(section if section is not None else {}, params, public)

@@ -27,7 +27,7 @@ def __virtual__():
 
 
 def _config():
-    return __salt__["workstation.config"]()
+    return __salt__["workstation.config"](unmask=True)
 
 
 def _store(install_root=None):

@@ -20,7 +20,7 @@ def __virtual__():
 
 
 def _config(config=None):
-    return config if config is not None else __salt__["workstation.config"]()
+    return config if config is not None else __salt__["workstation.config"](unmask=True)
 
 
 def detect(root="/"):

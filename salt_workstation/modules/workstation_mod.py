@@ -10,7 +10,7 @@ import os
 import tempfile
 
 from salt_workstation import config as ws_config
-from salt_workstation import keys, pillar, report as ws_report, units
+from salt_workstation import keys, pillar, report as ws_report, secrets, units
 from salt_workstation import plan as ws_plan
 from salt_workstation.engine import AppStore
 from salt_workstation.errors import WorkstationError
@@ -26,11 +26,14 @@ def _merged():
     return ws_config.load(__pillar__.get("workstation"), __grains__)
 
 
-def config():
+def config(unmask=False):
     """
     The merged workstation config: defaults, OS family parameters, pillar
     ``workstation:lookup``, then the ``workstation`` pillar. The formula's
-    map.jinja reads this too.
+    map.jinja reads this too. Secrets (license keys, registration codes, mount
+    credentials) are masked unless ``unmask=True``: the formula needs no
+    secret (the states read them from pillar where they use them), so only a
+    person debugging on the minion itself should ever unmask.
 
     CLI Example:
 
@@ -38,7 +41,8 @@ def config():
 
         salt '*' workstation.config
     """
-    return _merged()
+    merged = _merged()
+    return merged if unmask else secrets.redact(merged)
 
 
 def validate(config=None):

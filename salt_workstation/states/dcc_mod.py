@@ -92,7 +92,7 @@ def installed(name, version, spec=None, install_root=None, depot=None, used_by=N
     """
     ret = _ret(name)
     spec = spec if spec is not None else _spec_from_kwargs(kwargs)
-    settings = __salt__["workstation.config"]()
+    settings = __salt__["workstation.config"](unmask=True)
     install_root = install_root or settings["install_root"]
     depot = depot or settings["depot"]
     problems = _problems(name, version, spec, install_root, depot, used_by)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from salt_workstation import config, licenses, pillar
+from salt_workstation import config, licenses, pillar, secrets
 from salt_workstation.errors import WorkstationError
 
 GRAINS = {"os_family": "Debian", "oscodename": "bookworm"}
@@ -129,9 +129,9 @@ def test_secrets_are_judged_but_never_quoted():
     assert set(found) == {"workstation:licenses:maya:product_key", "workstation:licenses:node:content"}
     assert "CANARY-LONG-KEY" not in str(found) and "987654321" not in str(found)
     assert "never shown" in found["workstation:licenses:maya:product_key"]
-    redacted = licenses.redact(merged())
+    redacted = secrets.redact(merged())
     assert CANARY_KEY not in str(redacted) and CANARY_CONTENT not in str(redacted)
-    assert redacted["licenses"]["katana-node"]["content"] == "<secret>"
+    assert redacted["licenses"]["katana-node"]["content"] == secrets.MASK
 
 
 def test_productions_whose_apps_need_an_undefined_license_are_told_which_and_where():
