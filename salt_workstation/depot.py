@@ -6,6 +6,7 @@ import base64
 import hashlib
 import http.client
 import os
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -56,15 +57,21 @@ class HashingReader:
         self.total = total
         self.done = 0
         self._progress = progress
+        self._owner = threading.get_ident()
 
     def readinto(self, buffer) -> int:
         count = self._raw.readinto(buffer)
         if count:
             self._hash.update(memoryview(buffer).cast("B")[:count])
             self.done += count
-            if self._progress:
-                self._progress(self.done, self.total)
+            if threading.get_ident() == self._owner:  # a read-ahead thread leaves reporting to report()
+                self.report()
         return count or 0
+
+    def report(self) -> None:
+        """Tell the progress callback how far the read is, from the thread that made this reader."""
+        if self._progress:
+            self._progress(self.done, self.total)
 
     def read(self, size=-1) -> bytes:
         data = self._raw.read(size)

@@ -9,11 +9,15 @@ Each regular file is hashed as it is written, for `dcc.verify` later.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
 import posixpath
+import queue
 import stat
+import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +41,110 @@ FILE_HASH = "sha256"
 # so libarchive's no-absolute-paths guard stays off; the rest stay on.
 WRITE_FLAGS = EXTRACT_PERM | EXTRACT_TIME | EXTRACT_SECURE_SYMLINKS | EXTRACT_SECURE_NODOTDOT
 PRIVILEGE_BITS = stat.S_ISUID | stat.S_ISGID
+GZIP_MAGIC = b"\x1f\x8b"
+AHEAD_BLOCKS = 4  # blocks of READ_BLOCK in flight between the read-ahead thread and libarchive
+
+
+class _ReadAhead:
+    """Read (and so hash) the source in a thread, and gunzip it there when it is gzip.
+
+    `tar -xz` inflates in a gzip process of its own; libarchive inflates on the thread that
+    writes the files. Moving the read, the source hash and the inflating to a thread lets a
+    second core do them while the first creates files: zlib and hashlib release the GIL on
+    large blocks, and libarchive's calls through ctypes release it too. libarchive then reads
+    a plain tar (or, for xz/zstd/bz2, still inflates itself, with only the read and hash ahead).
+    At most AHEAD_BLOCKS blocks wait in the queue, so memory stays flat.
+    """
+
+    def __init__(self, stream, first: bytes):
+        self._stream = stream
+        self._queue: queue.Queue = queue.Queue(AHEAD_BLOCKS)
+        self._stop = threading.Event()
+        self._pending = memoryview(b"")
+        self._eof = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(first,), name="read-ahead", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _blocks(self, first: bytes):
+        yield first
+        buffer = bytearray(READ_BLOCK)
+        while not self._stop.is_set():
+            count = self._stream.readinto(buffer)
+            if not count:
+                return
+            yield bytes(memoryview(buffer)[:count])
+
+    def _run(self, first: bytes) -> None:
+        try:
+            if first[:2] != GZIP_MAGIC:
+                for block in self._blocks(first):
+                    if not self._put(block):
+                        return
+                return
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            for block in self._blocks(first):
+                data = block
+                while data:
+                    if inflater.eof:  # another gzip member follows, or trailing bytes libarchive also ignores
+                        data = inflater.unused_data + data
+                        if data[:2] != GZIP_MAGIC:
+                            break
+                        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    out = inflater.decompress(data, READ_BLOCK)
+                    data = inflater.unconsumed_tail
+                    if out and not self._put(out):
+                        return
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller once libarchive is done
+            self.error = exc
+        finally:
+            self._put(None)  # a truncated source ends early; libarchive reports it, the hash names it
+
+    def readinto(self, buffer) -> int:
+        while not self._pending and not self._eof:
+            block = self._queue.get()
+            if block is None:
+                self._eof = True
+            else:
+                self._pending = memoryview(block)
+                report = getattr(self._stream, "report", None)
+                if report:  # progress goes out from this thread: Salt's event client is not thread-safe
+                    report()
+        count = min(len(buffer), len(self._pending))
+        memoryview(buffer).cast("B")[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextlib.contextmanager
+def _read_ahead(stream):
+    """The stream as libarchive should read it: seekable sources (a spooled zip) as they are."""
+    if stream.seekable():
+        yield stream
+        return
+    ahead = _ReadAhead(stream, stream.read(READ_BLOCK))
+    try:
+        yield ahead
+    finally:
+        ahead.close()
+    if ahead.error is not None:
+        raise ahead.error
 
 
 @dataclass(frozen=True)
@@ -88,7 +196,8 @@ def extract(stream, dest: Path, strip_components: int = 0) -> list[Record]:
     records: list[Record] = []
     buff, size, offset = ctypes.c_void_p(), ctypes.c_size_t(), ctypes.c_longlong()
     try:
-        with libarchive.stream_reader(stream, block_size=READ_BLOCK) as archive, \
+        with _read_ahead(stream) as source, \
+                libarchive.stream_reader(source, block_size=READ_BLOCK) as archive, \
                 new_archive_write_disk(WRITE_FLAGS) as writer:
             for entry in archive:
                 name = entry.pathname

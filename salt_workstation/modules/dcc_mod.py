@@ -7,6 +7,7 @@ install_root come from the ``workstation`` pillar unless passed in.
 :depends: libarchive-c (and the system's libarchive)
 """
 
+import glob
 import logging
 import os
 
@@ -197,12 +198,33 @@ def install(app, version, spec=None, install_root=None, depot=None):
     return manifest
 
 
+# A `salt-call --local` with no minion daemon has no event bus: event.send then spends about a
+# second on its IPC socket and returns False, and every progress event paid that second while the
+# download waited (a 400 MiB install ran past 90 s instead of 4 s). So: look for the socket first,
+# and let the first event that cannot be sent turn them off for the rest of this process.
+_EVENTS_ON = "workstation.progress_events"
+
+
+def _event_bus_reachable():
+    if not __opts__.get("local") or __opts__.get("use_master_when_local") or __opts__.get("ipc_mode") == "tcp":
+        return True  # a minion daemon's own process, or a bus we cannot see from here: just try
+    return bool(glob.glob(os.path.join(__opts__.get("sock_dir") or "", "minion_event_*_pull.ipc")))
+
+
 def _send_event(tag, data):
-    """Progress goes to the master's event bus (the local one when masterless); never fail an install over it."""
+    """Progress goes to the master's event bus (the local one when masterless); never fail, or slow, an install over it."""
+    if _EVENTS_ON not in __context__:
+        __context__[_EVENTS_ON] = _event_bus_reachable()
+    if not __context__[_EVENTS_ON]:
+        return
     try:
-        __salt__["event.send"](tag, data)
+        sent = __salt__["event.send"](tag, data)
     except Exception:  # pylint: disable=broad-except
         log.debug("could not send the progress event %s", tag, exc_info=True)
+        sent = False
+    if sent is False:
+        log.debug("no event bus takes install progress; no more progress events from this process")
+        __context__[_EVENTS_ON] = False
 
 
 def remove(app, version, install_root=None):

@@ -27,15 +27,12 @@ import salt.utils.args
 from salt_workstation import pillar
 from salt_workstation.depot import redact_url
 from salt_workstation.engine import identity
+from salt_workstation import stateret
 
 __virtualname__ = "dcc"
 
 def __virtual__():
     return __virtualname__
-
-
-def _ret(name):
-    return {"name": name, "result": True, "changes": {}, "comment": ""}
 
 
 def _spec_from_kwargs(kwargs):
@@ -90,7 +87,7 @@ def installed(name, version, spec=None, install_root=None, depot=None, used_by=N
     used_by
         Pillar paths of the productions asking for this version, for error messages.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     spec = spec if spec is not None else _spec_from_kwargs(kwargs)
     settings = __salt__["workstation.config"](unmask=True)
     install_root = install_root or settings["install_root"]
@@ -156,7 +153,7 @@ def absent(name, version=None, install_root=None):
     Ensure app ``name`` at ``version`` (or, without a version, every version
     salt-workstation installed of it) is not installed.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     installed_versions = __salt__["dcc.list_installed"](install_root=install_root).get(name, {})
     wanted_gone = [str(version)] if version is not None else sorted(installed_versions)
     present = [v for v in wanted_gone if v in installed_versions]
@@ -176,7 +173,7 @@ def pruned(name, keep=(), retain=1, install_root=None):
     retain
         How many other versions to keep, most recently wanted first.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     if isinstance(retain, bool) or not isinstance(retain, int) or retain < 0:
         ret["result"] = False
         ret["comment"] = f"{pillar.path_of('retain')} must be a whole number (0 or more), got {retain!r}; nothing was removed"
@@ -205,7 +202,7 @@ def packages_installed(name, packages):
         ``{package: pinned version, or null for the repository's latest}``.
         Installed unpinned packages are kept as they are.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     outcome = __salt__["dcc.install_packages"](packages, test=__opts__["test"])
     if "error" in outcome:
         ret.update(result=False, comment=f"{name}: {outcome['error']}")

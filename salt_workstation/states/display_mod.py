@@ -16,6 +16,7 @@ reports exactly the changes a real run makes.
 """
 
 from salt_workstation import display
+from salt_workstation import stateret
 
 __virtualname__ = "display"
 
@@ -24,26 +25,12 @@ def __virtual__():
     return __virtualname__
 
 
-def _ret(name):
-    return {"name": name, "result": True, "changes": {}, "comment": ""}
-
-
-def _pending(ret, changes, would, did):
-    """Report changes made, or under test=True to be made (result None), with the same changes either way."""
-    ret["changes"] = changes
-    if __opts__["test"]:
-        ret.update(result=None, comment=would)
-    else:
-        ret["comment"] = did
-    return ret
-
-
 def pillar_valid(name, errors):
     """
     Fail, changing nothing, for agent ``name`` whose pillar section has
     ``errors`` (each with its pillar path): the other agents still converge.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     ret["result"] = False
     ret["comment"] = (f"{display.TITLES.get(name, name)} was not configured; nothing was touched. Fix the pillar:\n"
                       + "\n".join(f"- {error}" for error in errors))
@@ -62,17 +49,12 @@ def config_merged(name, settings, style):
         ``dcv`` (quoted text values), ``pcoip`` (``key = value``) or
         ``tigervnc`` (``key=value`` and bare flags).
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     outcome = __salt__["display.merge_config"](name, settings, style, test=__opts__["test"])
-    if "error" in outcome:
-        ret.update(result=False, comment=outcome["error"])
-        return ret
     keys = [key for section in settings.values() for key in section]
-    if not outcome["changes"]:
-        ret["comment"] = f"{name} holds {', '.join(keys)} as the pillar says"
-        return ret
-    changed = ", ".join(outcome["changes"])
-    return _pending(ret, outcome["changes"], f"{name} would change: {changed}", f"{name} changed: {changed}")
+    changed = ", ".join(outcome.get("changes") or {})
+    return stateret.report(ret, outcome, __opts__["test"], same=f"{name} holds {', '.join(keys)} as the pillar says",
+                           would=f"{name} would change: {changed}", done=f"{name} changed: {changed}")
 
 
 def owner_exists(name):
@@ -81,7 +63,7 @@ def owner_exists(name):
     this machine other than root; otherwise fail, naming the pillar path.
     Changes nothing.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     problem = __salt__["display.owner_problem"](name)
     if problem:
         ret.update(result=False, comment=problem)
@@ -94,15 +76,11 @@ def group_member(name, group):
     """
     Ensure user ``name`` is a member of ``group``; other members stay.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     outcome = __salt__["display.add_to_group"](name, group, test=__opts__["test"])
-    if "error" in outcome:
-        ret.update(result=False, comment=outcome["error"])
-        return ret
-    if not outcome["changed"]:
-        ret["comment"] = f"{name} is a member of {group}"
-        return ret
-    return _pending(ret, {"group": group, "added": name}, f"{name} would join {group}", f"{name} joined {group}")
+    return stateret.report(ret, outcome, __opts__["test"], same=f"{name} is a member of {group}",
+                           would=f"{name} would join {group}", done=f"{name} joined {group}",
+                           changes={"group": group, "added": name})
 
 
 def anyware_registered(name, register_tool=display.REGISTER_TOOL, validate_tool=display.VALIDATE_TOOL):
@@ -115,17 +93,15 @@ def anyware_registered(name, register_tool=display.REGISTER_TOOL, validate_tool=
     register_tool, validate_tool
         HP's ``pcoip-register-host`` and ``pcoip-validate-license``.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     outcome = __salt__["display.register"](register_tool=register_tool, validate_tool=validate_tool,
                                            test=__opts__["test"])
     if "error" in outcome:
-        ret.update(result=False, comment=f"HP Anyware was not registered: {outcome['error']}")
-        return ret
-    if not outcome["changed"]:
-        ret["comment"] = "HP Anyware is registered"
-        return ret
-    return _pending(ret, {"registered": True}, "HP Anyware would be registered with the pillar's registration code",
-                    "HP Anyware was registered with the pillar's registration code")
+        outcome = {"error": f"HP Anyware was not registered: {outcome['error']}"}
+    return stateret.report(ret, outcome, __opts__["test"], same="HP Anyware is registered",
+                           would="HP Anyware would be registered with the pillar's registration code",
+                           done="HP Anyware was registered with the pillar's registration code",
+                           changes={"registered": True})
 
 
 def ports_open(name, ports, backend="auto"):
@@ -139,7 +115,7 @@ def ports_open(name, ports, backend="auto"):
     backend
         ``auto`` (default), ``firewalld``, ``ufw`` or ``none``.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     outcome = __salt__["display.open_ports"](ports, backend=backend, test=__opts__["test"])
     if "error" in outcome:
         ret.update(result=False, comment=outcome["error"])
@@ -149,9 +125,9 @@ def ports_open(name, ports, backend="auto"):
         why = "workstation:display:firewall is none" if backend == "none" else "neither firewalld nor ufw is installed"
         ret["comment"] = f"No firewall managed ({why}); the display agents listen on {listed}"
         return ret
-    if not outcome["opened"]:
-        ret["comment"] = f"{listed} are open in {outcome['backend']}"
-        return ret
     opened = ", ".join(outcome["opened"])
-    return _pending(ret, {"backend": outcome["backend"], "opened": outcome["opened"]},
-                    f"{opened} would be opened in {outcome['backend']}", f"{opened} opened in {outcome['backend']}")
+    return stateret.report(ret, {"changed": bool(outcome["opened"])}, __opts__["test"],
+                           same=f"{listed} are open in {outcome['backend']}",
+                           would=f"{opened} would be opened in {outcome['backend']}",
+                           done=f"{opened} opened in {outcome['backend']}",
+                           changes={"backend": outcome["backend"], "opened": outcome["opened"]})

@@ -20,6 +20,7 @@ pkg.installed (the driver packages, pinned and held) from ``gpu.formula_data``.
 
 from salt_workstation import gpu as ws_gpu
 from salt_workstation.errors import WorkstationError
+from salt_workstation import stateret
 
 __virtualname__ = "gpu"
 
@@ -28,16 +29,12 @@ def __virtual__():
     return __virtualname__
 
 
-def _ret(name):
-    return {"name": name, "result": True, "changes": {}, "comment": ""}
-
-
 def not_managed(name, comment, errors=None):
     """
     Nothing to manage (no GPU, or not NVIDIA: succeeds and says why), or a
     pillar that cannot be followed (fails with every error and its path).
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     ret["comment"] = comment
     if errors:
         ret["result"] = False
@@ -50,7 +47,7 @@ def nouveau_blacklisted(name, content):
     Its changes trigger ``gpu.initramfs_rebuilt`` (onchanges), so the initramfs is
     rebuilt only when this file changed.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     outcome = __salt__["gpu.blacklist"](name, content, test=__opts__["test"])
     if not outcome["changed"]:
         ret["comment"] = f"nouveau is blacklisted in {name}"
@@ -69,7 +66,7 @@ def initramfs_rebuilt(name, argv):
     ``onchanges``: it runs every time it is called. Without the tool installed
     there is no initramfs, and nothing to do.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     if __salt__["cmd.which"](argv[0]) is None:
         ret["comment"] = f"{argv[0]} is not installed: no initramfs to rebuild"
         return ret
@@ -92,7 +89,7 @@ def module_stream_installed(name):
     dnf module stream ``name`` (``nvidia-driver:580-open``) enabled and its
     default profile installed: the stream locks the driver branch.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     if __salt__["gpu.module_stream_installed"](name):
         ret["comment"] = f"dnf module stream {name} is installed"
         return ret
@@ -117,7 +114,7 @@ def reboot_signalled(name, branch, flavor, version=None, reboot=False, notes=Non
     none), unless ``reboot`` (pillar workstation:gpu:reboot) asks for the
     reboot: then it schedules one in a minute.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     wanted = version or f"branch {branch}"
     loaded = __salt__["gpu.loaded"]()
     loaded_text = f"{loaded['version']} ({loaded['kernel_module'] or 'flavour unknown'})" if loaded["version"] \

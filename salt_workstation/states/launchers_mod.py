@@ -21,15 +21,13 @@ Keep each production's launchers, desktop entries and plugin wiring as the
 and removes. Credentials never appear in changes or comments.
 """
 
+from salt_workstation import stateret
+
 __virtualname__ = "launchers"
 
 
 def __virtual__():
     return __virtualname__
-
-
-def _ret(name):
-    return {"name": name, "result": True, "changes": {}, "comment": ""}
 
 
 def _verb(done, would):
@@ -42,7 +40,7 @@ def managed(name):
     plugin wiring, desktop entries and menu, and none it no longer needs.
     Its pillar errors fail this state only; nothing of the production is touched then.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     outcome = __salt__["launchers.sync"](name, test=__opts__["test"])
     if "error" in outcome:
         ret["result"] = False
@@ -64,7 +62,7 @@ def pruned(name, keep=()):
     Remove what the productions not in ``keep`` left behind (``name`` is the
     productions folder): their folder, desktop entries, menu and emptied mount points.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     removed = __salt__["launchers.prune"](keep=list(keep or []), test=__opts__["test"])
     if not removed:
         ret["comment"] = "No production left anything behind"
@@ -77,15 +75,10 @@ def pruned(name, keep=()):
 
 def command(name):
     """Ensure ``studio-launch`` is at ``name``."""
-    ret = _ret(name)
+    ret = stateret.new(name)
     outcome = __salt__["launchers.command"](path=name, test=__opts__["test"])
-    if not outcome["changed"]:
-        ret["comment"] = f"{name} is up to date"
-        return ret
-    ret["changes"] = {"written": name}
-    ret["result"] = None if __opts__["test"] else True
-    ret["comment"] = f"{name} {_verb('was written', 'would be written')}"
-    return ret
+    return stateret.report(ret, outcome, __opts__["test"], same=f"{name} is up to date",
+                           would=f"{name} would be written", done=f"{name} was written", changes={"written": name})
 
 
 def credentials(name, production, mount):
@@ -93,15 +86,9 @@ def credentials(name, production, mount):
     Ensure the SMB credentials file ``name`` of ``mount`` of ``production``
     holds the pillar's credentials, mode 0600. The secret never reaches the return.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     outcome = __salt__["launchers.credentials"](production, mount, path=name, test=__opts__["test"])
-    if "error" in outcome:
-        ret.update(result=False, comment=outcome["error"])
-        return ret
-    if not outcome["changed"]:
-        ret["comment"] = f"The credentials of {production} mount {mount} are in place"
-        return ret
-    ret["changes"] = {"credentials": name}
-    ret["result"] = None if __opts__["test"] else True
-    ret["comment"] = f"The credentials of {production} mount {mount} {_verb('were written', 'would be written')} (mode 0600)"
-    return ret
+    what = f"The credentials of {production} mount {mount}"
+    return stateret.report(ret, outcome, __opts__["test"], same=f"{what} are in place",
+                           would=f"{what} would be written (mode 0600)", done=f"{what} were written (mode 0600)",
+                           changes={"credentials": name})

@@ -25,6 +25,7 @@ registers nothing and reports exactly the changes a real run makes.
 """
 
 from salt_workstation import licenses as core
+from salt_workstation import stateret
 
 __virtualname__ = "licenses"
 
@@ -33,28 +34,9 @@ def __virtual__():
     return __virtualname__
 
 
-def _ret(name):
-    return {"name": name, "result": True, "changes": {}, "comment": ""}
-
-
 def _refuse(ret, what, problems):
     ret["result"] = False
     ret["comment"] = f"{what}; nothing on disk was touched. Fix the pillar:\n" + "\n".join(f"- {p}" for p in problems)
-    return ret
-
-
-def _report(ret, outcome, done, would, same):
-    """A state result from an execution module outcome: {"changes": ...} or {"error": ...}."""
-    if "error" in outcome:
-        ret.update(result=False, comment=outcome["error"])
-    elif not outcome["changes"]:
-        ret["comment"] = same
-    else:
-        ret["changes"] = outcome["changes"]
-        ret["result"] = None if __opts__["test"] else True
-        ret["comment"] = would if __opts__["test"] else done
-        if outcome.get("comment"):
-            ret["comment"] += f" ({outcome['comment']})"
     return ret
 
 
@@ -77,7 +59,7 @@ def environment_file(name, style, licenses=None, chaos_dir=core.DEFAULT_PARAMETE
     chaos_dir
         The folder of vrlclient.xml, for VRAY_AUTH_CLIENT_FILE_PATH.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     if not str(name).startswith("/"):
         return _unplaceable(ret, name)
     variables, issues = core.environment(licenses, {"chaos_dir": chaos_dir})
@@ -86,8 +68,8 @@ def environment_file(name, style, licenses=None, chaos_dir=core.DEFAULT_PARAMETE
     outcome = __salt__["licenses.write_environment"](name, variables, style, test=__opts__["test"])
     summary = ", ".join(variables) or "no variables"
     removing = not variables
-    return _report(
-        ret, outcome,
+    return stateret.report(
+        ret, outcome, __opts__["test"],
         done=f"{name} was {'removed: no license sets a variable' if removing else 'written: ' + summary}",
         would=f"{name} would be {'removed: no license sets a variable' if removing else 'written: ' + summary}",
         same=f"{name} sets {summary}" if variables else f"{name} is absent: no license sets a variable",
@@ -115,7 +97,7 @@ def configured(name, entry, path=None, content_pillar=None, product_key_pillar=N
     rlm and flexlm licenses need no file of their own: their variables are in
     the environment files, and this state reports them.
     """
-    ret = _ret(name)
+    ret = stateret.new(name)
     carried = sorted(key for key in (entry if isinstance(entry, dict) else {}) if key in core.SECRET_KEYS)
     if carried:
         ret["result"] = False
@@ -144,7 +126,7 @@ def configured(name, entry, path=None, content_pillar=None, product_key_pillar=N
             timeout=helper_timeout, test=test)
         servers = ", ".join(entry["servers"])
         verb = (outcome.get("changes") or {}).get("action", "register")
-        return _report(ret, outcome,
+        return stateret.report(ret, outcome, __opts__["test"],
                        done=f"Autodesk {version} ({name}): {verb}ed for network licenses from {servers}",
                        would=f"Autodesk {version} ({name}) would be {verb}ed for network licenses from {servers}",
                        same=f"Autodesk {version} ({name}) is registered for network licenses from {servers}")
@@ -160,4 +142,4 @@ def configured(name, entry, path=None, content_pillar=None, product_key_pillar=N
         outcome = __salt__["licenses.write_file"](path, contents, "0644", "root", "root", test=test)
         servers = ", ".join(entry["servers"])
         what = f"{'hserver' if kind == 'sidefx' else 'V-Ray'} license servers of {name} ({servers}) in {path}"
-    return _report(ret, outcome, done=f"{what}: written", would=f"{what}: would be written", same=f"{what}: in place")
+    return stateret.report(ret, outcome, __opts__["test"], done=f"{what}: written", would=f"{what}: would be written", same=f"{what}: in place")

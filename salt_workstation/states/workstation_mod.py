@@ -4,7 +4,7 @@ with its path in one place, so a TD sees them all at once; the app states
 still fail one by one with their own errors while the valid apps converge.
 """
 
-from salt_workstation import pillar
+from salt_workstation import pillar, stateret
 
 __virtualname__ = "workstation"
 
@@ -19,7 +19,7 @@ def validated(name, config=None):
     otherwise fail with every error and its pillar path. Changes nothing.
     """
     report = __salt__["workstation.validate"](config=config)
-    ret = {"name": name, "result": report["valid"], "changes": {}, "comment": ""}
+    ret = {**stateret.new(name), "result": report["valid"]}
     if report["valid"]:
         ret["comment"] = "The workstation pillar is valid"
     else:
@@ -38,7 +38,7 @@ def keyring(name, repository, repo, armor=False):
     repo
         The pillar entry: url, dist, components, key, fingerprint.
     """
-    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    ret = stateret.new(name)
     problems = pillar.check_repositories({repository: repo})
     if problems:
         ret["result"] = False
@@ -46,19 +46,13 @@ def keyring(name, repository, repo, armor=False):
         return ret
     outcome = __salt__["workstation.keyring"](name, repo["key"], repo["fingerprint"], armor=armor, test=__opts__["test"])
     if "error" in outcome:
-        ret["result"] = False
-        ret["comment"] = f"Repository {repository}: {outcome['error']} ({pillar.path_of('repositories', repository, 'fingerprint')})"
-        return ret
-    if not outcome["changed"]:
-        ret["comment"] = f"The pinned key of repository {repository} is in place at {name}"
-        return ret
-    ret["changes"] = {"keyring": name, "fingerprint": repo["fingerprint"]}
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["comment"] = f"The pinned key of repository {repository} would be written to {name}"
-    else:
-        ret["comment"] = f"The pinned key of repository {repository} was written to {name}"
-    return ret
+        outcome = {"error": f"Repository {repository}: {outcome['error']} "
+                            f"({pillar.path_of('repositories', repository, 'fingerprint')})"}
+    return stateret.report(ret, outcome, __opts__["test"],
+                           same=f"The pinned key of repository {repository} is in place at {name}",
+                           would=f"The pinned key of repository {repository} would be written to {name}",
+                           done=f"The pinned key of repository {repository} was written to {name}",
+                           changes={"keyring": name, "fingerprint": repo["fingerprint"]})
 
 
 def unit_enabled(name):
@@ -66,14 +60,7 @@ def unit_enabled(name):
     Ensure systemd unit ``name`` is enabled for the next boot, without starting
     it: what ``workstation:phase: bake`` uses while an image is built.
     """
-    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     outcome = __salt__["workstation.unit_enabled"](name, test=__opts__["test"])
-    if "error" in outcome:
-        ret.update(result=False, comment=outcome["error"])
-    elif not outcome["changed"]:
-        ret["comment"] = f"{name} is enabled"
-    else:
-        ret["changes"] = {"enabled": name}
-        ret["result"] = None if __opts__["test"] else True
-        ret["comment"] = f"{name} {'would be' if __opts__['test'] else 'was'} enabled (not started: phase bake)"
-    return ret
+    return stateret.report(stateret.new(name), outcome, __opts__["test"], same=f"{name} is enabled",
+                           would=f"{name} would be enabled (not started: phase bake)",
+                           done=f"{name} was enabled (not started: phase bake)", changes={"enabled": name})
