@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import json
@@ -23,7 +22,7 @@ import time
 import urllib.parse
 from pathlib import Path, PurePosixPath
 
-from salt_workstation import __version__, unpack
+from salt_workstation import __version__
 from salt_workstation.depot import HashingReader, open_source, redact_url
 from salt_workstation.errors import HashMismatch, InstallError, WorkstationError
 from salt_workstation.paths import FILE_LIST, MANIFEST, RESERVED_NAMES, STAGING_PREFIX, TRASH_PREFIX, Layout
@@ -40,7 +39,7 @@ _AT_FDCWD = -100
 
 
 def _renameat2():
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)  # the libc this process runs on; find_library would fork ldconfig
     function = getattr(libc, "renameat2", None)
     if function is not None:
         function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
@@ -61,6 +60,14 @@ def exchange(first: Path, second: Path) -> bool:
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False
     raise OSError(err, os.strerror(err), str(first))
+
+
+def _unpack():
+    """unpack brings in libarchive, whose loading forks `ldconfig -p`: only installs and verify need
+    it, so a converged state.apply, which reads manifests and stats launchers, never loads it."""
+    from salt_workstation import unpack  # pylint: disable=import-outside-toplevel
+
+    return unpack
 
 
 def _write_json(path: Path, data) -> None:
@@ -217,13 +224,13 @@ class AppStore:
                     spool = staging.with_name(staging.name + "-spool")
                     spool.mkdir()
                     stream = open(spool / "source.zip", "w+b")  # noqa: SIM115 - closed below
-                    shutil.copyfileobj(reader, stream, unpack.READ_BLOCK)
+                    shutil.copyfileobj(reader, stream, _unpack().READ_BLOCK)
                     stream.seek(0)
                 try:
                     with contextlib.ExitStack() as stack:
                         if stream is not reader:
                             stack.enter_context(stream)
-                        records = unpack.extract(stream, unpacked, spec.strip_components)
+                        records = _unpack().extract(stream, unpacked, spec.strip_components)
                 except WorkstationError:
                     # A truncated or corrupt download fails to unpack: the hash names the real cause.
                     reader.drain()
@@ -237,7 +244,7 @@ class AppStore:
                 if progress:
                     progress("installer", reader.done, reader.total)
                 self._run_installer(spec, unpacked, staging)
-                records = unpack.scan(staging)
+                records = _unpack().scan(staging)
         finally:
             if unpacked != staging:
                 shutil.rmtree(unpacked, ignore_errors=True)
@@ -374,7 +381,7 @@ class AppStore:
         if self.manifest(app, version) is None or rows is None:
             return {"app": app, "version": version, "ok": False, "error": f"{dest} has no manifest; reinstall it"}
         missing, changed = [], []
-        records = [unpack.Record.from_list(row) for row in rows]
+        records = [_unpack().Record.from_list(row) for row in rows]
         for record in records:
             problem = _check_record(dest / record.path, record, deep)
             if problem == "missing":
@@ -405,7 +412,7 @@ def _check_record(path: Path, record, deep: bool) -> str | None:
     if record.type == "file":
         if info.st_size != record.size:
             return f"size {info.st_size}, expected {record.size}"
-        if deep and unpack.hash_file(path) != record.digest:
+        if deep and _unpack().hash_file(path) != record.digest:
             return "content changed"
     if stat.S_IMODE(info.st_mode) != record.mode:
         return f"mode {stat.S_IMODE(info.st_mode):o}, expected {record.mode:o}"

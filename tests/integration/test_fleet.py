@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from salt_workstation.report import render_table
 from tests.integration.conftest import system_paths_under
 from tests.support.catalog import build_depot
 from tests.support.depot import DepotServer
@@ -95,7 +96,8 @@ def test_report_of_ten_minions_lists_drift_convergence_and_silence(fleet_master,
     ]
     assert report["minions"][DRIFTED[0]]["productions"]["nightfall"]["blender"]["action"] == "install"
     print(f"\nfleet report of 10 minions: the 9 answering in {report['answers_seconds']} s, "
-          f"the silent one given up after {report['seconds']} s; {seconds:.1f} s wall for salt-run")
+          f"the silent one given up after {report['seconds']} s; {seconds:.1f} s wall for salt-run\n"
+          + render_table(report))
 
 
 @pytest.mark.skipif(not shutil.which("chromium"), reason="chromium is not installed (make installs it as root)")
