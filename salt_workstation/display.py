@@ -103,7 +103,7 @@ def agent_settings(config, agent) -> dict:
 
 
 def _unknown_keys(mapping, keys, where) -> list[Issue]:
-    return [Issue(path_of(*where, key), f"unknown key{pillar._did_you_mean(key, list(keys))}")  # noqa: SLF001
+    return [Issue(path_of(*where, key), f"unknown key{pillar.did_you_mean(key, list(keys))}")
             for key in mapping if key not in keys]
 
 
@@ -261,7 +261,7 @@ def check(config) -> list[Issue]:
     for name in listed:
         if name not in AGENTS:
             issues.append(Issue(path_of("display", "agents"),
-                                f"unknown agent {name!r}{pillar._did_you_mean(name, list(AGENTS))}"))  # noqa: SLF001
+                                f"unknown agent {name!r}{pillar.did_you_mean(name, list(AGENTS))}"))
     duplicates = sorted({str(name) for name in listed if listed.count(name) > 1})
     if duplicates:
         issues.append(Issue(path_of("display", "agents"), f"lists {', '.join(duplicates)} more than once"))

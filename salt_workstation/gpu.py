@@ -50,7 +50,7 @@ def check(config, cards=None) -> list[Issue]:
         section = {}
     if not isinstance(section, dict):
         return [Issue(path_of("gpu"), f"must be a mapping such as {{driver: auto, flavor: auto}}, got {type(section).__name__}")]
-    issues = [Issue(path_of("gpu", key), f"unknown key{pillar._did_you_mean(key, list(KEYS))}")
+    issues = [Issue(path_of("gpu", key), f"unknown key{pillar.did_you_mean(key, list(KEYS))}")
               for key in section if key not in KEYS]
     gpu = settings(config)
     driver = gpu["driver"]
@@ -71,7 +71,7 @@ def check(config, cards=None) -> list[Issue]:
             issues.append(Issue(path_of("gpu", "runfile", "source"),
                                 "source runfile needs runfile: {source: <depot path of NVIDIA-Linux-x86_64-<version>.run>, hash: sha256:<64 hex>}"))
         else:
-            issues += pillar._check_hash(runfile.get("hash"), path_of("gpu", "runfile", "hash"))
+            issues += pillar.check_hash(runfile.get("hash"), path_of("gpu", "runfile", "hash"))
     for flag in ("reboot", "persistenced"):
         if not isinstance(gpu[flag], bool):
             issues.append(Issue(path_of("gpu", flag), f"must be true or false, got {gpu[flag]!r}"))

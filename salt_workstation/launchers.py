@@ -143,7 +143,7 @@ def _productions(config) -> list[tuple[str, dict, str]]:
     productions = config.get("productions")
     if not isinstance(productions, dict):
         return []
-    return sorted(pillar._named_entries(productions, "productions", "'apps'", pillar.PRODUCTION_KEYS, []))
+    return sorted(pillar.named_entries(productions, "productions", "'apps'", pillar.PRODUCTION_KEYS, []))
 
 
 def _spec(catalog, app, raw_version) -> dict:
@@ -159,7 +159,7 @@ def _check_env(env, path) -> list[Issue]:
         return [Issue(path, "must map variable names to text, e.g. {SHOW: nightfall}")]
     issues = []
     for name, value in env.items():
-        if not isinstance(name, str) or not pillar._ENV_NAME.match(name):
+        if not isinstance(name, str) or not pillar.ENV_NAME.match(name):
             issues.append(Issue(f"{path}:{name}", "is not a valid environment variable name (letters, digits, _)"))
         elif name in RESERVED_ENV:
             issues.append(Issue(f"{path}:{name}", f"{name} is set by the launcher (the production's bin folder first, "
@@ -325,7 +325,7 @@ def _mount_issues(config, production, name, mount, path) -> list[Issue]:
         else:
             for key in credentials:
                 if key not in CREDENTIAL_KEYS:
-                    issues.append(Issue(f"{path}:credentials:{key}", f"unknown key{pillar._did_you_mean(key, list(CREDENTIAL_KEYS))}"))
+                    issues.append(Issue(f"{path}:credentials:{key}", f"unknown key{pillar.did_you_mean(key, list(CREDENTIAL_KEYS))}"))
             for key in ("username", "password"):
                 value = credentials.get(key)
                 if not isinstance(value, str) or not value or "\n" in value:
@@ -342,7 +342,7 @@ def _mount_entries(production, entry):
     if not isinstance(mounts, dict):
         return [], [Issue(path_of("productions", production, "mounts"),
                           "must map mount names to {type, device, path, options, credentials}")]
-    found = list(pillar._named_entries(mounts, f"productions:{production}:mounts", "type, device and path",
+    found = list(pillar.named_entries(mounts, f"productions:{production}:mounts", "type, device and path",
                                        MOUNT_KEYS, issues))
     return found, issues
 
@@ -448,7 +448,7 @@ def merge_license_environments(environments) -> dict:
     merged: dict[str, str] = {}
     for environment in environments:
         for name, value in _mapping(environment).items():
-            if not isinstance(name, str) or not pillar._ENV_NAME.match(name) or not isinstance(value, str) \
+            if not isinstance(name, str) or not pillar.ENV_NAME.match(name) or not isinstance(value, str) \
                     or name in RESERVED_ENV:
                 continue
             if name not in merged:

@@ -82,7 +82,7 @@ _HOST = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]+$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Paths end up unquoted in environment.d files: keep them to characters that need no quoting.
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._+/-]*$")
 _ACCOUNT = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
@@ -181,7 +181,7 @@ def check_parameters(config) -> list[Issue]:
     for key, value in overrides.items():
         path = path_of("os", SECTION, key)
         if key not in DEFAULT_PARAMETERS:
-            issues.append(Issue(path, f"unknown key{pillar._did_you_mean(key, list(DEFAULT_PARAMETERS))}"))
+            issues.append(Issue(path, f"unknown key{pillar.did_you_mean(key, list(DEFAULT_PARAMETERS))}"))
         elif key in _PATH_PARAMETERS and not (isinstance(value, str) and _SAFE_PATH.match(value)):
             issues.append(Issue(path, f"must be an absolute path of letters, digits and . _ + - /, got {value!r}"))
         elif key == "autodesk_timeout" and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
@@ -280,7 +280,7 @@ def _check_nodelocked(entry, path, public) -> list[Issue]:
         if not isinstance(value, str) or not _ACCOUNT.match(value):
             issues.append(Issue(f"{path}:{key}", f"must be a {'user' if key == 'owner' else 'group'} name, got {value!r}"))
     variable = entry.get("variable")
-    if variable is not None and not (isinstance(variable, str) and _ENV_NAME.match(variable)):
+    if variable is not None and not (isinstance(variable, str) and ENV_NAME.match(variable)):
         issues.append(Issue(f"{path}:variable", f"must be an environment variable name such as foundry_LICENSE, got {variable!r}"))
     return issues
 
@@ -289,7 +289,7 @@ def check_entry(name, entry, public=False) -> list[Issue]:
     """One `workstation:licenses:<name>`. `public` checks an entry whose secrets were taken out."""
     issues: list[Issue] = []
     shape = f"a type ({', '.join(TYPES)}) and its settings"
-    for checked_name, checked, path in pillar._named_entries({name: entry}, SECTION, shape, ALL_KEYS, issues):
+    for checked_name, checked, path in pillar.named_entries({name: entry}, SECTION, shape, ALL_KEYS, issues):
         issues += _check_typed_entry(checked_name, checked, path, public)
     return issues
 

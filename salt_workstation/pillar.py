@@ -29,7 +29,7 @@ REPOSITORY_KEYS = ("url", "dist", "components", "key", "fingerprint")
 # Names become folder names: keep them to one safe path component.
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 APP_KEYS = ("name", "versions")
 # `licenses` names workstation:licenses entries an app needs (licenses.check validates them);
@@ -91,7 +91,7 @@ def path_of(*parts) -> str:
     return ":".join([ROOT, *(str(part) for part in parts)])
 
 
-def _did_you_mean(key, choices):
+def did_you_mean(key, choices):
     close = difflib.get_close_matches(str(key), choices, n=1)
     return f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(choices)}"
 
@@ -135,7 +135,7 @@ def check_settings(config) -> list[Issue]:
     return issues
 
 
-def _check_hash(value, path) -> list[Issue]:
+def check_hash(value, path) -> list[Issue]:
     if not isinstance(value, str) or ":" not in value:
         return [Issue(path, "is required as '<algorithm>:<hex digest>', e.g. sha256:<64 hex>; nothing is installed without it")]
     algorithm, digest = value.split(":", 1)
@@ -175,7 +175,7 @@ def check_version_spec(app, version, spec, path) -> list[Issue]:
             if key in ALL_VERSION_KEYS:
                 issues.append(issue(key, f"does not apply to kind '{kind}'; remove it"))
             else:
-                issues.append(issue(key, f"unknown key{_did_you_mean(key, list(allowed))}"))
+                issues.append(issue(key, f"unknown key{did_you_mean(key, list(allowed))}"))
     if kind in ("archive", "installer"):
         source = spec.get("source")
         if not isinstance(source, str) or not source:
@@ -184,7 +184,7 @@ def check_version_spec(app, version, spec, path) -> list[Issue]:
             issues.append(issue("source", f"unsupported URL scheme in '{source}'; use salt://, http(s):// or file://"))
         elif "://" not in source and ".." in PurePosixPath(source).parts:
             issues.append(issue("source", f"'{source}' must not climb out of the depot with '..'"))
-        for problem in _check_hash(spec.get("hash"), f"{path}:hash"):
+        for problem in check_hash(spec.get("hash"), f"{path}:hash"):
             issues.append(Issue(problem.path, problem.message, app, version))
         strip = spec.get("strip_components", 0)
         if isinstance(strip, bool) or not isinstance(strip, int) or strip < 0:
@@ -207,7 +207,7 @@ def check_version_spec(app, version, spec, path) -> list[Issue]:
         issues.append(issue("launchers", "must map a command name to a path inside the version folder"))
     else:
         for command, target in launchers.items():
-            if not isinstance(command, str) or not _ENV_NAME.match(command.replace("-", "_").replace(".", "_")):
+            if not isinstance(command, str) or not ENV_NAME.match(command.replace("-", "_").replace(".", "_")):
                 issues.append(issue(f"launchers:{command}", "command names hold only letters, digits, '.', '-' and '_'"))
             if kind != "packages":
                 issues.extend(
@@ -219,7 +219,7 @@ def check_version_spec(app, version, spec, path) -> list[Issue]:
         issues.append(issue("env", "must map variable names to text"))
     else:
         for name, value in env.items():
-            if not isinstance(name, str) or not _ENV_NAME.match(name):
+            if not isinstance(name, str) or not ENV_NAME.match(name):
                 issues.append(issue(f"env:{name}", "is not a valid environment variable name"))
             if not isinstance(value, str):
                 issues.append(issue(f"env:{name}", f"must be text; quote it, got {value!r}"))
@@ -242,11 +242,11 @@ def _check_installer(installer, app, version, path) -> list[Issue]:
         issues.append(Issue(f"{path}:timeout", f"must be a positive number of seconds, got {timeout!r}", app, version))
     for key in installer:
         if key not in ("command", "timeout"):
-            issues.append(Issue(f"{path}:{key}", f"unknown key{_did_you_mean(key, ['command', 'timeout'])}", app, version))
+            issues.append(Issue(f"{path}:{key}", f"unknown key{did_you_mean(key, ['command', 'timeout'])}", app, version))
     return issues
 
 
-def _named_entries(mapping, section, shape, keys, issues, scoped=False):
+def named_entries(mapping, section, shape, keys, issues, scoped=False):
     """Yield (name, entry, path) for each well-formed `<section>:<name>` mapping; report the others.
 
     Names become folder and file names, so they are one safe path component.
@@ -263,7 +263,7 @@ def _named_entries(mapping, section, shape, keys, issues, scoped=False):
             continue
         for key in entry:
             if key not in keys:
-                issues.append(Issue(f"{path}:{key}", f"unknown key{_did_you_mean(key, list(keys))}", app))
+                issues.append(Issue(f"{path}:{key}", f"unknown key{did_you_mean(key, list(keys))}", app))
         yield name, entry, path
 
 
@@ -271,7 +271,7 @@ def check_catalog(catalog) -> list[Issue]:
     if not isinstance(catalog, dict):
         return [Issue(path_of("catalog"), "must map app names to {name, versions}")]
     issues = []
-    for app, entry, app_path in _named_entries(catalog, "catalog", "'versions'", APP_KEYS, issues, scoped=True):
+    for app, entry, app_path in named_entries(catalog, "catalog", "'versions'", APP_KEYS, issues, scoped=True):
         versions = entry.get("versions")
         if not isinstance(versions, dict) or not versions:
             issues.append(Issue(f"{app_path}:versions", "must map each version (quoted) to its source, hash and kind", app))
@@ -322,7 +322,7 @@ def check_productions(config) -> list[Issue]:
     if not isinstance(productions, dict):
         return [Issue(path_of("productions"), "must map production names to {apps: {app: version}}")]
     issues = []
-    for production, entry, prod_path in _named_entries(productions, "productions", "'apps'", PRODUCTION_KEYS, issues):
+    for production, entry, prod_path in named_entries(productions, "productions", "'apps'", PRODUCTION_KEYS, issues):
         apps = entry.get("apps", {})
         if not isinstance(apps, dict):
             issues.append(Issue(f"{prod_path}:apps", "must map app names to quoted versions"))
@@ -337,7 +337,7 @@ def check_repositories(repositories) -> list[Issue]:
     if not isinstance(repositories, dict):
         return [Issue(path_of("repositories"), "must map repository names to {url, dist, components, key, fingerprint}")]
     issues = []
-    for _name, repo, repo_path in _named_entries(repositories, "repositories", "url, key and fingerprint",
+    for _name, repo, repo_path in named_entries(repositories, "repositories", "url, key and fingerprint",
                                                  REPOSITORY_KEYS, issues):
         url = repo.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://", "file://")):
@@ -362,7 +362,7 @@ def validate(config) -> list[Issue]:
     if not isinstance(config, dict):
         return [Issue(ROOT, f"must be a mapping, got {type(config).__name__}")]
     unknown = [key for key in config if key not in TOP_KEYS]
-    issues = [Issue(path_of(key), f"unknown key{_did_you_mean(key, list(TOP_KEYS))}") for key in unknown]
+    issues = [Issue(path_of(key), f"unknown key{did_you_mean(key, list(TOP_KEYS))}") for key in unknown]
     issues += check_settings(config)
     issues += check_repositories(config.get("repositories", {}))
     issues += check_catalog(config.get("catalog"))
