@@ -22,7 +22,7 @@ import time
 import urllib.parse
 from pathlib import Path, PurePosixPath
 
-from salt_workstation import __version__
+from salt_workstation import __version__, files
 from salt_workstation.depot import HashingReader, open_source, redact_url
 from salt_workstation.errors import HashMismatch, InstallError, WorkstationError
 from salt_workstation.paths import FILE_LIST, MANIFEST, RESERVED_NAMES, STAGING_PREFIX, TRASH_PREFIX, Layout
@@ -71,10 +71,7 @@ def _unpack():
 
 
 def _write_json(path: Path, data) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=None, separators=(",", ":"), sort_keys=True)
-    os.replace(temporary, path)
+    files.write_atomically(path, json.dumps(data, separators=(",", ":"), sort_keys=True).encode(), 0o644)
 
 
 def _read_json(path: Path):

@@ -7,11 +7,9 @@ and the states `workstation.gpu` renders. The grain itself is gpu_detect.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 
-from salt_workstation import pillar, units
+from salt_workstation import files, pillar, units
 from salt_workstation.gpu_detect import table
 from salt_workstation.pillar import Issue, path_of
 
@@ -300,16 +298,5 @@ def write_file(path: str, content: str, mode: int = 0o644) -> bool:
     """Write content to path atomically, with its mode from the first byte, only when it differs."""
     if not file_differs(path, content):
         return False
-    data = content.encode()
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".workstation-")
-    try:
-        os.fchmod(handle, mode)
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    files.write_atomically(path, content.encode(), mode)
     return True

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 
+from salt_workstation import files
 from salt_workstation.errors import WorkstationError
 
 TOP = ""  # the section of keys before any [header]
@@ -207,23 +207,9 @@ def write_atomically(path: str, text: str, mode: int = 0o644) -> None:
         current = None
     if not os.path.isdir(directory):
         raise WorkstationError(f"{directory} does not exist: is the agent's package installed?")
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
-    try:
-        # mkstemp makes 0600: set the final mode (and owner) before any content lands
-        os.fchmod(fd, (current.st_mode & 0o7777) if current else mode)
-        if current:
-            os.fchown(fd, current.st_uid, current.st_gid)
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
+    files.write_atomically(path, text.encode("utf-8", "surrogateescape"),
+                           (current.st_mode & 0o7777) if current else mode,
+                           current.st_uid if current else None, current.st_gid if current else None)
 
 
 def merge_file(path: str, wanted: dict, dialect: Dialect, test: bool = False, mode: int = 0o644) -> dict:

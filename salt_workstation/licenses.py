@@ -18,7 +18,6 @@ import json
 import os
 import pwd
 import re
-import secrets as _random
 import shlex
 import socket
 import stat
@@ -28,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from salt_workstation import pillar, units
+from salt_workstation import files, pillar, units
 from salt_workstation.errors import WorkstationError
 from salt_workstation.pillar import Issue, path_of
 
@@ -526,33 +525,6 @@ def file_differences(path: str, data: bytes, mode: int, uid: int, gid: int) -> l
     return differences
 
 
-def write_atomically(path: str, data: bytes, mode: int, uid: int, gid: int) -> None:
-    """Write `data` to `path` through a temporary file beside it, owned and moded before the first byte."""
-    directory = os.path.dirname(path)
-    if os.path.isdir(path) and not os.path.islink(path):
-        raise WorkstationError(f"{path} is a folder; remove it so the file can be written")
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.{_random.token_hex(6)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-    try:
-        os.fchown(descriptor, uid, gid)
-        os.fchmod(descriptor, mode)  # the umask may have taken bits off
-        view = memoryview(data)
-        while view:
-            view = view[os.write(descriptor, view):]
-        os.fsync(descriptor)
-    except BaseException:
-        os.close(descriptor)
-        os.unlink(temporary)
-        raise
-    os.close(descriptor)
-    try:
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def ensure_file(path: str, data: bytes, mode: int, owner: str, group: str, test: bool) -> dict:
     """Make `path` hold `data` with this mode and owner. The changes never include the content."""
     uid, gid = account_ids(owner, group)
@@ -565,7 +537,7 @@ def ensure_file(path: str, data: bytes, mode: int, owner: str, group: str, test:
     else:
         changes["updated"] = differences
     if not test:
-        write_atomically(path, data, mode, uid, gid)
+        files.write_atomically(path, data, mode, uid, gid)
     return changes
 
 

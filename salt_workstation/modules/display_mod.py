@@ -12,7 +12,6 @@ import grp
 import pwd
 
 import salt.utils.data
-from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from salt_workstation import display, inifile
 from salt_workstation.errors import WorkstationError

@@ -6,11 +6,9 @@ before an apply: every pillar error with its exact path, then per production
 what an apply would install, keep, repair or remove.
 """
 
-import os
-import tempfile
 
 from salt_workstation import config as ws_config
-from salt_workstation import keys, pillar, report as ws_report, secrets, units
+from salt_workstation import files, keys, pillar, report as ws_report, secrets, units
 from salt_workstation import plan as ws_plan
 from salt_workstation.engine import AppStore
 from salt_workstation.errors import WorkstationError
@@ -139,13 +137,7 @@ def keyring(path, key, fingerprint, armor=False, test=False):
     except FileNotFoundError:
         pass
     if not test:
-        directory = os.path.dirname(path)
-        os.makedirs(directory, mode=0o755, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".workstation-key-")
-        with os.fdopen(handle, "wb") as out:
-            out.write(wanted)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
+        files.write_atomically(path, wanted, 0o644)
     return {"changed": True}
 
 
