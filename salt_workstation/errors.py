@@ -19,3 +19,15 @@ class UnsafeArchive(WorkstationError):
 
 class InstallError(WorkstationError):
     """An install step failed after the download (installer, launchers, disk)."""
+
+
+class UnsafePath(WorkstationError):
+    """A name is not one safe path component, or a symlink or foreign entry sits where ours belongs."""
+
+
+class DiskError(WorkstationError):
+    """The disk under a managed folder is full, failing or read-only."""
+
+
+class LimitExceeded(WorkstationError):
+    """A source is larger, slower or deeper than the configured limits allow."""

@@ -22,13 +22,18 @@ DEPOT_SCHEMES = ("salt://", "http://", "https://", "file://")
 DEFAULT_INSTALLER_TIMEOUT = 3600
 
 TOP_KEYS = ("install_root", "depot", "retain", "catalog", "productions", "repositories", "phase", "lookup", "os",
-            "gpu", "licenses", "display")
+            "gpu", "licenses", "display", "limits", "verify")
 PHASES = ("all", "bake", "boot")
+VERIFY_MODES = ("shallow", "deep")
+# workstation:limits: what one install may take (sizes in bytes, times in seconds).
+LIMIT_KEYS = ("max_unpacked_bytes", "max_expansion", "depot_idle_timeout", "depot_deadline")
 REPOSITORY_KEYS = ("url", "dist", "components", "key", "fingerprint")
 
-# Names become folder names: keep them to one safe path component.
+# Names become folder and file names: each is one safe path component (no '/', never '.' or '..').
+NAME_MAX_LENGTH = 64
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_COMMAND = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 APP_KEYS = ("name", "versions")
@@ -37,8 +42,8 @@ APP_KEYS = ("name", "versions")
 _COMMON_KEYS = ("kind", "launchers", "env", "licenses")
 _PLUGIN_KEYS = ("host", "host_versions")
 VERSION_KEYS = {
-    "archive": ("source", "hash", "strip_components", *_COMMON_KEYS, *_PLUGIN_KEYS),
-    "installer": ("source", "hash", "strip_components", "installer", *_COMMON_KEYS, *_PLUGIN_KEYS),
+    "archive": ("source", "hash", "strip_components", "size", *_COMMON_KEYS, *_PLUGIN_KEYS),
+    "installer": ("source", "hash", "strip_components", "size", "installer", *_COMMON_KEYS, *_PLUGIN_KEYS),
     "packages": ("packages", "services", *_COMMON_KEYS),
 }
 ALL_VERSION_KEYS = sorted({key for keys in VERSION_KEYS.values() for key in keys})
@@ -76,6 +81,7 @@ class VersionSpec:
     installer: dict | None = None
     packages: dict = field(default_factory=dict)
     services: tuple = ()
+    size: int | None = None  # unpacked bytes, when the catalog declares them
 
     @property
     def hash_algorithm(self):
@@ -96,11 +102,32 @@ def did_you_mean(key, choices):
     return f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(choices)}"
 
 
+def name_issue(name, path, what="names", pattern=_NAME, allowed="lower case letters, digits and . _ -"):
+    """The Issue for a pillar name that is not one safe path component, else None.
+
+    Every pillar name that becomes part of a path goes through here once: app, version,
+    production, launcher command, plugin, license, mount and desktop-entry names.
+    """
+    if not isinstance(name, str) or not pattern.match(name):
+        return Issue(path, f"{what} are {allowed}, starting with a letter or digit "
+                           f"(they become folder and file names), got {name!r}")
+    if len(name) > NAME_MAX_LENGTH:
+        return Issue(path, f"{what} are at most {NAME_MAX_LENGTH} characters, got {len(name)}")
+    return None
+
+
+def check_command(command, path) -> list[Issue]:
+    """A launcher command: a file name in a bin folder, so never '.', '..' or anything with '/'."""
+    issue = name_issue(command, path, "command names", _COMMAND, "letters, digits and . _ -")
+    return [issue] if issue else []
+
+
 def version_text(raw, path) -> tuple[str, list[Issue]]:
     """A version must be a YAML string; 2025.10 unquoted reads as the float 2025.1."""
     if isinstance(raw, str):
-        if not _VERSION.match(raw):
-            return raw, [Issue(path, f"version '{raw}' may hold only letters, digits and . _ + -")]
+        issue = name_issue(raw, path, "versions", _VERSION, "letters, digits and . _ + -")
+        if issue:
+            return raw, [issue]
         return raw, []
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
         return str(raw), [
@@ -132,6 +159,23 @@ def check_settings(config) -> list[Issue]:
     retain = config.get("retain")
     if isinstance(retain, bool) or not isinstance(retain, int) or retain < 0:
         issues.append(Issue(path_of("retain"), f"must be a whole number of previous versions to keep (0 or more), got {retain!r}"))
+    verify = config.get("verify", "shallow")
+    if verify not in VERIFY_MODES:
+        issues.append(Issue(path_of("verify"), "must be shallow (manifest and launchers: converged runs stay cheap) "
+                                               f"or deep (re-hash every installed file, repair what changed), got {verify!r}"))
+    return issues + check_limits(config.get("limits", {}))
+
+
+def check_limits(limits) -> list[Issue]:
+    """`workstation:limits`: positive whole numbers (bytes, a ratio, seconds)."""
+    if not isinstance(limits, dict):
+        return [Issue(path_of("limits"), f"must map {', '.join(LIMIT_KEYS)} to numbers")]
+    issues = []
+    for key, value in limits.items():
+        if key not in LIMIT_KEYS:
+            issues.append(Issue(path_of("limits", key), f"unknown key{did_you_mean(key, list(LIMIT_KEYS))}"))
+        elif isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            issues.append(Issue(path_of("limits", key), f"must be a positive whole number, got {value!r}"))
     return issues
 
 
@@ -189,6 +233,9 @@ def check_version_spec(app, version, spec, path) -> list[Issue]:
         strip = spec.get("strip_components", 0)
         if isinstance(strip, bool) or not isinstance(strip, int) or strip < 0:
             issues.append(issue("strip_components", f"must be a whole number (0 or more), got {strip!r}"))
+        size = spec.get("size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+            issues.append(issue("size", f"must be the unpacked size in bytes (a positive whole number), got {size!r}"))
     if kind == "installer":
         issues.extend(_check_installer(spec.get("installer"), app, version, f"{path}:installer"))
     if kind == "packages":
@@ -207,8 +254,7 @@ def check_version_spec(app, version, spec, path) -> list[Issue]:
         issues.append(issue("launchers", "must map a command name to a path inside the version folder"))
     else:
         for command, target in launchers.items():
-            if not isinstance(command, str) or not ENV_NAME.match(command.replace("-", "_").replace(".", "_")):
-                issues.append(issue(f"launchers:{command}", "command names hold only letters, digits, '.', '-' and '_'"))
+            issues.extend(Issue(p.path, p.message, app, version) for p in check_command(command, f"{path}:launchers:{command}"))
             if kind != "packages":
                 issues.extend(
                     Issue(p.path, p.message, app, version)
@@ -255,8 +301,9 @@ def named_entries(mapping, section, shape, keys, issues, scoped=False):
     for name, entry in mapping.items():
         path = path_of(section, name)
         app = str(name) if scoped else None
-        if not isinstance(name, str) or not _NAME.match(name):
-            issues.append(Issue(path, "names are lower case letters, digits and . _ - (they become folder and file names)", app))
+        problem = name_issue(name, path)
+        if problem:
+            issues.append(Issue(problem.path, problem.message, app))
             continue
         if not isinstance(entry, dict):
             issues.append(Issue(path, f"must be a mapping with {shape}", app))
@@ -407,6 +454,7 @@ def resolve_spec(app, version, spec, depot) -> VersionSpec:
         installer=installer,
         packages={name: str(pinned) for name, pinned in (spec.get("packages") or {}).items()},
         services=tuple(spec.get("services") or ()),
+        size=spec.get("size"),
     )
 
 
