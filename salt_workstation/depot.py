@@ -6,14 +6,17 @@ import base64
 import hashlib
 import http.client
 import os
+import socket
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
-from salt_workstation.errors import DepotError
+from salt_workstation.errors import DepotError, LimitExceeded
+from salt_workstation.safefs import mib
 
-CONNECT_TIMEOUT = 30
+IDLE_TIMEOUT = 60  # seconds without a byte (workstation:limits:depot_idle_timeout)
 
 
 def redact_url(url: str) -> str:
@@ -49,24 +52,64 @@ class HashingReader:
     libarchive pulls through readinto(); whatever it leaves unread (tar padding,
     a zip's central directory) is hashed by drain(), so the digest always covers
     the whole source.
+
+    Reads are bounded: `idle` seconds without a byte (the socket's timeout) and
+    `deadline` seconds for the whole source. A read that fails, stalls or ends
+    short raises DepotError (LimitExceeded past the deadline) saying how far it
+    got, and every later read raises the same, so draining after a failure is
+    instant.
     """
 
-    def __init__(self, raw, algorithm: str, total: int | None = None, progress=None):
+    def __init__(self, raw, algorithm: str, total: int | None = None, progress=None,
+                 idle: float | None = None, deadline: float | None = None, shown: str = "the source"):
         self._raw = raw
         self._hash = hashlib.new(algorithm)
         self.total = total
         self.done = 0
         self._progress = progress
         self._owner = threading.get_ident()
+        self._idle = idle
+        self._deadline = deadline
+        self._shown = shown
+        self._started = time.monotonic()
+        self.error: DepotError | None = None
+
+    def _fail(self, error: DepotError) -> DepotError:
+        self.error = self.error or error
+        return self.error
+
+    def _so_far(self) -> str:
+        return f"{mib(self.done)} of {mib(self.total)}" if self.total else mib(self.done)
+
+    def _read(self, buffer) -> int:
+        if self.error is not None:
+            raise self.error
+        if self._deadline is not None and time.monotonic() - self._started > self._deadline:
+            raise self._fail(LimitExceeded(
+                f"the download of {self._shown} did not finish within {self._deadline} s "
+                f"(workstation:limits:depot_deadline): {self._so_far()} arrived"))
+        try:
+            count = self._raw.readinto(buffer) or 0
+        except (socket.timeout, TimeoutError):
+            raise self._fail(DepotError(
+                f"the depot stopped sending {self._shown} after {self._so_far()} for {self._idle or IDLE_TIMEOUT} s "
+                "(workstation:limits:depot_idle_timeout); is the depot overloaded or the network down?")) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._fail(DepotError(
+                f"the depot connection broke while sending {self._shown} after {self._so_far()}: "
+                f"{exc.__class__.__name__} {exc}".rstrip())) from None
+        if not count and self.total is not None and self.done < self.total and len(buffer):
+            raise self._fail(DepotError(f"the depot sent only {self._so_far()} of {self._shown}, then closed"))
+        return count
 
     def readinto(self, buffer) -> int:
-        count = self._raw.readinto(buffer)
+        count = self._read(buffer)
         if count:
             self._hash.update(memoryview(buffer).cast("B")[:count])
             self.done += count
             if threading.get_ident() == self._owner:  # a read-ahead thread leaves reporting to report()
                 self.report()
-        return count or 0
+        return count
 
     def report(self) -> None:
         """Tell the progress callback how far the read is, from the thread that made this reader."""
@@ -74,10 +117,9 @@ class HashingReader:
             self._progress(self.done, self.total)
 
     def read(self, size=-1) -> bytes:
-        data = self._raw.read(size)
-        self._hash.update(data)
-        self.done += len(data)
-        return data
+        buffer = bytearray(size if size and size > 0 else 1 << 20)
+        count = self.readinto(buffer)
+        return bytes(buffer[:count])
 
     def drain(self, chunk: int = 1 << 20) -> None:
         buffer = bytearray(chunk)
@@ -94,8 +136,9 @@ class HashingReader:
         self._raw.close()
 
 
-def open_source(url: str, fetch_salt=None, timeout: int = CONNECT_TIMEOUT):
-    """Open url for reading; returns (stream, size or None).
+def open_source(url: str, fetch_salt=None, timeout: float = IDLE_TIMEOUT):
+    """Open url for reading; returns (stream, size or None). `timeout` bounds the connection
+    and each read (an idle depot), not the whole download.
 
     salt:// sources need the minion's file client: fetch_salt(url) returns a local
     path. Everything else is read directly, so a converged run never calls this.

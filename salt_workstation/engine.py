@@ -1,65 +1,61 @@
 """The install engine: side-by-side app versions under {install_root}/apps/{app}/{version}.
 
 An install streams the source once (hashing while unpacking into a staging
-folder on the same filesystem), checks the hash, writes the manifest, and
-promotes the version with one rename. A converged check reads one small
-manifest and stats the launchers: no network, no archive.
+folder on the same filesystem), checks the hash, flushes the unpacked files to
+disk, writes the manifest, and promotes the version with one rename. A version
+is reported installed only when its manifest is there, and the manifest is
+written only after every byte of the version was. A converged check reads one
+small manifest and stats the launchers: no network, no archive.
+
+Every step below install_root goes through safefs: descriptors, no symlink
+followed, iterative walks, checked writes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
+import sys
 import time
 import urllib.parse
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass
 
-from salt_workstation import __version__, files
-from salt_workstation.depot import HashingReader, open_source, redact_url
-from salt_workstation.errors import HashMismatch, InstallError, WorkstationError
-from salt_workstation.paths import FILE_LIST, MANIFEST, RESERVED_NAMES, STAGING_PREFIX, TRASH_PREFIX, Layout
+from salt_workstation import __version__, safefs
+from salt_workstation.depot import IDLE_TIMEOUT, HashingReader, open_source, redact_url
+from salt_workstation.errors import DiskError, HashMismatch, InstallError, UnsafePath, WorkstationError
+from salt_workstation.paths import FILE_LIST, HISTORY, LOCK, MANIFEST, RESERVED_NAMES, STAGING_PREFIX, TRASH_PREFIX, Layout
 from salt_workstation.pillar import VersionSpec
 
 INSTALLED = "installed"
 ABSENT = "absent"
 CHANGED = "changed"  # another build of this version is installed (hash or unpacking differs)
-DAMAGED = "damaged"  # our manifest is there but a launcher is not
-FOREIGN = "foreign"  # a folder salt-workstation did not install (no manifest) holds the version's place
+DAMAGED = "damaged"  # our manifest is there but a launcher is not (or, verified deep, a file changed)
+FOREIGN = "foreign"  # a folder we did not install, or a symlink, holds the version's place
 
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _renameat2():
-    libc = ctypes.CDLL(None, use_errno=True)  # the libc this process runs on; find_library would fork ldconfig
-    function = getattr(libc, "renameat2", None)
-    if function is not None:
-        function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    return function
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+_REAPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reaper.py")
 
 
-_RENAMEAT2 = _renameat2()
+@dataclass(frozen=True)
+class Limits:
+    """What one install may take: workstation:limits (defaults.yaml holds the shipped values)."""
 
+    max_unpacked_bytes: int | None = None
+    max_expansion: int | None = None
+    depot_idle_timeout: float = IDLE_TIMEOUT
+    depot_deadline: float | None = None
 
-def exchange(first: Path, second: Path) -> bool:
-    """Swap two paths in one atomic step (Linux renameat2); False where the kernel cannot."""
-    if _RENAMEAT2 is None:
-        return False
-    result = _RENAMEAT2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
-    if result == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False
-    raise OSError(err, os.strerror(err), str(first))
+    @classmethod
+    def from_config(cls, limits: dict | None) -> Limits:
+        known = {key: value for key, value in (limits or {}).items() if key in cls.__dataclass_fields__}
+        return cls(**known)
 
 
 def _unpack():
@@ -70,15 +66,14 @@ def _unpack():
     return unpack
 
 
-def _write_json(path: Path, data) -> None:
-    files.write_atomically(path, json.dumps(data, separators=(",", ":"), sort_keys=True).encode(), 0o644)
+def _dumps(data) -> bytes:
+    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
 
 
-def _read_json(path: Path):
+def _loads(raw: bytes | None):
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
+        return json.loads(raw) if raw is not None else None
+    except ValueError:
         return None
 
 
@@ -99,42 +94,89 @@ def identity(spec: VersionSpec) -> dict:
     return result
 
 
+def _target_exists(folder: safefs.Dir, target: str) -> bool:
+    """A launcher target inside the version folder exists (links inside it were checked at unpack)."""
+    try:
+        os.stat(target, dir_fd=folder.fd)
+        return True
+    except OSError:
+        return False
+
+
 class AppStore:
     """All installed app versions under one install_root."""
 
-    def __init__(self, install_root):
+    def __init__(self, install_root, limits: Limits | dict | None = None):
         self.layout = Layout(install_root)
+        self.limits = limits if isinstance(limits, Limits) else Limits.from_config(limits)
+
+    def _open(self, *names: str, create: bool = False) -> safefs.Dir:
+        """install_root/names..., install_root as configured and never a symlink below it."""
+        return safefs.open_under(self.layout.root, *names, create=create)
 
     # ---- reading -------------------------------------------------------------
 
     def manifest(self, app: str, version: str) -> dict | None:
-        return _read_json(self.layout.manifest(app, version))
+        try:
+            with self._open("apps", app, version) as folder:
+                return _loads(folder.read_bytes(MANIFEST))
+        except (OSError, WorkstationError):
+            return None
+
+    def blocker(self, app: str, version: str) -> str | None:
+        """Why the version's place is not ours to write (a symlink, a folder we did not install); None when clear."""
+        dest = self.layout.version_dir(app, version)
+        try:
+            with self._open("apps", app) as app_dir:
+                info = app_dir.lstat(version)
+                if info is None:
+                    return None
+                if stat.S_ISLNK(info.st_mode):
+                    return (f"{dest} is a symlink; salt-workstation does not follow or replace what it did not "
+                            "create there. Move it aside, then apply again")
+        except FileNotFoundError:
+            return None
+        except UnsafePath as exc:
+            return str(exc)
+        if self.manifest(app, version) is None:
+            return (f"{dest} exists but salt-workstation did not install it (no manifest); nothing was changed. "
+                    "Move it aside or delete it, then apply again")
+        return None
 
     def installed(self) -> dict:
-        """{app: {version: manifest}} for every version this tool installed."""
+        """{app: {version: manifest}} for every version this tool installed (symlinks are never ours)."""
         result: dict = {}
-        if not self.layout.apps.is_dir():
+        try:
+            apps = self._open("apps")
+        except (OSError, WorkstationError):
             return result
-        for app_dir in sorted(self.layout.apps.iterdir()):
-            if app_dir.name.startswith(".") or not app_dir.is_dir():
-                continue
-            versions = {}
-            for version_dir in sorted(app_dir.iterdir()):
-                if version_dir.name.startswith("."):
+        with apps:
+            for app in apps.listdir():
+                info = apps.lstat(app)
+                if app.startswith(".") or info is None or not stat.S_ISDIR(info.st_mode):
                     continue
-                manifest = self.manifest(app_dir.name, version_dir.name)
-                if manifest is not None:
-                    versions[version_dir.name] = manifest
-            if versions:
-                result[app_dir.name] = versions
+                versions = {}
+                with apps.child(app) as app_dir:
+                    for version in app_dir.listdir():
+                        info = app_dir.lstat(version)
+                        if version.startswith(".") or info is None or not stat.S_ISDIR(info.st_mode):
+                            continue
+                        with app_dir.child(version) as folder, contextlib.suppress(OSError, WorkstationError):
+                            manifest = _loads(folder.read_bytes(MANIFEST))
+                            if manifest is not None:
+                                versions[version] = manifest
+                if versions:
+                    result[app] = versions
         return result
 
-    def status(self, spec: VersionSpec, package_versions=None) -> str:
-        """INSTALLED, ABSENT, CHANGED, DAMAGED or FOREIGN, from the manifest and a few stats."""
-        dest = self.layout.version_dir(spec.app, spec.version)
+    def status(self, spec: VersionSpec, package_versions=None, deep: bool = False) -> str:
+        """INSTALLED, ABSENT, CHANGED, DAMAGED or FOREIGN, from the manifest and a few stats
+        (and, when `deep`, every file re-hashed against the manifest)."""
+        if self.blocker(spec.app, spec.version):
+            return FOREIGN
         manifest = self.manifest(spec.app, spec.version)
         if manifest is None:
-            return FOREIGN if dest.exists() or dest.is_symlink() else ABSENT
+            return ABSENT
         if identity(spec) != manifest.get("identity"):
             return CHANGED
         if spec.kind == "packages":
@@ -142,9 +184,11 @@ class AppStore:
             if any(have.get(name) != pinned for name, pinned in spec.packages.items()):
                 return CHANGED
             return INSTALLED
-        for target in spec.launchers.values():
-            if not (dest / target).exists():
+        with self._open("apps", spec.app, spec.version) as folder:
+            if not all(_target_exists(folder, target) for target in spec.launchers.values()):
                 return DAMAGED
+        if deep and not self.verify(spec.app, spec.version, deep=True)["ok"]:
+            return DAMAGED
         return INSTALLED
 
     # ---- acting --------------------------------------------------------------
@@ -152,150 +196,199 @@ class AppStore:
     @contextlib.contextmanager
     def locked(self, app: str):
         """One install, removal or prune per app at a time; stale staging goes while we hold it."""
-        app_dir = self.layout.app_dir(app)
-        app_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.layout.lock(app), "a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            self._clean_stale(app_dir)
-            yield app_dir
+        with self._open("apps", safefs.component(app, "app name"), create=True) as app_dir:
+            try:
+                lock = os.open(LOCK, _LOCK_FLAGS, 0o644, dir_fd=app_dir.fd)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise UnsafePath(f"{app_dir.join(LOCK)} is a symlink; salt-workstation does not follow it. "
+                                     "Remove it, then apply again") from None
+                raise
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                self._clean_stale(app_dir)
+                yield app_dir
+            finally:
+                os.close(lock)
 
     @staticmethod
-    def _clean_stale(app_dir: Path) -> list[str]:
-        """Under the lock, any staging or trash folder is left from an interrupted run."""
+    def _clean_stale(app_dir: safefs.Dir) -> list[str]:
+        """Under the lock, any staging or trash entry is left from an interrupted run."""
         cleaned = []
-        for entry in app_dir.iterdir():
-            if entry.name.startswith((STAGING_PREFIX, TRASH_PREFIX)) and entry.is_dir():
-                shutil.rmtree(entry, ignore_errors=True)
-                cleaned.append(entry.name)
+        for name in app_dir.listdir():
+            if name.startswith((STAGING_PREFIX, TRASH_PREFIX)):
+                with contextlib.suppress(OSError, WorkstationError):
+                    app_dir.remove(name)
+                    cleaned.append(name)
         return cleaned
 
     def install(self, spec: VersionSpec, fetch_salt=None, install_packages=None, progress=None) -> dict:
-        """Install one version and return its manifest. Raises WorkstationError on any failure.
+        """Install one version and return its manifest. Raises WorkstationError on any failure;
+        nothing is promoted, and no staging is left, unless every byte was written and flushed.
 
         progress(phase, bytes_done, bytes_total) hears "download" (bytes read from the
         depot while they are unpacked) and "installer" (a vendor installer running).
         """
-        with self.locked(spec.app) as app_dir:
-            dest = app_dir / spec.version
-            if self.status(spec) == FOREIGN:
-                raise WorkstationError(
-                    f"{dest} exists but salt-workstation did not install it (no manifest); nothing was changed. "
-                    "Move it aside or delete it, then apply again"
-                )
-            staging = app_dir / f"{STAGING_PREFIX}{spec.version}-{os.getpid()}"
-            try:
-                staging.mkdir()
-                started = time.monotonic()
-                if spec.kind == "packages":
-                    if install_packages is None:
-                        raise InstallError("kind packages needs the OS package manager (run it through Salt)")
-                    install_packages(spec.packages)
-                    records = []
-                else:
-                    records = self._fill_staging(spec, staging, fetch_salt, progress)
-                    self._check_launchers(spec, staging)
-                manifest = self._manifest(spec, records, time.monotonic() - started)
-                _write_json(staging / FILE_LIST, [record.as_list() for record in records])
-                _write_json(staging / MANIFEST, manifest)
-                self._promote(staging, dest)
-                return manifest
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-
-    def _fill_staging(self, spec: VersionSpec, staging: Path, fetch_salt, progress) -> list:
-        stream, size = open_source(spec.source, fetch_salt)
-        reader = HashingReader(stream, spec.hash_algorithm, size,
-                               (lambda done, total: progress("download", done, total)) if progress else None)
-        if spec.kind == "installer":
-            unpacked = staging.with_name(staging.name + "-source")
-            unpacked.mkdir()
-        else:
-            unpacked = staging
-        spool = None
+        safefs.component(spec.app, "app name")
+        safefs.component(spec.version, "version")
+        job = _Job(spec)
         try:
-            with contextlib.closing(reader):
-                stream = reader
-                if urllib.parse.urlsplit(spec.source).path.lower().endswith(".zip"):
-                    # A zip keeps Unix modes in its central directory, at the end: libarchive must seek
-                    # to read it, so spool the (hashed) bytes beside staging first.
-                    spool = staging.with_name(staging.name + "-spool")
-                    spool.mkdir()
-                    stream = open(spool / "source.zip", "w+b")  # noqa: SIM115 - closed below
-                    shutil.copyfileobj(reader, stream, _unpack().READ_BLOCK)
-                    stream.seek(0)
+            with self.locked(spec.app) as app_dir:
+                blocker = self.blocker(spec.app, spec.version)
+                if blocker:
+                    raise UnsafePath(blocker)
+                job.app_dir = app_dir
                 try:
-                    with contextlib.ExitStack() as stack:
-                        if stream is not reader:
-                            stack.enter_context(stream)
-                        records = _unpack().extract(stream, unpacked, spec.strip_components)
+                    return self._install_locked(job, fetch_salt, install_packages, progress)
+                finally:
+                    for name in job.scratch:
+                        with contextlib.suppress(OSError, WorkstationError):
+                            app_dir.remove(name)
+        except OSError as exc:
+            raise self._disk_error(exc, job) from None
+
+    def _install_locked(self, job: _Job, fetch_salt, install_packages, progress) -> dict:
+        spec, app_dir = job.spec, job.app_dir
+        staging_name = job.scratch_name("")
+        app_dir.mkdir(staging_name, 0o755).close()
+        started = time.monotonic()
+        if spec.kind == "packages":
+            if install_packages is None:
+                raise InstallError("kind packages needs the OS package manager (run it through Salt)")
+            install_packages(spec.packages)
+            records = []
+        else:
+            records = self._fill_staging(job, staging_name, fetch_salt, progress)
+        with app_dir.child(staging_name) as staging:
+            if spec.kind != "packages":
+                missing = [f"{command} -> {target}" for command, target in spec.launchers.items()
+                           if not _target_exists(staging, target)]
+                if missing:
+                    raise InstallError(
+                        f"launcher path(s) {', '.join(missing)} are not in the installed files; fix "
+                        f"workstation:catalog:{spec.app}:versions:{spec.version}:launchers")
+            staging.sync_filesystem()  # every unpacked byte on disk before the manifest says installed
+            manifest = self._manifest(spec, records, time.monotonic() - started)
+            staging.write_file(FILE_LIST, _dumps([record.as_list() for record in records]), 0o644)
+            staging.write_file(MANIFEST, _dumps(manifest), 0o644)
+        self._promote(app_dir, staging_name, spec.version)
+        return manifest
+
+    def _check_space(self, job: _Job, source_size: int | None) -> None:
+        """Before the first byte is read: the catalog `size`, or at least the download's, must fit."""
+        needed = job.spec.size or source_size
+        job.needed = needed
+        if not needed:
+            return
+        free = safefs.free_bytes(job.app_dir.fd)
+        if needed > free:
+            what = "needs" if job.spec.size else "needs at least (its download size)"
+            raise DiskError(f"disk full under {self.layout.root}: {safefs.mib(needed - free)} more needed "
+                            f"({job.spec.app} {job.spec.version} {what} {safefs.mib(needed)}, "
+                            f"{safefs.mib(free)} free); nothing was downloaded")
+
+    def _disk_error(self, exc: OSError, job: _Job) -> WorkstationError:
+        """An OSError during an install, in words: where, and how much more space it takes."""
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or job.app_dir is None:
+            return safefs.disk_error(exc, str(self.layout.root))
+        free = 0
+        with contextlib.suppress(OSError, WorkstationError), self._open() as root:
+            free = safefs.free_bytes(root.fd)
+        written = job.budget.used if job.budget else 0
+        if job.spec.size:
+            more = f": {safefs.mib(max(job.spec.size - free, 1))} more needed"
+        else:
+            more = (f" after {safefs.mib(written)} were unpacked ({safefs.mib(free)} free now): more than that "
+                    "is needed; declare the unpacked `size` in the catalog so it is checked before downloading")
+        return DiskError(f"disk full under {self.layout.root}{more}. Nothing was installed")
+
+    def _fill_staging(self, job: _Job, staging_name: str, fetch_salt, progress) -> list:
+        spec, app_dir, limits = job.spec, job.app_dir, self.limits
+        stream, size = open_source(spec.source, fetch_salt, timeout=limits.depot_idle_timeout)
+        reader = HashingReader(stream, spec.hash_algorithm, size,
+                               (lambda done, total: progress("download", done, total)) if progress else None,
+                               idle=limits.depot_idle_timeout, deadline=limits.depot_deadline,
+                               shown=redact_url(spec.source))
+        job.budget = _unpack().Budget(limits.max_unpacked_bytes, spec.size, limits.max_expansion, lambda: reader.done)
+        with contextlib.closing(reader):
+            self._check_space(job, size)
+            unpacked_name = staging_name if spec.kind != "installer" else job.scratch_name("-source")
+            if unpacked_name != staging_name:
+                app_dir.mkdir(unpacked_name, 0o700).close()
+            with app_dir.child(unpacked_name) as target, self._source_stream(job, reader) as stream:
+                try:
+                    records = _unpack().extract(stream, target, spec.strip_components, job.budget)
                 except WorkstationError:
                     # A truncated or corrupt download fails to unpack: the hash names the real cause.
-                    reader.drain()
-                    if reader.hexdigest() != spec.hash_hex:
+                    with contextlib.suppress(WorkstationError):
+                        reader.drain()
+                    if reader.error is None and reader.hexdigest() != spec.hash_hex:
                         raise self._mismatch(spec, reader) from None
                     raise
-                reader.drain()
-            if reader.hexdigest() != spec.hash_hex:
-                raise self._mismatch(spec, reader)
-            if spec.kind == "installer":
-                if progress:
-                    progress("installer", reader.done, reader.total)
-                self._run_installer(spec, unpacked, staging)
+            reader.drain()
+        if reader.hexdigest() != spec.hash_hex:
+            raise self._mismatch(spec, reader)
+        if spec.kind == "installer":
+            if progress:
+                progress("installer", reader.done, reader.total)
+            self._run_installer(spec, app_dir.join(unpacked_name), app_dir.join(staging_name))
+            with app_dir.child(staging_name) as staging:
                 records = _unpack().scan(staging)
-        finally:
-            if unpacked != staging:
-                shutil.rmtree(unpacked, ignore_errors=True)
-            if spool is not None:
-                shutil.rmtree(spool, ignore_errors=True)
         return records
+
+    @contextlib.contextmanager
+    def _source_stream(self, job: _Job, reader: HashingReader):
+        """The stream to unpack: the reader itself, or for a zip the (hashed) bytes spooled beside staging.
+
+        A zip keeps Unix modes in its central directory, at the end: libarchive must seek to read it.
+        """
+        if not urllib.parse.urlsplit(job.spec.source).path.lower().endswith(".zip"):
+            yield reader
+            return
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(job.scratch_name("-spool.zip"), flags, 0o600, dir_fd=job.app_dir.fd)
+        with os.fdopen(fd, "w+b") as spool:
+            while chunk := reader.read(_unpack().READ_BLOCK):
+                spool.write(chunk)
+            spool.seek(0)
+            yield spool
 
     @staticmethod
     def _mismatch(spec: VersionSpec, reader: HashingReader) -> HashMismatch:
         return HashMismatch(
-            f"{spec.app} {spec.version}: {redact_url(spec.source)} has {spec.hash_algorithm} "
-            f"{reader.hexdigest()}, the pillar says {spec.hash_hex}. Nothing was installed: "
-            "fix the hash in the catalog or restore the depot file"
+            f"{redact_url(spec.source)} has {spec.hash_algorithm} {reader.hexdigest()}, the pillar says "
+            f"{spec.hash_hex}. Nothing was installed: fix the hash in the catalog or restore the depot file"
         )
 
-    def _run_installer(self, spec: VersionSpec, source_dir: Path, staging: Path) -> None:
+    def _run_installer(self, spec: VersionSpec, source_dir: str, staging: str) -> None:
+        """Run the vendor installer under the reaper, so it and everything it started die with this process."""
         argv = [expand(arg, dest=staging, src=source_dir) for arg in spec.installer["command"]]
         log_path = self.layout.install_log(spec.app, spec.version)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         timeout = spec.installer["timeout"]
-        with open(log_path, "wb") as log:
-            try:
-                # Its own process group, so a timeout stops everything the installer started.
-                process = subprocess.Popen(  # noqa: S603 - an argv list, never a shell
-                    argv, cwd=source_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                raise InstallError(f"{spec.app} {spec.version}: the installer could not start: {exc}") from None
-            try:
-                returncode = process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                raise InstallError(
-                    f"{spec.app} {spec.version}: the installer ran past its {timeout} s timeout and was stopped; "
-                    f"log: {log_path}"
-                ) from None
-            finally:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)  # the installer, or what it left running
-                process.wait()
+        with self._open("logs", create=True) as logs:
+            log = os.open(log_path.name, _LOG_FLAGS, 0o644, dir_fd=logs.fd)
+        try:
+            # Its own process group (the reaper leads it), so a timeout stops everything the installer started.
+            process = subprocess.Popen(  # noqa: S603 - an argv list, never a shell
+                [sys.executable or "python3", _REAPER, str(os.getpid()), "--", *argv], cwd=source_dir,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        except OSError as exc:
+            raise InstallError(f"the installer could not start: {exc}") from None
+        finally:
+            os.close(log)
+        try:
+            returncode = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise InstallError(f"the installer ran past its {timeout} s timeout and was stopped; log: {log_path}") from None
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # the installer, or what it left running
+            process.wait()
+        if returncode == 127:
+            raise InstallError(f"the installer could not start; log: {log_path}")
         if returncode != 0:
-            raise InstallError(
-                f"{spec.app} {spec.version}: the installer exited with {returncode}; log: {log_path}"
-            )
-
-    @staticmethod
-    def _check_launchers(spec: VersionSpec, staging: Path) -> None:
-        missing = [f"{command} -> {target}" for command, target in spec.launchers.items()
-                   if not (staging / target).exists()]
-        if missing:
-            raise InstallError(
-                f"{spec.app} {spec.version}: launcher path(s) {', '.join(missing)} are not in the installed "
-                f"files; fix workstation:catalog:{spec.app}:versions:{spec.version}:launchers"
-            )
+            raise InstallError(f"the installer exited with {returncode}; log: {log_path}")
 
     def _manifest(self, spec: VersionSpec, records: list, seconds: float) -> dict:
         return {
@@ -315,42 +408,54 @@ class AppStore:
         }
 
     @staticmethod
-    def _promote(staging: Path, dest: Path) -> None:
-        """Make staging visible as dest in one step; an older build of dest goes with it."""
-        if dest.exists() or dest.is_symlink():
-            if exchange(staging, dest):
-                return  # staging now holds the old build; the caller removes it
-            old = staging.with_name(TRASH_PREFIX + dest.name)
-            os.rename(dest, old)
-            os.rename(staging, dest)
-            shutil.rmtree(old, ignore_errors=True)
-            return
-        os.rename(staging, dest)
+    def _promote(app_dir: safefs.Dir, staging: str, version: str) -> None:
+        """Make staging visible as the version in one step. An older build swaps into the staging
+        name, which the install's clean-up removes."""
+        if not app_dir.exists(version):
+            app_dir.rename(staging, version)
+        elif not app_dir.exchange(staging, version):
+            trash = f"{TRASH_PREFIX}{version}-{os.getpid()}"
+            app_dir.rename(version, trash)
+            app_dir.rename(staging, version)
+            app_dir.fsync()
+            app_dir.remove(trash)
+        app_dir.fsync()
 
     def remove(self, app: str, version: str) -> bool:
         """Remove one installed version: gone from view in one rename, then deleted."""
         with self.locked(app) as app_dir:
             return self._remove_locked(app_dir, version)
 
-    def _remove_locked(self, app_dir: Path, version: str) -> bool:
-        dest = app_dir / version
-        if not dest.exists():
+    def _remove_locked(self, app_dir: safefs.Dir, version: str) -> bool:
+        if not app_dir.exists(safefs.component(version, "version")):
             return False
-        if self.manifest(app_dir.name, version) is None:
-            raise WorkstationError(
-                f"{dest} was not installed by salt-workstation (no manifest); remove it by hand if it should go"
-            )
-        trash = app_dir / f"{TRASH_PREFIX}{version}-{os.getpid()}"
-        os.rename(dest, trash)
-        shutil.rmtree(trash)
+        dest = app_dir.join(version)
+        if app_dir.is_symlink(version):
+            raise UnsafePath(f"{dest} is a symlink salt-workstation did not create; it is left as it is (and what "
+                             "it points to). Remove it by hand if it should go")
+        with app_dir.child(version) as folder:
+            if _loads(folder.read_bytes(MANIFEST)) is None:
+                raise WorkstationError(f"{dest} was not installed by salt-workstation (no manifest); "
+                                       "remove it by hand if it should go")
+        trash = f"{TRASH_PREFIX}{version}-{os.getpid()}"
+        app_dir.rename(version, trash)
+        app_dir.fsync()
+        app_dir.remove(trash)
         return True
 
     # ---- retention -------------------------------------------------------------
 
+    def _history(self, app: str) -> list:
+        try:
+            with self._open("apps", app) as app_dir:
+                return _loads(app_dir.read_bytes(HISTORY)) or []
+        except (OSError, WorkstationError):
+            return []
+
     def retention(self, app: str, keep: list, retain: int) -> tuple[list, list]:
         """(versions to remove, new history). History lists versions by when they were last wanted."""
         installed = sorted(self.installed().get(app, {}))
-        history = _read_json(self.layout.history(app)) or []
+        history = self._history(app)
         keep = [version for version in keep if version in installed]
         ordered = [v for v in history if v in installed and v not in keep]
         ordered = [v for v in installed if v not in keep and v not in ordered] + ordered  # unknown = oldest
@@ -361,47 +466,76 @@ class AppStore:
     def prune(self, app: str, keep: list, retain: int) -> list:
         """Remove versions of app that no production wants, beyond the `retain` most recent."""
         remove, history = self.retention(app, keep, retain)
-        if not remove and history == (_read_json(self.layout.history(app)) or []):
+        if not remove and history == self._history(app):
             return []
         with self.locked(app) as app_dir:
             for version in remove:
                 self._remove_locked(app_dir, version)
-            _write_json(self.layout.history(app), history)
+            app_dir.write_file(HISTORY, _dumps(history), 0o644)
         return remove
 
     # ---- verification ------------------------------------------------------------
 
     def verify(self, app: str, version: str, deep: bool = True) -> dict:
-        """Compare the installed files with the manifest: missing, changed and extra paths."""
+        """Compare the installed files with the manifest: missing, changed and extra paths.
+
+        One walk of the version folder through descriptors, never through a link, at any depth.
+        """
         dest = self.layout.version_dir(app, version)
-        rows = _read_json(self.layout.file_list(app, version))
-        if self.manifest(app, version) is None or rows is None:
-            return {"app": app, "version": version, "ok": False, "error": f"{dest} has no manifest; reinstall it"}
-        missing, changed = [], []
-        records = [_unpack().Record.from_list(row) for row in rows]
-        for record in records:
-            problem = _check_record(dest / record.path, record, deep)
-            if problem == "missing":
-                missing.append(record.path)
-            elif problem:
-                changed.append(f"{record.path}: {problem}")
-        known = {record.path for record in records}
-        # Folders the archive created without an entry of their own hold known paths: they are not extra.
-        known |= {parent.as_posix() for path in list(known) for parent in PurePosixPath(path).parents} - {"."}
-        extra = [path for path in _walk_relative(dest) if path not in known]
+        try:
+            folder = self._open("apps", app, version)
+        except (OSError, WorkstationError) as exc:
+            return {"app": app, "version": version, "ok": False, "error": f"{dest} cannot be read: {exc}"}
+        with folder:
+            rows = _loads(folder.read_bytes(FILE_LIST))
+            if _loads(folder.read_bytes(MANIFEST)) is None or rows is None:
+                return {"app": app, "version": version, "ok": False, "error": f"{dest} has no manifest; reinstall it"}
+            unpack = _unpack()
+            records = {row[0]: unpack.Record.from_list(row) for row in rows}
+            # Folders the archive created without an entry of their own hold known paths: they are not extra.
+            implied = {rel.rsplit("/", depth)[0] for rel in records for depth in range(1, rel.count("/") + 1)}
+            missing, changed, extra, seen = [], [], [], set()
+            for entry in folder.walk():
+                record = records.get(entry.rel)
+                if record is None:
+                    if entry.rel not in RESERVED_NAMES and not (entry.is_dir and entry.rel in implied):
+                        extra.append(entry.rel)
+                    continue
+                seen.add(entry.rel)
+                problem = _check_entry(entry, record, deep, unpack)
+                if problem:
+                    changed.append(f"{entry.rel}: {problem}")
+            missing = [rel for rel in records if rel not in seen]
+        folders = sum(1 for record in records.values() if record.type == "dir")
         return {
             "app": app, "version": version, "ok": not (missing or changed or extra), "checked": len(records),
+            "files": len(records) - folders, "folders": folders,
             "deep": deep, "missing": missing, "changed": changed, "extra": extra,
         }
 
 
-def _check_record(path: Path, record, deep: bool) -> str | None:
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        return "missing"
+class _Job:
+    """One install in progress: what it reserved on disk, for clean-up and for its error messages."""
+
+    def __init__(self, spec: VersionSpec):
+        self.spec = spec
+        self.app_dir: safefs.Dir | None = None
+        self.budget = None
+        self.needed: int | None = None
+        self.scratch: list[str] = []
+
+    def scratch_name(self, suffix: str) -> str:
+        """A staging, source or spool name beside the versions; removed however the install ends."""
+        name = f"{STAGING_PREFIX}{self.spec.version}-{os.getpid()}{suffix}"
+        self.scratch.append(name)
+        return name
+
+
+def _check_entry(entry: safefs.Entry, record, deep: bool, unpack) -> str | None:
+    info = entry.info
     if record.type == "symlink":
-        return None if stat.S_ISLNK(info.st_mode) and os.readlink(path) == record.target else "link target changed"
+        same = stat.S_ISLNK(info.st_mode) and os.readlink(entry.name, dir_fd=entry.parent_fd) == record.target
+        return None if same else "link target changed"
     if record.type == "dir":
         return None if stat.S_ISDIR(info.st_mode) else "no longer a folder"
     if not stat.S_ISREG(info.st_mode):
@@ -409,16 +543,8 @@ def _check_record(path: Path, record, deep: bool) -> str | None:
     if record.type == "file":
         if info.st_size != record.size:
             return f"size {info.st_size}, expected {record.size}"
-        if deep and _unpack().hash_file(path) != record.digest:
+        if deep and unpack.hash_file(entry.parent_fd, entry.name) != record.digest:
             return "content changed"
     if stat.S_IMODE(info.st_mode) != record.mode:
         return f"mode {stat.S_IMODE(info.st_mode):o}, expected {record.mode:o}"
     return None
-
-
-def _walk_relative(dest: Path):
-    for dirpath, dirnames, filenames in os.walk(dest):
-        for name in dirnames + filenames:
-            rel = (Path(dirpath) / name).relative_to(dest).as_posix()
-            if rel not in RESERVED_NAMES:
-                yield rel

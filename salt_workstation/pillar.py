@@ -97,6 +97,11 @@ def path_of(*parts) -> str:
     return ":".join([ROOT, *(str(part) for part in parts)])
 
 
+def install_failure(app, version, reason) -> str:
+    """How a failed install reads everywhere (CLI, state comment, progress event): once, with its catalog path."""
+    return f"{app} {version} was not installed: {reason} (catalog entry: {path_of('catalog', app, 'versions', version)})"
+
+
 def did_you_mean(key, choices):
     close = difflib.get_close_matches(str(key), choices, n=1)
     return f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(choices)}"

@@ -2,15 +2,19 @@
 
 Every entry is checked before it is written: no absolute paths, no '..', no
 device files or fifos, no links that leave the destination, no setuid/setgid
-bits, no file with a name the manifest reserves. libarchive's own secure flags
-stay on as a second guard, and symlinks are re-resolved once all is written.
-Each regular file is hashed as it is written, for `dcc.verify` later.
+bits, no file with a name the manifest reserves, no path deeper than MAX_DEPTH.
+libarchive writes relative to the staging folder's descriptor (the process's
+cwd while it runs), with its own secure flags as a second guard, and every
+write it makes is checked: a failed or short write fails the install, where
+libarchive itself would only warn. Each regular file is hashed as it is written,
+for `dcc.verify` later.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import hashlib
 import os
 import posixpath
@@ -27,19 +31,24 @@ from libarchive.exception import ArchiveError
 from libarchive.extract import (
     EXTRACT_PERM,
     EXTRACT_SECURE_NODOTDOT,
+    EXTRACT_SECURE_NOABSOLUTEPATHS,
     EXTRACT_SECURE_SYMLINKS,
     EXTRACT_TIME,
     new_archive_write_disk,
 )
 
-from salt_workstation.errors import InstallError, UnsafeArchive
-from salt_workstation.paths import RESERVED_NAMES, is_inside
+from salt_workstation import safefs
+from salt_workstation.errors import DiskError, InstallError, LimitExceeded, UnsafeArchive, WorkstationError
+from salt_workstation.paths import RESERVED_NAMES
 
 READ_BLOCK = 1 << 20
 FILE_HASH = "sha256"
-# Absolute paths are ours (we rewrite every entry under the staging folder),
-# so libarchive's no-absolute-paths guard stays off; the rest stay on.
-WRITE_FLAGS = EXTRACT_PERM | EXTRACT_TIME | EXTRACT_SECURE_SYMLINKS | EXTRACT_SECURE_NODOTDOT
+# Entries are written relative to the staging folder (the cwd while extracting), so every guard stays on.
+WRITE_FLAGS = EXTRACT_PERM | EXTRACT_TIME | EXTRACT_SECURE_SYMLINKS | EXTRACT_SECURE_NODOTDOT \
+    | EXTRACT_SECURE_NOABSOLUTEPATHS
+MAX_DEPTH = 256  # folders; real DCC trees stay under 40, and deeper ones only wedge tools that walk them
+BOMB_FLOOR = 64 << 20  # below this much unpacked, no expansion ratio is judged (small archives compress well)
+SYMLINK_HOPS = 40  # as the kernel's MAXSYMLINKS
 PRIVILEGE_BITS = stat.S_ISUID | stat.S_ISGID
 GZIP_MAGIC = b"\x1f\x8b"
 AHEAD_BLOCKS = 4  # blocks of READ_BLOCK in flight between the read-ahead thread and libarchive
@@ -134,18 +143,26 @@ class _ReadAhead:
 
 @contextlib.contextmanager
 def _read_ahead(stream):
-    """The stream as libarchive should read it: seekable sources (a spooled zip) as they are."""
+    """The stream as libarchive should read it: seekable sources (a spooled zip) as they are.
+
+    When reading the source failed (the depot stalled or broke off), libarchive only sees
+    a truncated archive: the read's own error is the one to report.
+    """
     if stream.seekable():
         yield stream
         return
     ahead = _ReadAhead(stream, stream.read(READ_BLOCK))
     try:
         yield ahead
+    except (ArchiveError, WorkstationError, OSError):
+        ahead.close()
+        if ahead.error is not None:
+            raise ahead.error from None
+        raise
     finally:
         ahead.close()
     if ahead.error is not None:
         raise ahead.error
-
 
 @dataclass(frozen=True)
 class Record:
@@ -169,16 +186,22 @@ class Record:
 def member_path(name: str, strip_components: int) -> str | None:
     """The archive member's path inside the destination, or None when stripping leaves nothing."""
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise UnsafeArchive(f"member '{name}' has an absolute path")
+        raise UnsafeArchive(f"member '{name[:200]}' has an absolute path")
     parts = [part for part in name.replace("\\", "/").split("/") if part not in ("", ".")]
     if ".." in parts:
-        raise UnsafeArchive(f"member '{name}' climbs out of the destination with '..'")
+        raise UnsafeArchive(f"member '{name[:200]}' climbs out of the destination with '..'")
     parts = parts[strip_components:]
     if not parts:
         return None
+    if len(parts) > MAX_DEPTH:
+        raise UnsafeArchive(f"member '{name[:80]}...' is {len(parts)} folders deep; the limit is {MAX_DEPTH} "
+                            "folders deep, and no DCC needs more")
     reserved = next((part for part in parts if part in RESERVED_NAMES), None)
     if reserved:
-        raise UnsafeArchive(f"member '{name}' uses the name {reserved}, which the manifest reserves")
+        raise UnsafeArchive(f"member '{name[:200]}' uses the name {reserved}, which the manifest reserves")
+    too_long = next((part for part in parts if len(os.fsencode(part)) > safefs.NAME_MAX), None)
+    if too_long:
+        raise UnsafeArchive(f"member '{name[:80]}...' has a name longer than {safefs.NAME_MAX} bytes")
     return "/".join(parts)
 
 
@@ -190,13 +213,89 @@ def _check_symlink(rel: str, target: str, name: str) -> None:
         raise UnsafeArchive(f"symlink '{name}' -> '{target}' leaves the destination")
 
 
-def extract(stream, dest: Path, strip_components: int = 0) -> list[Record]:
-    """Unpack the archive read from `stream` into the existing, empty folder `dest`."""
-    dest = Path(dest)
+class Budget:
+    """How many bytes one version may unpack, checked as they are written, so a compression bomb
+    stops early whether or not its hash is pinned.
+
+    limit: workstation:limits:max_unpacked_bytes. declared: the catalog's `size`, when given; it
+    bounds the unpacked bytes exactly and stands in for the expansion ratio. max_expansion: unpacked
+    bytes per source byte read so far (`source_read()`), judged past BOMB_FLOOR.
+    """
+
+    def __init__(self, limit: int | None = None, declared: int | None = None, max_expansion: int | None = None,
+                 source_read=None):
+        self.limit = limit
+        self.declared = declared
+        self.max_expansion = max_expansion if declared is None else None
+        self.source_read = source_read or (lambda: 0)
+        self.used = 0
+
+    def add(self, count: int) -> None:
+        self.used += count
+        if self.declared is not None and self.used > self.declared:
+            raise LimitExceeded(f"it unpacks to more than its catalog size of {self.declared} bytes; "
+                                "fix the size in the catalog or the depot file")
+        if self.limit is not None and self.used > self.limit:
+            raise LimitExceeded(f"it unpacks to more than {safefs.mib(self.limit)} "
+                                "(workstation:limits:max_unpacked_bytes); raise the limit if the app is that large")
+        if self.max_expansion and self.used > BOMB_FLOOR:
+            read = self.source_read()
+            if self.used > self.max_expansion * max(read, 1):
+                raise LimitExceeded(
+                    f"it looks like a compression bomb: {safefs.mib(self.used)} unpacked from {safefs.mib(read)} "
+                    f"read expands more than {self.max_expansion} times (workstation:limits:max_expansion). "
+                    "If the app is genuine, declare its unpacked `size` in the catalog"
+                )
+
+
+def _raw(name: str, argtypes: list, restype=ctypes.c_int):
+    """A libarchive call that returns its status as is: libarchive-c's wrappers only log ARCHIVE_WARN,
+    which is what a failed write() returns, so a disk-full spell would pass unnoticed."""
+    function = ffi.libarchive["archive_" + name]  # indexing makes a new function object, without errcheck
+    function.argtypes, function.restype = argtypes, restype
+    return function
+
+
+_WRITE_HEADER = _raw("write_header", [ffi.c_archive_p, ctypes.c_void_p])
+_WRITE_DATA_BLOCK = _raw("write_data_block", [ffi.c_archive_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_longlong],
+                         ctypes.c_ssize_t)
+_WRITE_FINISH_ENTRY = _raw("write_finish_entry", [ffi.c_archive_p])
+
+
+def _check_write(status: int, writer, rel: str, refused=InstallError) -> None:
+    """Any status below ARCHIVE_OK from the disk writer fails the install; disk errors keep their errno.
+
+    `refused` is the error for anything else: a header libarchive will not write (through a
+    symlink, say) is an unsafe archive; a failed data write is a failed install.
+    """
+    if status >= ffi.ARCHIVE_OK:
+        return
+    code = ffi.errno(writer)
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
+        raise OSError(code, os.strerror(code), rel)
+    message = (ffi.error_string(writer) or b"").decode("utf-8", "replace") or os.strerror(code)
+    if refused is UnsafeArchive:
+        raise UnsafeArchive(f"the archive could not be unpacked safely: {message}")
+    raise refused(f"writing '{rel[:200]}' failed: {message}")
+
+
+def extract(stream, dest, strip_components: int = 0, budget: Budget | None = None) -> list[Record]:
+    """Unpack the archive read from `stream` into the existing, empty folder `dest` (a path or a safefs.Dir).
+
+    Disk errors come out as OSError (ENOSPC, EIO, ...), for the caller to word with what it knows.
+    """
+    with (dest if isinstance(dest, safefs.Dir) else safefs.Dir.root(dest)) as folder:
+        return _extract_into(stream, folder, strip_components, budget or Budget())
+
+
+def _extract_into(stream, folder: safefs.Dir, strip_components: int, budget: Budget) -> list[Record]:
     records: list[Record] = []
     buff, size, offset = ctypes.c_void_p(), ctypes.c_size_t(), ctypes.c_longlong()
     try:
-        with _read_ahead(stream) as source, \
+        # The writer closes first, while the cwd is still the staging folder: libarchive sets
+        # folder modes and times in a fix-up pass at close, by relative path.
+        with safefs.working_directory(folder), \
+                _read_ahead(stream) as source, \
                 libarchive.stream_reader(source, block_size=READ_BLOCK) as archive, \
                 new_archive_write_disk(WRITE_FLAGS) as writer:
             for entry in archive:
@@ -204,22 +303,20 @@ def extract(stream, dest: Path, strip_components: int = 0) -> list[Record]:
                 rel = member_path(name, strip_components)
                 if rel is None:
                     continue
-                record = _prepare(entry, name, rel, dest, strip_components)
-                entry.pathname = str(dest / rel)
-                ffi.write_header(writer, entry._entry_p)
+                record = _prepare(entry, name, rel, strip_components)
+                entry.pathname = rel
+                _check_write(_WRITE_HEADER(writer, entry._entry_p), writer, rel, UnsafeArchive)
                 if record.type == "file":
-                    record = _copy_data(entry, writer, record, buff, size, offset)
-                ffi.write_finish_entry(writer)
+                    record = _copy_data(entry, writer, record, buff, size, offset, budget)
+                _check_write(_WRITE_FINISH_ENTRY(writer), writer, rel)
                 records.append(record)
     except ArchiveError as exc:
         raise UnsafeArchive(f"the archive could not be unpacked safely: {exc}") from None
-    except OSError as exc:
-        raise InstallError(f"unpacking failed: {exc}") from None
-    _check_links_resolve_inside(dest, records)
+    _check_links_resolve_inside(records)
     return records
 
 
-def _prepare(entry, name: str, rel: str, dest: Path, strip_components: int) -> Record:
+def _prepare(entry, name: str, rel: str, strip_components: int) -> Record:
     perm = entry.perm & ~PRIVILEGE_BITS
     entry.perm = perm
     if entry.isdir:
@@ -232,7 +329,7 @@ def _prepare(entry, name: str, rel: str, dest: Path, strip_components: int) -> R
         target = member_path(entry.linkpath or "", strip_components)
         if target is None:
             raise UnsafeArchive(f"hardlink '{name}' has no target inside the destination")
-        entry.linkpath = str(dest / target)
+        entry.linkpath = target
         return Record(rel, "hardlink", perm, target=target)
     if entry.isreg:
         return Record(rel, "file", perm, size=entry.size or 0)
@@ -240,63 +337,94 @@ def _prepare(entry, name: str, rel: str, dest: Path, strip_components: int) -> R
     raise UnsafeArchive(f"member '{name}' is a {kind}; DCC archives carry only files, folders and links")
 
 
-def _copy_data(entry, writer, record, buff, size, offset) -> Record:
-    """Move one file's blocks from the reader to the writer, hashing them on the way."""
+def _copy_data(entry, writer, record, buff, size, offset, budget: Budget) -> Record:
+    """Move one file's blocks from the reader to the writer, hashing and counting them on the way."""
     digest = hashlib.new(FILE_HASH)
     read_p = entry._archive_p
     written = 0
     while ffi.read_data_block(read_p, ctypes.byref(buff), ctypes.byref(size), ctypes.byref(offset)) != ffi.ARCHIVE_EOF:
-        if size.value:
-            digest.update(ctypes.string_at(buff, size.value))
-            written += size.value
-        ffi.write_data_block(writer, buff, size, offset)
+        if not size.value:
+            continue
+        budget.add(size.value)
+        digest.update(ctypes.string_at(buff, size.value))
+        written += size.value
+        _check_write(_WRITE_DATA_BLOCK(writer, buff, size, offset), writer, record.path)
+    if record.size and written != record.size:
+        raise InstallError(f"'{record.path[:200]}' holds {written} of its {record.size} bytes in the archive")
     return Record(record.path, "file", record.mode, written, digest.hexdigest())
 
 
-def _check_links_resolve_inside(dest: Path, records: list[Record]) -> None:
-    """Lexical checks miss chains such as `a -> .` plus `b -> a/..`; resolve every link for real."""
+def resolve_inside(records: list[Record], rel: str) -> str | None:
+    """Where `rel` leads once every symlink among `records` is followed, relative to the destination;
+    None when it leaves the destination or loops. Pure bookkeeping: no path-length limit, no disk."""
+    links = {record.path: record.target for record in records if record.type == "symlink"}
+    pending = [part for part in rel.split("/") if part]
+    resolved: list[str] = []
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if not resolved:
+                return None
+            resolved.pop()
+            continue
+        candidate = "/".join([*resolved, part])
+        if candidate in links:
+            hops += 1
+            target = links[candidate]
+            if hops > SYMLINK_HOPS or target.startswith("/"):
+                return None
+            pending = [p for p in target.split("/") if p] + pending
+            continue
+        resolved.append(part)
+    return "/".join(resolved)
+
+
+def _check_links_resolve_inside(records: list[Record]) -> None:
+    """Lexical checks miss chains such as `a -> .` plus `b -> a/..`: follow every link through the others."""
     for record in records:
-        if record.type == "symlink" and not is_inside(dest, dest / record.path):
+        if record.type == "symlink" and resolve_inside(records, record.path) is None:
             raise UnsafeArchive(f"symlink '{record.path}' -> '{record.target}' resolves outside the destination")
 
 
-def hash_file(path: Path) -> str:
+def hash_file(folder: safefs.Dir | int, name: str) -> str:
+    """The sha256 of the regular file `name` in `folder`, opened without following a link."""
     digest = hashlib.new(FILE_HASH)
-    with open(path, "rb") as handle:
+    fd = os.open(name, safefs.FILE_READ_FLAGS, dir_fd=folder if isinstance(folder, int) else folder.fd)
+    with os.fdopen(fd, "rb") as handle:
         while chunk := handle.read(READ_BLOCK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def scan(dest: Path) -> list[Record]:
+def scan(dest) -> list[Record]:
     """Records for a folder written by a vendor installer rather than by extract()."""
-    dest = Path(dest)
     records = []
     seen_inodes: dict[tuple[int, int], str] = {}
-    for dirpath, dirnames, filenames in os.walk(dest):
-        dirnames.sort()
-        for name in sorted(dirnames) + sorted(filenames):
-            full = Path(dirpath) / name
-            rel = full.relative_to(dest).as_posix()
-            if rel in RESERVED_NAMES:
+    with (dest if isinstance(dest, safefs.Dir) else safefs.Dir.root(dest)) as folder:
+        for entry in folder.walk(max_depth=MAX_DEPTH):
+            if entry.rel in RESERVED_NAMES:
                 continue
-            info = full.lstat()
+            info = entry.info
             perm = stat.S_IMODE(info.st_mode)
-            if perm & PRIVILEGE_BITS and not stat.S_ISLNK(info.st_mode):
-                perm &= ~PRIVILEGE_BITS
-                os.chmod(full, perm)
             if stat.S_ISLNK(info.st_mode):
-                records.append(Record(rel, "symlink", perm, target=os.readlink(full)))
-            elif stat.S_ISDIR(info.st_mode):
-                records.append(Record(rel, "dir", perm))
+                records.append(Record(entry.rel, "symlink", perm, target=os.readlink(entry.name, dir_fd=entry.parent_fd)))
+                continue
+            if perm & PRIVILEGE_BITS:
+                perm &= ~PRIVILEGE_BITS
+                os.chmod(entry.name, perm, dir_fd=entry.parent_fd, follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode):
+                records.append(Record(entry.rel, "dir", perm))
             elif stat.S_ISREG(info.st_mode):
                 key = (info.st_dev, info.st_ino)
                 if info.st_nlink > 1 and key in seen_inodes:
-                    records.append(Record(rel, "hardlink", perm, target=seen_inodes[key]))
+                    records.append(Record(entry.rel, "hardlink", perm, target=seen_inodes[key]))
                     continue
-                seen_inodes[key] = rel
-                records.append(Record(rel, "file", perm, info.st_size, hash_file(full)))
+                seen_inodes[key] = entry.rel
+                records.append(Record(entry.rel, "file", perm, info.st_size, hash_file(entry.parent_fd, entry.name)))
             else:
-                raise UnsafeArchive(f"the installer created '{rel}', which is not a file, folder or link")
-    _check_links_resolve_inside(dest, records)
+                raise UnsafeArchive(f"the installer created '{entry.rel}', which is not a file, folder or link")
+    _check_links_resolve_inside(records)
     return records

@@ -15,6 +15,7 @@
     - install_root: {{ workstation.install_root | tojson }}
     - depot: {{ workstation.depot | tojson }}
     - used_by: {{ install.used_by | tojson }}
+    - verify: {{ workstation.verify | tojson }}
 {%- endfor %}
 
 {%- for retention in apps.retention %}

@@ -32,7 +32,9 @@ def _config():
 
 
 def _store(install_root=None):
-    return AppStore(install_root or _config()["install_root"])
+    config = _config()
+    return AppStore(install_root or config["install_root"], limits=config.get("limits"))
+
 
 
 def _fetch_salt(url):
@@ -152,26 +154,48 @@ def manifest(app, version, install_root=None):
     return _store(install_root).manifest(app, str(version))
 
 
-def status(app, version, spec=None, install_root=None, depot=None):
+def status(app, version, spec=None, install_root=None, depot=None, deep=False):
     """
     Whether an app version is installed as the catalog describes it:
-    ``installed``, ``absent``, ``changed`` (another build) or ``damaged``.
+    ``installed``, ``absent``, ``changed`` (another build), ``damaged`` (a
+    launcher gone, or with ``deep=True`` any file changed on disk) or
+    ``foreign`` (a folder or symlink we did not make holds its place).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt '*' dcc.status houdini 20.5.410
+        salt '*' dcc.status houdini 20.5.410 deep=True
     """
-    resolved = resolve(app, version, spec, depot)
-    return _store(install_root).status(resolved, package_versions)
+    try:
+        resolved = resolve(app, version, spec, depot)
+        return _store(install_root).status(resolved, package_versions, deep=deep)
+    except WorkstationError as exc:
+        raise CommandExecutionError(f"{app} {version}: {exc}") from exc
+
+
+def blocker(app, version, install_root=None):
+    """
+    Why salt-workstation will not write ``{install_root}/apps/{app}/{version}``
+    (a symlink or a folder it did not install is there), or None.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' dcc.blocker houdini 20.5.410
+    """
+    return _store(install_root).blocker(app, str(version))
 
 
 def install(app, version, spec=None, install_root=None, depot=None):
     """
-    Install one app version from the depot: streamed, hash-checked, promoted atomically.
-
-    Returns the manifest on success, or ``{"error": ...}``.
+    Install one app version from the depot: streamed, hash-checked, flushed to
+    disk, promoted atomically. Returns the manifest; on any failure raises
+    CommandExecutionError (salt-call exits non-zero) with a message that names
+    the app, the version, the catalog entry and the fault, and nothing of the
+    version is left on disk.
 
     CLI Example:
 
@@ -186,10 +210,11 @@ def install(app, version, spec=None, install_root=None, depot=None):
         manifest = _store(install_root).install(
             resolved, fetch_salt=_fetch_salt, install_packages=_install_packages, progress=progress
         )
-    except WorkstationError as exc:
-        log.error("dcc.install %s %s failed: %s", app, version, exc)
-        progress("failed", error=str(exc))
-        return {"error": str(exc)}
+    except (WorkstationError, OSError) as exc:
+        message = pillar.install_failure(app, version, exc if isinstance(exc, WorkstationError) else f"{exc.strerror or exc}")
+        log.error("%s", message)
+        progress("failed", error=message)
+        raise CommandExecutionError(message) from None
     finally:
         if resolved is not None:
             _drop_cached(resolved.source)
@@ -237,7 +262,10 @@ def remove(app, version, install_root=None):
 
         salt '*' dcc.remove blender 4.1.1
     """
-    return _store(install_root).remove(app, str(version))
+    try:
+        return _store(install_root).remove(app, str(version))
+    except (WorkstationError, OSError) as exc:
+        raise CommandExecutionError(f"{app} {version} was not removed: {exc}") from None
 
 
 def retention(app, keep=None, retain=None, install_root=None):
@@ -267,7 +295,10 @@ def prune(app, keep=None, retain=None, install_root=None):
         salt '*' dcc.prune blender keep='["4.2.3"]' retain=1
     """
     retain = _config()["retain"] if retain is None else retain
-    return _store(install_root).prune(app, [str(v) for v in keep or []], int(retain))
+    try:
+        return _store(install_root).prune(app, [str(v) for v in keep or []], int(retain))
+    except (WorkstationError, OSError) as exc:
+        raise CommandExecutionError(f"{app}: old versions were not removed: {exc}") from None
 
 
 def verify(app, version, deep=True, install_root=None):

@@ -23,6 +23,7 @@ reports exactly the changes a real run makes.
 """
 
 import salt.utils.args
+from salt.exceptions import CommandExecutionError
 
 from salt_workstation import pillar
 from salt_workstation.depot import redact_url
@@ -44,6 +45,11 @@ def _problems(name, version, spec, install_root, depot, used_by):
     """Everything wrong with this state's inputs, each with the pillar path to fix."""
     catalog_path = pillar.path_of("catalog", name, "versions", version)
     issues = []
+    # The app and version become folder names: one safe path component each, or nothing is touched.
+    name_problem = pillar.name_issue(name, pillar.path_of("catalog", name), "app names")
+    if name_problem:
+        return [str(name_problem)]
+    issues += pillar.version_text(version, catalog_path)[1]
     for path in used_by or []:
         issues += pillar.version_text(version, path)[1]
     if spec is None:
@@ -71,7 +77,7 @@ def _changes(status, manifest_or_spec, dest, old_manifest):
     return changes
 
 
-def installed(name, version, spec=None, install_root=None, depot=None, used_by=None, **kwargs):
+def installed(name, version, spec=None, install_root=None, depot=None, used_by=None, verify="shallow", **kwargs):
     """
     Ensure app ``name`` at ``version`` is installed as its catalog entry describes.
 
@@ -86,6 +92,10 @@ def installed(name, version, spec=None, install_root=None, depot=None, used_by=N
         Default to the ``workstation`` pillar.
     used_by
         Pillar paths of the productions asking for this version, for error messages.
+    verify
+        ``shallow`` (default): the manifest and the launchers say whether it is
+        installed. ``deep``: every file is re-hashed against the manifest too, and
+        a version whose files changed on disk is reinstalled (repaired).
     """
     ret = stateret.new(name)
     spec = spec if spec is not None else _spec_from_kwargs(kwargs)
@@ -93,6 +103,8 @@ def installed(name, version, spec=None, install_root=None, depot=None, used_by=N
     install_root = install_root or settings["install_root"]
     depot = depot or settings["depot"]
     problems = _problems(name, version, spec, install_root, depot, used_by)
+    if verify not in pillar.VERIFY_MODES:
+        problems.append(f"{pillar.path_of('verify')}: must be one of {', '.join(pillar.VERIFY_MODES)}, got {verify!r}")
     version = str(version)
     if problems:
         ret["result"] = False
@@ -101,18 +113,19 @@ def installed(name, version, spec=None, install_root=None, depot=None, used_by=N
         return ret
 
     resolved = pillar.resolve_spec(name, version, spec, depot)
-    status = __salt__["dcc.status"](name, version, spec=spec, install_root=install_root, depot=depot)
     dest = f"{install_root.rstrip('/')}/apps/{name}/{version}"
-    if status == "installed":
-        ret["comment"] = f"{name} {version} is installed at {dest}"
-        return ret
-
-    if status == "foreign":
-        ret["result"] = False
-        ret["comment"] = (f"{name} {version} was not installed: {dest} exists but salt-workstation did not "
-                          "install it (no manifest). Move it aside or delete it, then apply again")
-        return ret
-    old = __salt__["dcc.manifest"](name, version, install_root=install_root) if status == "changed" else None
+    try:
+        status = __salt__["dcc.status"](name, version, spec=spec, install_root=install_root, depot=depot,
+                                        deep=verify == "deep")
+        if status == "installed":
+            ret["comment"] = f"{name} {version} is installed at {dest}" + (" (every file verified)" if verify == "deep" else "")
+            return ret
+        if status == "foreign":
+            blocker = __salt__["dcc.blocker"](name, version, install_root=install_root)
+            raise CommandExecutionError(pillar.install_failure(name, version, blocker))
+        old = __salt__["dcc.manifest"](name, version, install_root=install_root) if status == "changed" else None
+    except CommandExecutionError as exc:
+        return _failed(ret, exc, used_by)
     if __opts__["test"]:
         predicted = {"version": version, "source": resolved.source, "hash": resolved.hash,
                      "identity": identity(resolved)}
@@ -121,11 +134,10 @@ def installed(name, version, spec=None, install_root=None, depot=None, used_by=N
         ret["comment"] = f"{name} {version} would be {_VERBS[status]} at {dest}"
         return ret
 
-    manifest = __salt__["dcc.install"](name, version, spec=spec, install_root=install_root, depot=depot)
-    if "error" in manifest:
-        ret["result"] = False
-        ret["comment"] = f"{name} {version} was not installed: {manifest['error']}"
-        return ret
+    try:
+        manifest = __salt__["dcc.install"](name, version, spec=spec, install_root=install_root, depot=depot)
+    except CommandExecutionError as exc:
+        return _failed(ret, exc, used_by)
     ret["changes"] = _changes(status, manifest, dest, old)
     ret["comment"] = (
         f"{name} {version} {_VERBS[status]} at {dest}: {manifest['files']} files, "
@@ -137,13 +149,23 @@ def installed(name, version, spec=None, install_root=None, depot=None, used_by=N
 _VERBS = {"absent": "installed", "changed": "replaced with the catalog's build", "damaged": "repaired"}
 
 
+def _failed(ret, error, used_by=None):
+    """result False, no changes, and the execution module's message (it names the catalog entry)."""
+    wanted_by = f"; wanted by {', '.join(used_by)}" if used_by else ""
+    ret.update(result=False, changes={}, comment=f"{error}{wanted_by}")
+    return ret
+
+
 def _removal(ret, planned, remove, note=""):
     """Report removing `planned` versions: predicted under test=True, otherwise done by remove()."""
     if __opts__["test"]:
         ret.update(result=None, changes={"removed": planned},
                    comment=f"{ret['name']} {', '.join(planned)} would be removed{note}")
         return ret
-    removed = remove()
+    try:
+        removed = remove()
+    except CommandExecutionError as exc:
+        return _failed(ret, exc)
     ret.update(changes={"removed": removed}, comment=f"{ret['name']} {', '.join(removed)} removed{note}")
     return ret
 
@@ -183,7 +205,10 @@ def pruned(name, keep=(), retain=1, install_root=None):
     if not doomed:
         ret["comment"] = f"{name}: nothing to remove (keeping {', '.join(keep) or 'no wanted versions'}, retain {retain})"
         if not __opts__["test"]:
-            __salt__["dcc.prune"](name, keep=keep, retain=retain, install_root=install_root)
+            try:
+                __salt__["dcc.prune"](name, keep=keep, retain=retain, install_root=install_root)
+            except CommandExecutionError as exc:
+                return _failed(ret, exc)
         return ret
     return _removal(
         ret, doomed, lambda: __salt__["dcc.prune"](name, keep=keep, retain=retain, install_root=install_root),

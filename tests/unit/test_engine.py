@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from salt_workstation import __version__, engine, pillar
+from salt_workstation import __version__, engine, pillar, safefs
 from salt_workstation.engine import ABSENT, CHANGED, DAMAGED, FOREIGN, INSTALLED
 from salt_workstation.errors import DepotError, HashMismatch, InstallError, UnsafeArchive, WorkstationError
 from salt_workstation.paths import FILE_LIST, MANIFEST
@@ -161,8 +161,9 @@ def test_exchange_swaps_two_folders(tmp_path):
     second.mkdir()
     (first / "a").write_text("a")
     (second / "b").write_text("b")
-    if not engine.exchange(first, second):
-        pytest.skip("this kernel or filesystem has no renameat2 RENAME_EXCHANGE")
+    with safefs.Dir.root(tmp_path) as folder:
+        if not folder.exchange("first", "second"):
+            pytest.skip("this kernel or filesystem has no renameat2 RENAME_EXCHANGE")
     assert entries(first) == ["b"] and entries(second) == ["a"]
 
 
@@ -410,7 +411,7 @@ def installed(store, depot):
 def test_verify_clean_install(store, installed):
     for deep in (True, False):
         result = store.verify("blender", "4.2", deep=deep)
-        assert result == {"app": "blender", "version": "4.2", "ok": True, "checked": 7, "deep": deep,
+        assert result == {"app": "blender", "version": "4.2", "ok": True, "checked": 7, "files": 4, "folders": 3, "deep": deep,
                           "missing": [], "changed": [], "extra": []}
 
 
