@@ -115,7 +115,10 @@ def plan(config, store: AppStore, package_versions=None) -> dict:
             blocked.add(wanted.app)  # its retention state requires this install, so it will not prune
         else:
             spec = pillar.resolve_spec(wanted.app, wanted.version, wanted.spec, config["depot"])
-            entry["action"] = ACTIONS[store.status(spec, package_versions)]
+            status = store.status(spec, package_versions, deep=config.get("verify") == "deep")
+            entry["action"] = ACTIONS[status]
+            if status == engine.FOREIGN:
+                entry["errors"] = [store.blocker(wanted.app, wanted.version)]
         for path in wanted.used_by:
             production = path.split(":")[2]
             productions.setdefault(production, {})[wanted.app] = entry
