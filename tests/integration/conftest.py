@@ -4,9 +4,6 @@ pillar written to the master's pillar_roots, and a depot of real archives over l
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +11,7 @@ import yaml
 
 from tests.support.catalog import build_depot, example_productions
 from tests.support.depot import DepotServer
-
-SALT_BIN = Path(sys.executable).parent
+from tests.support.masterless import system_paths_under
 
 
 @pytest.fixture(scope="package")
@@ -108,17 +104,3 @@ def workstation(salt_cli, salt_minion, pillar_dir, depot, tmp_path):
     station = Workstation(salt_cli, salt_minion, pillar_dir, depot, tmp_path / "studio")
     station.set_pillar(station.pillar())
     return station
-
-
-
-def system_paths_under(root: Path) -> dict:
-    """Launchers write studio-launch, desktop entries, menus and fstab: keep a test's in its own folder."""
-    return {"os": {"bin_dir": str(root / "usr/bin"), "xdg_data_dir": str(root / "usr/share"),
-                   "xdg_config_dir": str(root / "etc/xdg"), "fstab": str(root / "etc/fstab")}}
-
-
-def masterless_call(config_dir: Path, *args, timeout=300):
-    return subprocess.run(
-        [str(SALT_BIN / "salt-call"), "--local", "-c", str(config_dir), "--out", "json", *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )

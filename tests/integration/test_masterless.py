@@ -11,27 +11,10 @@ import time
 import pytest
 import yaml
 
-from tests.integration.conftest import SALT_BIN, masterless_call, system_paths_under
+from tests.support.masterless import SALT_BIN, masterless_call, minion_config, system_paths_under
 from tests.support import archives
 from tests.support.catalog import EXAMPLES, build_depot, example_productions
 from tests.support.depot import DepotServer
-
-
-def minion_config(path, minion_id, pillar_roots, grains=None):
-    path.mkdir(parents=True, exist_ok=True)
-    config = {
-        "id": minion_id,
-        "file_client": "local",
-        "root_dir": str(path / "root"),
-        "fileserver_backend": ["roots", "workstation"],
-        "file_roots": {"base": [str(path / "empty")]},
-        "pillar_roots": {"base": [str(pillar_roots)]},
-        "log_file": str(path / "minion.log"),
-        "grains": grains or {},
-    }
-    (path / "empty").mkdir(exist_ok=True)
-    (path / "minion").write_text(yaml.safe_dump(config))
-    return path
 
 
 def local(config_dir, *args):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import tarfile
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from salt_workstation import engine, pillar
 from tests.support import archives
 from tests.support.depot import DepotServer
+from tests.support.tree import snapshot  # noqa: F401 - the unit tests import it from here
 
 
 def dir_members(files: dict, top: str | None = None, mode: int = 0o755):
@@ -28,19 +28,6 @@ def dir_members(files: dict, top: str | None = None, mode: int = 0o755):
         info.mtime = getattr(archives, "FIXED_MTIME", 0)  # same bytes every build, so a stable hash
         members.append((info, b""))
     return members
-
-
-def snapshot(root: Path, skip: Path | None = None) -> dict:
-    """{relative path: (mode, size, mtime_ns)} for everything under root, except under skip."""
-    result = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        if skip is not None and Path(dirpath) == skip.parent:
-            dirnames[:] = [name for name in dirnames if Path(dirpath) / name != skip]
-        for name in dirnames + filenames:
-            full = Path(dirpath) / name
-            info = full.lstat()
-            result[str(full.relative_to(root))] = (info.st_mode, info.st_size, info.st_mtime_ns)
-    return result
 
 
 class Depot:
