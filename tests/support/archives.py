@@ -54,13 +54,17 @@ def write_tar(path: Path, files: dict, top: str | None = None, extra=()) -> Path
 
 def _fill_tar(tar, files, top, extra):
     with tar:
-        if top:
-            tar.addfile(_tarinfo(top, mode=0o755, kind=tarfile.DIRTYPE))
-        for name, (data, file_mode) in files.items():
-            full = f"{top}/{name}" if top else name
-            tar.addfile(_tarinfo(full, len(data), file_mode), io.BytesIO(data))
-        for info, data in extra:
-            tar.addfile(info, io.BytesIO(data) if data else None)
+        _add_members(tar, files, top, extra)
+
+
+def _add_members(tar, files, top, extra):
+    if top:
+        tar.addfile(_tarinfo(top, mode=0o755, kind=tarfile.DIRTYPE))
+    for name, (data, file_mode) in files.items():
+        full = f"{top}/{name}" if top else name
+        tar.addfile(_tarinfo(full, len(data), file_mode), io.BytesIO(data))
+    for info, data in extra:
+        tar.addfile(info, io.BytesIO(data) if data else None)
 
 
 def write_zip(path: Path, files: dict, top: str | None = None) -> Path:
@@ -109,3 +113,45 @@ HOSTILE_KINDS = (
     "absolute", "dotdot", "symlink_escape", "symlink_absolute", "symlink_chain",
     "write_through_symlink", "hardlink_escape", "device", "fifo", "reserved",
 )
+
+
+# ---- archives shaped to hurt: deep, long, and small ones that inflate enormously ----------------
+
+
+def deep_path(depth: int, name: str = "d") -> str:
+    """A relative path `depth` folders deep, ending in a file: d/d/.../d/leaf."""
+    return "/".join([name] * depth + ["leaf"])
+
+
+def long_path(levels: int = 30, length: int = 200) -> str:
+    """A relative path of `levels` folders of `length` characters each: past PATH_MAX (4096) in total."""
+    return "/".join(f"{index:03d}".ljust(length, "x") for index in range(levels)) + "/leaf"
+
+
+class _Zeros(io.RawIOBase):
+    """`size` zero bytes, read in blocks: a gigabyte never sits in memory."""
+
+    def __init__(self, size: int):
+        self.left = size
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+def write_bomb(path: Path, inflated: int, files: dict, top: str | None = None, name: str = "data/zeros.bin",
+               mode: int = 0o644) -> Path:
+    """A tar.gz holding `files` and one file `name` of `inflated` zero bytes, written as a stream
+    (1 GiB of zeros gzips to about 1 MiB, and never sits in memory)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as compressed, \
+            tarfile.open(fileobj=compressed, mode="w") as tar:
+        _add_members(tar, files, top, ())
+        full = f"{top}/{name}" if top else name
+        tar.addfile(_tarinfo(full, inflated, mode), io.BufferedReader(_Zeros(inflated), 1 << 20))
+    return path

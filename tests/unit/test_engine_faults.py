@@ -4,14 +4,12 @@ orphaned installers. Each test names the failure it guards against (issue #11)."
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import os
 import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 from pathlib import Path
@@ -200,25 +198,7 @@ def test_symlink_chains_resolve_in_memory_at_any_length():
 
 def bomb(path: Path, unpacked: int) -> Path:
     """A tar.gz of one file of zeros, written in blocks: a few hundred KiB that inflate to `unpacked`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wb", compresslevel=9) as raw, tarfile.open(fileobj=raw, mode="w|") as tar:
-        info = tarfile.TarInfo("app/bin/blender")
-        info.size, info.mode = unpacked, 0o755
-
-        class Zeros(io.RawIOBase):
-            left = unpacked
-
-            def readable(self):
-                return True
-
-            def readinto(self, buffer):
-                count = min(len(buffer), self.left)
-                buffer[:count] = bytes(count)
-                self.left -= count
-                return count
-
-        tar.addfile(info, io.BufferedReader(Zeros(), 1 << 20))
-    return path
+    return archives.write_bomb(path, unpacked, {}, name="app/bin/blender", mode=0o755)
 
 
 @pytest.fixture(scope="module")
