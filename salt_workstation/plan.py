@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from salt_workstation import engine, pillar, units
+from salt_workstation import engine, pillar
 from salt_workstation.engine import AppStore
 
 ACTIONS = {
@@ -51,23 +51,23 @@ def formula_data(config, store: AppStore) -> dict:
     return {
         "repositories": repository_states(config),
         "installs": installs,
-        "services": service_states(config),
+        "services": services(config),
+        # An image bake enables units and starts nothing; every other phase keeps them running.
+        "start_services": config.get("phase", "all") != "bake",
         "retention": retention,
     }
 
 
-def service_states(config) -> list[dict]:
-    """The units that packages apps bring: enabled only while baking an image, else enabled and running."""
-    bake = config.get("phase", "all") == "bake"
-    states: dict[str, dict] = {}
+def services(config) -> list[dict]:
+    """The units that packages apps bring, each with the install state that brings it."""
+    found: dict[str, dict] = {}
     for wanted in pillar.wanted_versions(config):
         spec = wanted.spec if isinstance(wanted.spec, dict) else {}
-        services = spec.get("services") if spec.get("kind") == "packages" else None
-        for unit in services if isinstance(services, list) else []:
-            if isinstance(unit, str) and unit not in states:  # malformed entries fail their install state
-                states[unit] = units.service_state(f"workstation-service-{unit}", unit, bake,
-                                                   require=[{"dcc": wanted.state_id}])
-    return list(states.values())
+        listed = spec.get("services") if spec.get("kind") == "packages" else None
+        for unit in listed if isinstance(listed, list) else []:
+            if isinstance(unit, str) and unit not in found:  # malformed entries fail their install state
+                found[unit] = {"id": f"workstation-service-{unit}", "unit": unit, "install_id": wanted.state_id}
+    return list(found.values())
 
 def _pkgrepo_args(style, name, repo, keyring, os_params) -> list[dict]:
     if style == "apt":

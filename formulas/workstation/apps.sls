@@ -34,5 +34,14 @@
 {%- for service in apps.services %}
 
 {{ service.id }}:
-  {{ service.function }}: {{ service.args | tojson }}
+{%- if apps.start_services %}
+  service.running:
+    - name: {{ service.unit | tojson }}
+    - enable: True
+{%- else %}
+  workstation.unit_enabled:
+    - name: {{ service.unit | tojson }}
+{%- endif %}
+    - require:
+      - dcc: {{ service.install_id }}
 {%- endfor %}

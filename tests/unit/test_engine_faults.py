@@ -154,7 +154,17 @@ def test_an_archive_deeper_than_the_limit_is_refused_cleanly(store, depot):
     assert leftovers(store.layout.root, "blender") == []
 
 
-def test_a_deep_tree_planted_in_a_version_does_not_wedge_verify_or_removal(store, depot):
+@pytest.fixture
+def removes_deep_trees(tmp_path):
+    """Deep trees go through the iterative remover, also when a test fails: pytest's own clean-up
+    of old temporary folders is a recursive rmtree, which a 1,000-level tree would break."""
+    yield
+    with safefs.Dir.root(tmp_path) as folder:
+        for name in folder.listdir():
+            folder.remove(name)
+
+
+def test_a_deep_tree_planted_in_a_version_does_not_wedge_verify_or_removal(store, depot, removes_deep_trees):
     """Before: verify, retention and every later install failed with RecursionError."""
     spec = depot.build("blender", "4.2")
     store.install(spec)
