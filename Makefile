@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 OS_PACKAGES := libarchive13 gnupg debootstrap curl ca-certificates chromium desktop-file-utils
 DEMO   := $(CURDIR)/.demo
 
-.PHONY: all venv os-packages demo test test-unit test-integration test-system bench clean
+.PHONY: all venv os-packages demo test test-unit test-integration test-system test-faults bench clean
 
 all: test
 
@@ -47,6 +47,9 @@ test-integration: venv
 
 test-system: venv
 	$(PY) -m pytest -q -m system tests/system -rs
+
+test-faults: venv
+	$(PY) -m pytest -q -p no:cacheprovider -m faults tests/faults -rs
 
 bench: venv
 	$(PY) benchmarks/run.py
