@@ -143,6 +143,15 @@ class AppStore:
                     "Move it aside or delete it, then apply again")
         return None
 
+    def strangers(self, app: str) -> list[str]:
+        """Why each entry among the app's versions that we did not install is left alone (a symlink, no manifest)."""
+        try:
+            with self._open("apps", app) as app_dir:
+                names = [name for name in app_dir.listdir() if not name.startswith(".")]
+        except (OSError, WorkstationError) as exc:
+            return [str(exc)]
+        return [reason for reason in (self.blocker(app, name) for name in names) if reason]
+
     def installed(self) -> dict:
         """{app: {version: manifest}} for every version this tool installed (symlinks are never ours)."""
         result: dict = {}

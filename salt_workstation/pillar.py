@@ -99,7 +99,7 @@ def path_of(*parts) -> str:
 
 def install_failure(app, version, reason) -> str:
     """How a failed install reads everywhere (CLI, state comment, progress event): once, with its catalog path."""
-    return f"{app} {version} was not installed: {reason} (catalog entry: {path_of('catalog', app, 'versions', version)})"
+    return f"{app} {version} was not installed (catalog entry: {path_of('catalog', app, 'versions', version)}): {reason}"
 
 
 def did_you_mean(key, choices):

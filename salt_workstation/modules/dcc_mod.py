@@ -268,6 +268,20 @@ def remove(app, version, install_root=None):
         raise CommandExecutionError(f"{app} {version} was not removed: {exc}") from None
 
 
+def strangers(app, install_root=None):
+    """
+    What sits among ``app``'s versions that salt-workstation did not install
+    (symlinks, folders without a manifest): retention and removal leave each alone.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' dcc.strangers houdini
+    """
+    return _store(install_root).strangers(app)
+
+
 def retention(app, keep=None, retain=None, install_root=None):
     """
     Which versions of ``app`` a prune would remove, keeping ``keep`` and the

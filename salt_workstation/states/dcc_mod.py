@@ -108,8 +108,8 @@ def installed(name, version, spec=None, install_root=None, depot=None, used_by=N
     version = str(version)
     if problems:
         ret["result"] = False
-        ret["comment"] = f"{name} {version} was not installed; nothing on disk was touched. Fix the pillar:\n" + \
-            "\n".join(f"- {problem}" for problem in problems)
+        ret["comment"] = pillar.install_failure(name, version, "nothing on disk was touched. Fix the pillar:\n" +
+                                                "\n".join(f"- {problem}" for problem in problems))
         return ret
 
     resolved = pillar.resolve_spec(name, version, spec, depot)
@@ -202,8 +202,11 @@ def pruned(name, keep=(), retain=1, install_root=None):
         return ret
     keep = [str(v) for v in keep or []]
     doomed = __salt__["dcc.retention"](name, keep=keep, retain=retain, install_root=install_root)
+    strangers = __salt__["dcc.strangers"](name, install_root=install_root)
+    left_alone = f"; left alone: {'; '.join(strangers)}" if strangers else ""
     if not doomed:
-        ret["comment"] = f"{name}: nothing to remove (keeping {', '.join(keep) or 'no wanted versions'}, retain {retain})"
+        ret["comment"] = (f"{name}: nothing to remove (keeping {', '.join(keep) or 'no wanted versions'}, "
+                          f"retain {retain}){left_alone}")
         if not __opts__["test"]:
             try:
                 __salt__["dcc.prune"](name, keep=keep, retain=retain, install_root=install_root)
@@ -212,7 +215,7 @@ def pruned(name, keep=(), retain=1, install_root=None):
         return ret
     return _removal(
         ret, doomed, lambda: __salt__["dcc.prune"](name, keep=keep, retain=retain, install_root=install_root),
-        f" (retain {retain})",
+        f" (retain {retain}){left_alone}",
     )
 
 

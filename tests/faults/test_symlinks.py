@@ -14,7 +14,7 @@ import pytest
 
 from tests.faults.conftest import (
     assert_contained, assert_in_place, assert_no_traceback, assert_not_installed, assert_recovers, assert_verifies,
-    baseline, converge, install_id, with_fault_production,
+    baseline, converge, install_id, launcher_files, with_fault_production,
 )
 from tests.support.tree import snapshot
 
@@ -93,7 +93,7 @@ def test_retention_leaves_an_old_version_that_is_a_symlink_and_says_so(sandbox, 
     assert run.ids[install_id(APP, "2.0")]["result"] is True
     assert (sandbox.app_dir(APP) / "1.0").is_symlink(), "retention removed the link"
     assert snapshot(target) == target_before, "the folder the link points at changed"
-    assert_in_place(before, sandbox.snapshot())
+    assert_in_place(before, sandbox.snapshot(), launcher_files("fault", APP))  # its launcher now starts 2.0
     assert_verifies(sandbox, ("good", "1.0"), (APP, "2.0"))
 
     (sandbox.app_dir(APP) / "1.0").unlink()
