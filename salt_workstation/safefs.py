@@ -150,9 +150,11 @@ class Dir:
         """child() for each name in turn; the folders passed through are closed."""
         current = self
         for name in names:
-            following = current.child(name, create=create, mode=mode)
-            if current is not self:
-                current.close()
+            try:
+                following = current.child(name, create=create, mode=mode)
+            finally:
+                if current is not self:
+                    current.close()
             current = following
         return current if current is not self else Dir(os.dup(self.fd), self.path)
 
@@ -187,17 +189,18 @@ class Dir:
 
     def read_bytes(self, name: str) -> bytes | None:
         """A regular file's bytes (None when absent); a symlink or folder there is UnsafePath."""
-        try:
-            fd = os.open(component(name), FILE_READ_FLAGS, dir_fd=self.fd)
+        try:  # O_NONBLOCK: a FIFO planted there must not hang the open; it is refused below
+            fd = os.open(component(name), FILE_READ_FLAGS | os.O_NONBLOCK, dir_fd=self.fd)
         except FileNotFoundError:
             return None
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.EISDIR):
                 raise UnsafePath(f"{self.join(name)} is not a regular file; it is not read") from None
             raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder opens read-only too
+            os.close(fd)
+            raise UnsafePath(f"{self.join(name)} is not a regular file; it is not read")
         with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise UnsafePath(f"{self.join(name)} is not a regular file; it is not read")
             return handle.read()
 
     def readlink(self, name: str) -> str | None:
@@ -378,6 +381,15 @@ class Dir:
                 os.close(fd)
         return True
 
+    def remove_empty_dir(self, name: str) -> bool:
+        """Remove the folder `name` if it is empty; False when it is not (absent, not empty, a link or a
+        mount point: the kernel refuses each of those in the one rmdir)."""
+        try:
+            os.rmdir(component(name), dir_fd=self.fd)
+        except OSError:
+            return False
+        return True
+
     def remove_empty_dirs(self) -> None:
         """Remove every empty folder below this one, deepest first (this one stays)."""
         folders = sorted((entry.rel for entry in self.walk() if entry.is_dir), key=lambda rel: -rel.count("/"))
@@ -413,6 +425,18 @@ def write_file(path, data: bytes, mode: int, uid: int | None = None, gid: int | 
     folder, name = os.path.split(path)
     with Dir.root(folder or ".", create=True) as holder:
         holder.write_file(name, data, mode, uid, gid)
+
+
+def read_file(path) -> bytes | None:
+    """The bytes of the regular file at `path`, never read through a link (its folder is taken as
+    configured); None when absent. A link, folder or other non-file there is UnsafePath."""
+    folder, name = os.path.split(os.fspath(path))
+    try:
+        holder = Dir.root(folder or ".")
+    except FileNotFoundError:
+        return None
+    with holder:
+        return holder.read_bytes(name)
 
 
 def remove_file(path) -> bool:
