@@ -655,7 +655,10 @@ def config_drift(files: list[ConfigFile]) -> dict:
     """{path: {key label: {"want": ..., "have": ...}}} for each wanted key that the file does not hold."""
     drift: dict = {}
     for item in files:
-        text = inifile.read(item.path) or ""
+        try:
+            text = inifile.read(item.path) or ""
+        except WorkstationError:  # a link or folder where the config belongs: every key drifted
+            text = ""
         for key, (have, want) in inifile.values(text, item.settings, inifile.DIALECTS[item.style]).items():
             if have != want:
                 drift.setdefault(item.path, {})[key] = {"want": want, "have": have}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-from salt_workstation import files, pillar, units
+from salt_workstation import pillar, safefs, units
+from salt_workstation.errors import UnsafePath
 from salt_workstation.gpu_detect import table
 from salt_workstation.pillar import Issue, path_of
 
@@ -286,11 +287,11 @@ def formula_data(config, grains, loaded=None) -> dict:
 
 
 def file_differs(path: str, content: str) -> bool:
-    """True when path is missing or holds something other than content."""
+    """True when path is missing, is no plain file (a link there is replaced, never read through)
+    or holds something other than content."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read() != content.encode()
-    except FileNotFoundError:
+        return safefs.read_file(path) != content.encode()
+    except UnsafePath:
         return True
 
 
@@ -298,5 +299,5 @@ def write_file(path: str, content: str, mode: int = 0o644) -> bool:
     """Write content to path atomically, with its mode from the first byte, only when it differs."""
     if not file_differs(path, content):
         return False
-    files.write_atomically(path, content.encode(), mode)
+    safefs.write_file(path, content.encode(), mode)
     return True

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 
-from salt_workstation import files
+from salt_workstation import safefs
 from salt_workstation.errors import WorkstationError
 
 TOP = ""  # the section of keys before any [header]
@@ -190,26 +191,27 @@ def values(text: str, wanted: dict, dialect: Dialect) -> dict:
 
 
 def read(path: str) -> str | None:
-    try:
-        # surrogateescape: bytes that are not UTF-8 come back out unchanged when the file is rewritten
-        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
+    """The file's text; None when absent. A link there is refused (UnsafePath), never read through:
+    the merge would copy whatever it points to into the agent's config."""
+    data = safefs.read_file(path)
+    # surrogateescape: bytes that are not UTF-8 come back out unchanged when the file is rewritten
+    return None if data is None else data.decode("utf-8", "surrogateescape")
 
 
 def write_atomically(path: str, text: str, mode: int = 0o644) -> None:
-    """Replace path with text in one rename; an existing file keeps its mode and owner."""
-    directory = os.path.dirname(path) or "."
+    """Replace path with text in one rename; an existing file keeps its mode and owner.
+    The folder is the agent package's: it is never made here."""
+    directory, name = os.path.split(path)
     try:
-        current = os.stat(path)
+        holder = safefs.Dir.root(directory or ".")
     except FileNotFoundError:
-        current = None
-    if not os.path.isdir(directory):
-        raise WorkstationError(f"{directory} does not exist: is the agent's package installed?")
-    files.write_atomically(path, text.encode("utf-8", "surrogateescape"),
-                           (current.st_mode & 0o7777) if current else mode,
-                           current.st_uid if current else None, current.st_gid if current else None)
+        raise WorkstationError(f"{directory} does not exist: is the agent's package installed?") from None
+    with holder:
+        current = holder.lstat(name)
+        keep = current is not None and stat.S_ISREG(current.st_mode)
+        holder.write_file(name, text.encode("utf-8", "surrogateescape"),
+                          stat.S_IMODE(current.st_mode) if keep else mode,
+                          current.st_uid if keep else None, current.st_gid if keep else None)
 
 
 def merge_file(path: str, wanted: dict, dialect: Dialect, test: bool = False, mode: int = 0o644) -> dict:

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import subprocess
 import tempfile
 
+from salt_workstation import safefs
 from salt_workstation.errors import WorkstationError
 
 GPG = "gpg"
 
 
+@contextlib.contextmanager
+def _scratch_home():
+    """A new private (0700) folder in the temporary folder, removed afterwards without following a link."""
+    with safefs.Dir.root(tempfile.gettempdir()) as temporary:
+        name = f"workstation-gpg-{secrets.token_hex(8)}"
+        temporary.mkdir(name, 0o700).close()
+        try:
+            yield temporary.join(name)
+        finally:
+            temporary.remove(name)
+
+
 def _gpg(args: list[str], data: bytes) -> bytes:
     """Run gpg with a throwaway home, so no keyring of the machine is read or changed."""
-    with tempfile.TemporaryDirectory(prefix="workstation-gpg-") as home:
+    with _scratch_home() as home:
         try:
             completed = subprocess.run(  # noqa: S603 - argv list, never a shell
                 [GPG, "--homedir", home, "--batch", "--no-tty", *args],

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from salt_workstation import files, pillar, units
+from salt_workstation import pillar, safefs, units
 from salt_workstation.errors import WorkstationError
 from salt_workstation.pillar import Issue, path_of
 
@@ -537,19 +537,28 @@ def ensure_file(path: str, data: bytes, mode: int, owner: str, group: str, test:
     else:
         changes["updated"] = differences
     if not test:
-        files.write_atomically(path, data, mode, uid, gid)
+        safefs.write_file(path, data, mode, uid, gid)
     return changes
+
+
+def _read_own_file(path: str) -> str | None:
+    """The text of a file this feature writes; None when absent, '' for a link or other non-file there
+    (it is replaced, never read through)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(info.st_mode):
+        raise WorkstationError(f"{path} is a folder; remove it so the file can be written")
+    if not stat.S_ISREG(info.st_mode):
+        return ""
+    data = safefs.read_file(path)
+    return None if data is None else data.decode("utf-8", errors="replace")
 
 
 def ensure_environment_file(path: str, variables: dict, style: str, test: bool) -> dict:
     """The environment file with exactly these variables; removed when there are none."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            old_text = handle.read()
-    except FileNotFoundError:
-        old_text = None
-    except IsADirectoryError:
-        raise WorkstationError(f"{path} is a folder; remove it so the file can be written") from None
+    old_text = _read_own_file(path)
     old = parse_environment(old_text) if old_text is not None else {}
     changed = {name: {"old": old.get(name), "new": variables.get(name)}
                for name in sorted(set(old) | set(variables)) if old.get(name) != variables.get(name)}
@@ -557,7 +566,7 @@ def ensure_environment_file(path: str, variables: dict, style: str, test: bool) 
         if old_text is None:
             return {}
         if not test:
-            os.unlink(path)
+            safefs.remove_file(path)
         return {"path": path, "removed": True, "variables": changed}
     text = render_environment(variables, style)
     changes = ensure_file(path, text.encode(), 0o644, "root", "root", test)

@@ -133,7 +133,8 @@ def reboot_required(package, flavor=None):
 def blacklist(path, content, test=False):
     """
     Write the nouveau blacklist ``content`` to ``path`` (atomically, mode 0644)
-    when it differs. Returns ``{"changed": bool}``; ``test=True`` writes nothing.
+    when it differs. Returns ``{"changed": bool}``, or ``{"error": ...}`` when it cannot
+    be written (a folder there, a full disk); ``test=True`` writes nothing.
 
     CLI Example:
 
@@ -144,7 +145,10 @@ def blacklist(path, content, test=False):
     if not ws_gpu.file_differs(path, content):
         return {"changed": False}
     if not test:
-        ws_gpu.write_file(path, content, 0o644)
+        try:
+            ws_gpu.write_file(path, content, 0o644)
+        except WorkstationError as exc:
+            return {"error": str(exc)}
     return {"changed": True}
 
 

@@ -8,10 +8,10 @@ what an apply would install, keep, repair or remove.
 
 
 from salt_workstation import config as ws_config
-from salt_workstation import files, keys, pillar, report as ws_report, secrets, units
+from salt_workstation import keys, pillar, report as ws_report, safefs, secrets, units
 from salt_workstation import plan as ws_plan
 from salt_workstation.engine import AppStore
-from salt_workstation.errors import WorkstationError
+from salt_workstation.errors import UnsafePath, WorkstationError
 
 __virtualname__ = "workstation"
 
@@ -116,7 +116,7 @@ def keyring(path, key, fingerprint, armor=False, test=False):
     pinned one: binary for apt's ``signed-by``, armoured (``armor=True``) for rpm.
 
     Returns ``{"changed": bool}``, or ``{"error": ...}`` when the key is not the
-    pinned one (nothing is written then). ``test=True`` writes nothing.
+    pinned one (nothing is written then) or cannot be written. ``test=True`` writes nothing.
 
     CLI Example:
 
@@ -131,13 +131,16 @@ def keyring(path, key, fingerprint, armor=False, test=False):
     if armor:
         wanted = key.encode()
     try:
-        with open(path, "rb") as handle:
-            if handle.read() == wanted:
-                return {"changed": False}
-    except FileNotFoundError:
-        pass
+        current = safefs.read_file(path)
+    except UnsafePath:
+        current = None  # a link where the keyring belongs is replaced, never read through
+    if current == wanted:
+        return {"changed": False}
     if not test:
-        files.write_atomically(path, wanted, 0o644)
+        try:
+            safefs.write_file(path, wanted, 0o644)
+        except WorkstationError as exc:  # a folder there, a full disk
+            return {"error": str(exc)}
     return {"changed": True}
 
 

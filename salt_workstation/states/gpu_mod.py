@@ -49,6 +49,9 @@ def nouveau_blacklisted(name, content):
     """
     ret = stateret.new(name)
     outcome = __salt__["gpu.blacklist"](name, content, test=__opts__["test"])
+    if "error" in outcome:
+        ret.update(result=False, comment=f"nouveau could not be blacklisted: {outcome['error']}")
+        return ret
     if not outcome["changed"]:
         ret["comment"] = f"nouveau is blacklisted in {name}"
         return ret

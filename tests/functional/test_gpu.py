@@ -119,6 +119,18 @@ def test_nouveau_blacklist_answers_test_then_writes_once_and_converges(loaders, 
     assert target.read_text() == content and target.stat().st_mode & 0o777 == 0o644
 
 
+def test_a_folder_where_the_blacklist_belongs_fails_the_state_with_what_to_do(loaders, tmp_path):
+    target = tmp_path / "modprobe.d" / "workstation-nouveau.conf"
+    (target / "kept").mkdir(parents=True)
+
+    result = loaders.states.gpu.nouveau_blacklisted(str(target), content="blacklist nouveau\n")
+
+    _contract(result)
+    assert result.result is False and result.changes == {}
+    assert result.comment == f"nouveau could not be blacklisted: {target} is a folder; remove it so the file can be written"
+    assert (target / "kept").is_dir()
+
+
 def test_initramfs_rebuild_runs_the_argv_and_test_predicts_it(loaders):
     dry = loaders.states.gpu.initramfs_rebuilt("true", argv=["true", "--rebuild"], test=True)
     real = loaders.states.gpu.initramfs_rebuilt("true", argv=["true", "--rebuild"])

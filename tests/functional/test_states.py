@@ -95,6 +95,26 @@ def test_installed_with_a_bad_spec_names_every_path_and_touches_nothing(loaders,
     assert not root.exists()
 
 
+def test_a_keyring_is_never_read_or_written_through_a_link_and_a_folder_there_fails_clearly(
+        loaders, tmp_path, signing_key):
+    armored, fingerprint = signing_key
+    repo = {"url": "http://127.0.0.1:1/debian", "key": armored, "fingerprint": fingerprint}
+    linked = tmp_path / "keyrings" / "linked.gpg"
+    linked.parent.mkdir()
+    elsewhere = tmp_path / "elsewhere.gpg"
+    elsewhere.write_bytes(b"someone else's")
+    linked.symlink_to(elsewhere)
+    folder = tmp_path / "keyrings" / "folder.gpg"
+    folder.mkdir()
+
+    replaced = loaders.states.workstation.keyring(str(linked), repository="studio", repo=repo)
+    refused = loaders.states.workstation.keyring(str(folder), repository="studio", repo=repo)
+
+    assert replaced.result is True and not linked.is_symlink() and elsewhere.read_bytes() == b"someone else's"
+    assert refused.result is False and f"{folder} is a folder; remove it so the file can be written" in refused.comment
+    assert "Traceback" not in refused.comment
+
+
 def test_keyring_is_written_only_for_the_pinned_fingerprint(loaders, tmp_path, signing_key):
     armored, fingerprint = signing_key
     target = tmp_path / "keyrings" / "workstation-studio.gpg"

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from salt_workstation import inifile
-from salt_workstation.errors import WorkstationError
+from salt_workstation.errors import DiskError, UnsafePath, WorkstationError
+from tests.unit.test_engine_faults import needs_root, small_tmpfs
 from tests.system.standins.display import DCV_CONF, PCOIP_CONF, VNC_USERS
 
 DCV_WANTED = {
@@ -148,3 +149,30 @@ def test_crlf_files_and_bytes_that_are_not_utf8_survive_a_rewrite(tmp_path):
     inifile.merge_file(str(path), {"": {"pcoip.maximum_frame_rate": 24}}, inifile.PCOIP)
 
     assert path.read_bytes() == b"# caf\xe9 (latin-1)\r\npcoip.event_filter_mode = 2\r\npcoip.maximum_frame_rate = 24\r\n"
+
+
+def test_a_link_where_an_agent_config_belongs_is_refused_and_never_read_through(tmp_path):
+    """Before: the merge read what the link pointed to and wrote a copy of it, keys added, in its place."""
+    path = tmp_path / "dcv.conf"
+    elsewhere = tmp_path / "shadow"
+    elsewhere.write_text("root:$6$secret:19000::::::\n")
+    path.symlink_to(elsewhere)
+
+    with pytest.raises(UnsafePath, match=f"{path} is not a regular file"):
+        inifile.merge_file(str(path), {"connectivity": {"web-port": 9443}}, inifile.DCV)
+
+    assert path.is_symlink() and elsewhere.read_text() == "root:$6$secret:19000::::::\n"
+
+
+@needs_root
+def test_a_full_disk_while_merging_an_agent_config_is_a_disk_error_and_the_old_file_stays(tmp_path):
+    with small_tmpfs(tmp_path / "small", "64k") as folder:
+        path = folder / "dcv.conf"
+        original = DCV_CONF + b"#" * (40 * 1024) + b"\n"  # the rewrite needs as much again: more than is left
+        path.write_bytes(original)
+
+        with pytest.raises(DiskError, match=f"^disk full under {folder}"):
+            inifile.merge_file(str(path), {"connectivity": {"web-port": 9443}}, inifile.DCV)
+
+        assert path.read_bytes() == original
+        assert [p.name for p in folder.iterdir()] == ["dcv.conf"]

@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from salt_workstation import config, licenses, pillar, secrets
-from salt_workstation.errors import WorkstationError
+from salt_workstation.errors import DiskError, WorkstationError
+from tests.unit.test_engine_faults import needs_root, small_tmpfs
 
 GRAINS = {"os_family": "Debian", "oscodename": "bookworm"}
 CANARY_CONTENT = "LICENSE katana-node CANARY-7f3a9c-unit uncounted hostid=ANY"
@@ -460,3 +461,37 @@ def test_an_autodesk_registration_waits_for_the_installs_of_the_apps_that_need_i
 
     assert {"require": [{"dcc": "workstation-app-maya-2025.3"}]} in states["workstation-license-maya2025"]
     assert not any("require" in arg for arg in states["workstation-license-katana-node"])
+
+
+def test_a_folder_where_a_license_file_belongs_is_refused_with_what_to_do(tmp_path):
+    target = tmp_path / "katana.lic"
+    (target / "kept").mkdir(parents=True)
+
+    with pytest.raises(WorkstationError, match=f"{target} is a folder; remove it so the file can be written"):
+        licenses.ensure_file(str(target), b"LICENSE\n", 0o600, "root", "root", test=False)
+    assert (target / "kept").is_dir()
+
+
+def test_an_environment_file_that_is_a_link_is_replaced_and_never_read_through(tmp_path):
+    path = tmp_path / "90-workstation-licenses.conf"
+    elsewhere = tmp_path / "elsewhere.env"
+    elsewhere.write_text("DATABASE_PASSWORD=hunter2\n")
+    path.symlink_to(elsewhere)
+
+    changes = licenses.ensure_environment_file(str(path), {"foundry_LICENSE": "4101@rlm1"}, "environment.d", test=False)
+
+    assert "hunter2" not in json.dumps(changes)
+    assert changes["variables"] == {"foundry_LICENSE": {"old": None, "new": "4101@rlm1"}}
+    assert not path.is_symlink() and elsewhere.read_text() == "DATABASE_PASSWORD=hunter2\n"
+
+
+@needs_root
+def test_a_full_disk_while_writing_a_license_file_is_a_disk_error_naming_the_folder(tmp_path):
+    """Before: the bare OSError (Errno 28) reached the state, naming neither the folder nor the shortfall."""
+    with small_tmpfs(tmp_path / "small", "64k") as small:
+        folder = small / "licenses"
+
+        with pytest.raises(DiskError, match=f"^disk full under {folder}: .* more needed$"):
+            licenses.ensure_file(str(folder / "katana.lic"), os.urandom(256 * 1024), 0o600, "root", "root", test=False)
+
+        assert list(folder.iterdir()) == []  # nothing half-written, no temporary left behind
