@@ -84,6 +84,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]+$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Paths end up unquoted in environment.d files: keep them to characters that need no quoting.
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._+/-]*$")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _ACCOUNT = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 _PRODUCT_KEY = re.compile(r"^[0-9A-Z]{5}$")
 _PRODUCT_VERSION = re.compile(r"^\d{4}\.\d+\.\d+\.[A-Z]$")
@@ -266,10 +267,14 @@ def check_content(value, path) -> list[Issue]:
 def _check_nodelocked(entry, path, public) -> list[Issue]:
     issues = []
     target = entry.get("path")
-    if not isinstance(target, str) or not _SAFE_PATH.match(target) or target.endswith("/") \
-            or ".." in target.split("/"):
+    if not isinstance(target, str) or not _SAFE_PATH.match(target) or os.path.normpath(target) != target:
         issues.append(Issue(f"{path}:path", "must be the license file's absolute path (letters, digits and "
-                                            f". _ + - / only, no '..'), e.g. /opt/studio/licenses/katana.lic; got {target!r}"))
+                                            ". _ + - / only, no '..', '.' or '//'), e.g. /opt/studio/licenses/katana.lic; "
+                                            f"got {target!r}"))
+    else:
+        problem = pillar.name_issue(os.path.basename(target), f"{path}:path", "license file names", _FILE_NAME,
+                                    "letters, digits and . _ + -")
+        issues += [problem] if problem else []
     if not public:
         issues += check_content(entry.get("content"), f"{path}:content")
     if file_mode(entry.get("mode", "0600")) is None:

@@ -85,6 +85,9 @@ def test_one_license_of_every_type_is_valid_and_sets_what_each_client_reads():
       "server_type": "TRIAD"}, "server_type", "SINGLE, REDUNDANT, DISTRIBUTED"),
     ({"type": "nodelocked", "path": "licenses/k.lic", "content": "x"}, "path", "absolute path"),
     ({"type": "nodelocked", "path": "/opt/../etc/shadow", "content": "x"}, "path", "no '..'"),
+    ({"type": "nodelocked", "path": "/opt/licenses/.", "content": "x"}, "path", "no '..', '.' or '//'"),
+    ({"type": "nodelocked", "path": "/opt/licenses//k.lic", "content": "x"}, "path", "no '..', '.' or '//'"),
+    ({"type": "nodelocked", "path": "/opt/licenses/.k.lic", "content": "x"}, "path", "license file names are"),
     ({"type": "nodelocked", "path": "/opt/k.lic", "content": "x", "mode": "0644"}, "mode", "\"0600\" or \"0640\""),
     ({"type": "nodelocked", "path": "/opt/k.lic", "content": "x", "group": "Artists Group"}, "group", "group name"),
     ({"type": "rlmm", "servers": ["4101@a"]}, "type", "did you mean 'rlm'?"),
@@ -461,6 +464,13 @@ def test_an_autodesk_registration_waits_for_the_installs_of_the_apps_that_need_i
 
     assert {"require": [{"dcc": "workstation-app-maya-2025.3"}]} in states["workstation-license-maya2025"]
     assert not any("require" in arg for arg in states["workstation-license-katana-node"])
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b"])
+def test_a_license_name_that_is_not_one_file_name_is_reported_at_its_path(name):
+    found = issues_of({name: {"type": "rlm", "servers": ["5053@rlm1"]}})
+
+    assert "folder and file names" in found[f"workstation:licenses:{name}"], found
 
 
 def test_a_folder_where_a_license_file_belongs_is_refused_with_what_to_do(tmp_path):
