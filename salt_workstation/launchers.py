@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from salt_workstation import launchers_render as render
 from salt_workstation import config as ws_config
-from salt_workstation import paths, pillar, units
+from salt_workstation import paths, pillar, safefs, units
 from salt_workstation.engine import expand
 from salt_workstation.pillar import Issue, path_of
 
@@ -205,6 +205,10 @@ def _plugin_issues(catalog, production, entry) -> list[Issue]:
     issues = []
     for name, raw in plugins.items():
         path = f"{plugins_path}:{name}"
+        problem = pillar.name_issue(name, path, "plugin names")  # wiring files are named after it
+        if problem:
+            issues.append(problem)
+            continue
         # The same catalog reference check the apps get, reported at the plugins path.
         found = pillar.check_reference(catalog, production, name, raw)
         apps_path = path_of("productions", production, "apps", name)
@@ -411,7 +415,8 @@ def production_issues(config, production) -> list[Issue]:
             for section in ("apps", "plugins") for name, raw in _mapping(entry.get(section)).items()]
     own = [issue for issue in pillar.check_settings(config) if issue.path == path_of("install_root")]
     own += pillar.check_productions({"catalog": config.get("catalog"), "productions": {production: entry}})
-    for issue in check(config):
+    # The catalog's own checks too: a launcher command named '..' or '.' would be bin/.. or bin itself.
+    for issue in check(config) + pillar.check_catalog(config.get("catalog")):
         if issue.path.startswith(f"{prefix}:mounts"):
             continue  # a wrong mount stops its mount states, not the launchers
         if issue.path == prefix or issue.path.startswith(prefix + ":") or \
@@ -552,7 +557,7 @@ def desired_files(config, production, license_environment=None, icon=find_icon) 
     bin_dir = settings.production_bin(production)
     items = launchers(config, production, license_environment)
     for launcher in items:
-        path = bin_dir / launcher.command
+        path = bin_dir / safefs.component(launcher.command, "launcher command")
         files[path] = Entry(render.wrapper(
             production=production, app=launcher.app, version=launcher.version, command=launcher.command,
             target=launcher.target, on_path=launcher.on_path, env=launcher.env, production_bin=str(bin_dir),

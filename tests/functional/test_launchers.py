@@ -7,7 +7,10 @@ import copy
 import json
 import stat
 
+import pytest
+
 from salt_workstation import launchers
+from tests.unit.conftest import snapshot
 from tests.unit.test_launchers import NFS, PRODUCTIONS, SMB, install_standins, launch, studio_config
 
 CONTRACT = {"name", "result", "changes", "comment"}
@@ -158,3 +161,38 @@ def test_the_module_shows_a_launchers_environment_and_text(make_loaders, tmp_pat
     assert set(PRODUCTIONS) == {"nightfall", "harbor"}
     assert module.installed() == {}
     assert launchers.read_manifest(launchers.Settings.from_config(studio_config(tmp_path))) == {}
+
+
+@pytest.mark.parametrize("command", ["..", "."])
+def test_a_launcher_command_that_is_not_one_file_name_fails_its_production_and_touches_nothing(
+        make_loaders, tmp_path, command):
+    """Before: the state reported success after removing the production's folder ('..', files put
+    there by hand included) or turning its bin folder into a file ('.')."""
+    pillar = _pillar(tmp_path)
+    make_loaders(pillar=pillar).states.launchers.managed("nightfall")
+    (tmp_path / "studio/productions/nightfall/handmade.txt").write_text("mine")
+    pillar["catalog"]["nuke"]["versions"]["15.1v3"]["launchers"] = {command: "Nuke15.1"}
+    states = make_loaders(pillar=pillar).states.launchers
+    before = snapshot(tmp_path)
+
+    results = [states.managed("nightfall", test=test) for test in (True, False)]
+
+    for result in results:
+        assert result.result is False and result.changes == {}
+        assert f"workstation:catalog:nuke:versions:15.1v3:launchers:{command}: command names are" in result.comment
+    assert snapshot(tmp_path) == before
+
+
+def test_validate_names_every_name_that_is_not_one_file_name_at_its_pillar_path(make_loaders, tmp_path):
+    pillar = _pillar(tmp_path)
+    pillar["catalog"]["nuke"]["versions"]["15.1v3"]["launchers"] = {"..": "Nuke15.1"}
+    pillar["productions"]["harbor"]["plugins"]["a/b"] = "1.0"
+    pillar["licenses"] = {".": {"type": "rlm", "servers": ["5053@rlm1"]},
+                          "katana": {"type": "nodelocked", "path": "/opt/studio/licenses/.", "content": "x"}}
+
+    errors = {e["path"]: e["message"] for e in make_loaders(pillar=pillar).modules.workstation.validate()["errors"]}
+
+    for path in ("workstation:catalog:nuke:versions:15.1v3:launchers:..", "workstation:productions:harbor:plugins:a/b",
+                 "workstation:licenses:."):
+        assert "folder and file names" in errors.get(path, ""), (path, errors)
+    assert "no '..', '.' or '//'" in errors["workstation:licenses:katana:path"]

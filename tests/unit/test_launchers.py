@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from salt_workstation import config, launchers, paths, pillar
+from salt_workstation.errors import UnsafePath
 
 GRAINS = {"os_family": "Debian", "oscodename": "bookworm"}
 FAKE_HASH = "sha256:" + "0" * 64
@@ -619,3 +620,35 @@ def test_a_machine_without_productions_gets_no_studio_launch(tmp_path):
     assert "workstation-launchers-studio-launch" not in _states(studio_config(tmp_path, productions={}))
     assert "workstation-launchers-studio-launch" in _states(studio_config(tmp_path, productions={}),
                                                             {"harbor": {"outside": [], "mounts": []}})
+
+
+# ---- names that are not one file name (#11) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["..", ".", "a/b"])
+def test_a_launcher_command_that_is_not_one_file_name_stops_its_production(studio, tmp_path, command):
+    """Before: a catalog command '..' passed the launchers' checks, and bin/.. (the production's
+    folder) was removed with the files put there by hand; '.' turned bin into a file."""
+    cfg = copy.deepcopy(studio)
+    cfg["catalog"]["nuke"]["versions"]["15.1v3"]["launchers"] = {command: "Nuke15.1"}
+    path = f"workstation:catalog:nuke:versions:15.1v3:launchers:{command}"
+
+    stopping = {issue.path: issue.message for issue in launchers.production_issues(cfg, "nightfall")}
+
+    assert list(stopping) == [path] and "they become folder and file names" in stopping[path]
+    assert path in {issue.path for issue in pillar.validate(cfg)}
+    assert launchers.production_issues(cfg, "harbor") == []  # harbor has no nuke
+    with pytest.raises(UnsafePath, match="launcher command"):  # and the file layer's own check
+        launchers.desired_files(cfg, "nightfall")
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b"])
+def test_a_plugin_name_that_is_not_one_file_name_is_reported_at_its_path(tmp_path, name):
+    productions = copy.deepcopy(PRODUCTIONS)
+    productions["harbor"]["plugins"][name] = "1.0"
+    path = f"workstation:productions:harbor:plugins:{name}"
+
+    issues = {issue.path: issue.message for issue in pillar.validate(studio_config(tmp_path, productions))}
+
+    assert path in issues, issues
+    assert issues[path].startswith("plugin names are lower case letters") and "folder and file names" in issues[path]
