@@ -7,7 +7,9 @@ install_root come from the ``workstation`` pillar unless passed in.
 :depends: libarchive-c (and the system's libarchive)
 """
 
+import ctypes
 import glob
+import importlib.util
 import logging
 import os
 
@@ -23,7 +25,33 @@ log = logging.getLogger(__name__)
 __virtualname__ = "dcc"
 
 
+# Loading libarchive-c looks the library up with `ldconfig -p` (a fork); dlopen by soname asks the
+# loader's cache directly, so this check costs microseconds on every minion start.
+LIBARCHIVE_SONAMES = ("libarchive.so.13", "libarchive.so")
+MISSING_LIBARCHIVE = (
+    "the dcc module needs the system's libarchive to unpack apps: install the OS package libarchive13 "
+    "(Debian, Ubuntu) or libarchive (RHEL, Rocky), then restart the minion"
+)
+
+
+def _libarchive_missing():
+    """Why unpacking cannot work on this minion, or None."""
+    if importlib.util.find_spec("libarchive") is None:
+        return "the dcc module needs the Python package libarchive-c: pip install salt-workstation pulls it in"
+    for soname in (os.environ.get("LIBARCHIVE"), *LIBARCHIVE_SONAMES):
+        if soname:
+            try:
+                ctypes.CDLL(soname)
+                return None
+            except OSError:
+                continue
+    return MISSING_LIBARCHIVE
+
+
 def __virtual__():
+    missing = _libarchive_missing()
+    if missing:
+        return False, missing
     return __virtualname__
 
 

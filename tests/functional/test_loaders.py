@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+
 import salt.loader
 
 from salt_workstation import FORMULA_ROOT
@@ -12,6 +14,23 @@ def test_modules_load_under_their_virtual_names_without_shadowing_core_ones(load
 
     assert {"dcc.install", "dcc.verify", "workstation.plan", "workstation.validate"} <= functions
     assert "test.ping" in functions and "archive.extracted" in loaders.states
+
+
+def test_without_the_system_libarchive_the_dcc_module_says_which_package_to_install(minion_opts, monkeypatch):
+    """Before: the module loaded, downloaded the archive, then died with an unhandled OSError."""
+    real_cdll = ctypes.CDLL
+
+    def no_libarchive(name, *args, **kwargs):
+        if name and "libarchive" in str(name):
+            raise OSError(f"{name}: cannot open shared object file")
+        return real_cdll(name, *args, **kwargs)
+
+    monkeypatch.setattr(ctypes, "CDLL", no_libarchive)
+    functions = salt.loader.minion_mods(minion_opts)
+
+    assert "dcc.install" not in functions
+    assert "libarchive13" in functions.missing_fun_string("dcc.install")
+    assert "workstation.validate" in functions  # the rest of the extension still loads
 
 
 def test_fileserver_backend_serves_the_shipped_formula(minion_opts):
