@@ -18,7 +18,6 @@ import fnmatch
 import json
 import os
 import re
-import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -27,7 +26,9 @@ from salt_workstation import launchers_render as render
 from salt_workstation import config as ws_config
 from salt_workstation import paths, pillar, safefs, units
 from salt_workstation.engine import expand
+from salt_workstation.errors import WorkstationError
 from salt_workstation.pillar import Issue, path_of
+from salt_workstation.safefs import Dir
 
 
 @dataclass(frozen=True)
@@ -586,15 +587,22 @@ def desired_files(config, production, license_environment=None, icon=find_icon) 
 
 def ensure_credentials(config, production, mount, test: bool, path: Path | None = None) -> bool:
     """Keep the mount's SMB credentials file (0600, in a 0700 folder); True when it was (or would be) changed."""
-    path = path or Settings.from_config(config).credentials_file(production, mount)
+    settings = Settings.from_config(config)
+    root = settings.install_root
+    path = path or settings.credentials_file(production, mount)
     entry = credentials_entry(config, production, mount)
-    folder_open = path.parent.is_dir() and stat.S_IMODE(path.parent.stat().st_mode) != 0o700
-    if matches(path, entry) and not folder_open:
+    folder = _folder(path.parent, root)
+    folder_open = False
+    if folder is not None:
+        with folder:
+            folder_open = stat.S_IMODE(os.fstat(folder.fd).st_mode) != 0o700
+    if matches(path, entry, root) and not folder_open:
         return False
     if not test:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.parent.chmod(0o700)
-        write_entry(path, entry)
+        with _folder(path.parent.parent, root, create=True) as parent:
+            parent.child(path.parent.name, create=True, mode=0o700).close()
+            parent.chmod(path.parent.name, 0o700)  # the umask may have taken bits away, or it was open
+        write_entry(path, entry, root)
     return True
 
 
@@ -614,9 +622,12 @@ def credentials_entry(config, production, mount) -> Entry | None:
 def read_manifest(settings: Settings) -> dict:
     """{production: {"outside": [paths], "mounts": [{name, path, device}]}} as last written."""
     try:
-        with open(settings.manifest, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
+        folder = _folder(settings.productions, settings.install_root)
+        if folder is None:
+            return {}
+        with folder:
+            data = json.loads(folder.read_bytes(MANIFEST) or b"null")
+    except (OSError, ValueError, WorkstationError):
         return {}
     productions = data.get("productions") if isinstance(data, dict) else None
     return productions if isinstance(productions, dict) else {}
@@ -624,7 +635,7 @@ def read_manifest(settings: Settings) -> dict:
 
 def _write_manifest(settings: Settings, manifest: dict) -> None:
     data = json.dumps({"productions": manifest}, indent=1, sort_keys=True).encode() + b"\n"
-    write_entry(settings.manifest, Entry(data, 0o644))
+    write_entry(settings.manifest, Entry(data, 0o644), settings.install_root)
 
 
 def mount_record(mount: Mount) -> dict:
@@ -656,47 +667,62 @@ def released_mounts(config, manifest: dict) -> list[tuple[str, dict]]:
 # ---- writing and removing ----------------------------------------------------------
 
 
-def matches(path: Path, entry: Entry) -> bool:
-    """True when path already is exactly this entry (bytes and mode, or link target)."""
+# Below install_root every step is taken through folder descriptors, never through a link
+# (safefs): a link planted where a production's folder or its bin belongs fails the run, naming
+# its path, and what it points to is never read, written or removed. A file outside install_root
+# (desktop entries, menus, studio-launch) has its own folder as its managed root.
+
+
+def _folder(path: Path, root: Path | None, create: bool = False) -> Dir | None:
+    """The folder `path`, opened: below `root` without following a link, elsewhere as configured.
+    None when it is not there (and not to be made; made folders are 0755)."""
     try:
-        info = path.lstat()
+        if root is not None and path.is_relative_to(root):
+            with Dir.root(root, create=create) as top:
+                return top.descend(*path.relative_to(root).parts, create=create)
+        return Dir.root(path, create=create)
     except FileNotFoundError:
+        return None
+
+
+def matches(path: Path, entry: Entry, root: Path | None = None) -> bool:
+    """True when path already is exactly this entry (bytes and mode, or link target).
+
+    A folder where the entry belongs is refused here, so that a run stops before it changes anything.
+    """
+    folder = _folder(path.parent, root)
+    if folder is None:
         return False
-    if entry.link is not None:
-        return path.is_symlink() and os.readlink(path) == entry.link
-    if not path.is_file() or path.is_symlink() or (info.st_mode & 0o7777) != entry.mode:
-        return False
-    return path.read_bytes() == entry.data
+    with folder:
+        info = folder.lstat(path.name)
+        if info is None:
+            return False
+        if stat.S_ISDIR(info.st_mode):
+            raise WorkstationError(f"{path} is a folder; salt-workstation writes a file there. "
+                                   "Move the folder aside, then apply again")
+        if entry.link is not None:
+            return stat.S_ISLNK(info.st_mode) and folder.readlink(path.name) == entry.link
+        if not stat.S_ISREG(info.st_mode) or stat.S_IMODE(info.st_mode) != entry.mode:
+            return False
+        return folder.read_bytes(path.name) == entry.data
 
 
-def write_entry(path: Path, entry: Entry) -> None:
-    """Write atomically (a temporary beside it, then one rename), with its mode from the first byte."""
-    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    if os.path.lexists(temporary):
-        os.unlink(temporary)
-    if entry.link is not None:
-        os.symlink(entry.link, temporary)
-    else:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, entry.mode)
-        try:
-            os.fchmod(descriptor, entry.mode)  # the umask may have taken bits away
-            view = memoryview(entry.data)
-            while view:
-                view = view[os.write(descriptor, view):]
-        finally:
-            os.close(descriptor)
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    os.replace(temporary, path)
+def write_entry(path: Path, entry: Entry, root: Path | None = None) -> None:
+    """Write atomically (safefs: a temporary beside it, mode from the first byte, one rename);
+    a link in its place is replaced, never written through."""
+    with _folder(path.parent, root, create=True) as folder:
+        if entry.link is not None:
+            folder.symlink(path.name, entry.link)
+        else:
+            folder.write_file(path.name, entry.data, entry.mode)
 
 
-def ensure(path: Path, entry: Entry, test: bool) -> bool:
+def ensure(path: Path, entry: Entry, test: bool, root: Path | None = None) -> bool:
     """Make path this entry; True when it was (or, under test, would be) changed."""
-    if matches(path, entry):
+    if matches(path, entry, root):
         return False
     if not test:
-        write_entry(path, entry)
+        write_entry(path, entry, root)
     return True
 
 
@@ -710,51 +736,67 @@ def _removable_mount_point(path: str, test: bool) -> bool:
     return not os.path.ismount(point) and not any(point.iterdir())
 
 
-def _managed_files(production_dir: Path) -> list[Path]:
+def _managed_files(settings: Settings, production: str) -> list[Path]:
+    """Every file and link below the production's bin, plugins and .secrets folders."""
+    production_dir = settings.production_dir(production)
+    folder = _folder(production_dir, settings.install_root)
+    if folder is None:
+        return []
     found = []
-    for top in ("bin", "plugins", SECRETS):
-        for dirpath, dirnames, filenames in os.walk(production_dir / top):
-            found += [Path(dirpath) / name for name in filenames]
-            found += [Path(dirpath) / name for name in dirnames if (Path(dirpath) / name).is_symlink()]
+    with folder:
+        for top in ("bin", "plugins", SECRETS):
+            if not folder.exists(top):
+                continue
+            with folder.child(top) as below:  # a link or a file there is refused, naming its path
+                found += [production_dir / top / entry.rel for entry in below.walk() if not entry.is_dir]
     return found
 
 
-def _remove_empty_dirs(root: Path) -> None:
-    for dirpath, _dirnames, _filenames in sorted(os.walk(root), key=lambda item: -len(item[0])):
-        if Path(dirpath) != root and not os.listdir(dirpath):
-            os.rmdir(dirpath)
-
-
-def _remove(path: Path) -> None:
-    """Remove a file or link, or an emptied mount point (never a folder with something in it, never a mount)."""
-    if path.is_symlink() or not path.is_dir():
-        path.unlink(missing_ok=True)
-    elif not os.path.ismount(path) and not any(path.iterdir()):
-        path.rmdir()
+def _remove(path: Path, root: Path | None) -> None:
+    """Remove a file or link (never what it points to), or an emptied folder that is no mount point."""
+    folder = _folder(path.parent, root)
+    if folder is None:
+        return
+    with folder:
+        info = folder.lstat(path.name)
+        if info is None:
+            return
+        if stat.S_ISDIR(info.st_mode):
+            folder.remove_empty_dir(path.name)  # the kernel refuses a mount point or a folder with anything in it
+        else:
+            folder.remove(path.name)
+        folder.fsync()
 
 
 def sync(config, production, files: dict[Path, Entry], test: bool) -> dict:
-    """Bring one production's files to `files`; remove what it no longer has. Returns the changes."""
+    """Bring one production's files to `files`; remove what it no longer has. Returns the changes.
+
+    Everything is compared before anything is changed, so a link or folder in the way fails the
+    run with nothing touched; then the files are written before the old ones are removed.
+    """
     settings = Settings.from_config(config)
+    root = settings.install_root
     production_dir = settings.production_dir(production)
     manifest = read_manifest(settings)
     previous = _mapping(manifest.get(production))
     records = mount_records(config, production, previous)
     keep = {settings.credentials_file(production, m.name) for m in mounts(config, production)[0] if m.credentials}
-    written = sorted(path for path, entry in files.items() if not matches(path, entry))
-    removed = [path for path in _managed_files(production_dir) if path not in files and path not in keep]
+    removed = [path for path in _managed_files(settings, production) if path not in files and path not in keep]
+    written = sorted(path for path, entry in files.items() if not matches(path, entry, root))
     removed += [Path(p) for p in previous.get("outside", []) if Path(p) not in files and os.path.lexists(p)]
     kept_mounts = {(m["name"], m["path"]) for m in records}
     removed += [Path(m["path"]) for m in previous.get("mounts", []) if isinstance(m, dict)
                 and (m.get("name"), m.get("path")) not in kept_mounts and _removable_mount_point(m["path"], test)]
     removed = sorted(set(removed))
     if not test:
-        for path in removed:
-            _remove(path)
         for path in written:
-            write_entry(path, files[path])
-        if production_dir.is_dir():
-            _remove_empty_dirs(production_dir)
+            write_entry(path, files[path], root)
+        for path in removed:
+            _remove(path, root)
+        folder = _folder(production_dir, root)
+        if folder is not None:
+            with folder:
+                folder.remove_empty_dirs()
         outside = sorted(str(p) for p in files if not p.is_relative_to(production_dir))
         record = {"outside": outside, "mounts": records}
         if manifest.get(production) != record:
@@ -768,32 +810,49 @@ def sync(config, production, files: dict[Path, Entry], test: bool) -> dict:
     return changes
 
 
+def _has_folder(productions: Dir | None, production: str) -> bool:
+    """True when the production's folder is there; a link or a file in its place is UnsafePath."""
+    if productions is None or productions.lstat(production) is None:
+        return False
+    productions.child(production).close()
+    return True
+
+
 def prune(config, keep, test: bool) -> list[str]:
     """Remove what the manifest says productions not in `keep` left: their folder, desktop files, mount points.
 
     It also remembers the mounts the kept productions ask for, even where their launchers
     could not be written this time, so that a mount is always released once unwanted.
+    Every production folder is checked before anything is removed: a link in the place of
+    one fails the run (UnsafePath), and neither it nor what it points to is removed.
     """
     settings = Settings.from_config(config)
+    root = settings.install_root
     manifest = read_manifest(settings)
     before = json.dumps(manifest, sort_keys=True)
     gone = sorted(set(manifest) - set(keep))
     removed: list[Path] = []
-    for production in gone:
-        record = _mapping(manifest[production])
-        production_dir = settings.production_dir(production)
-        doomed = [production_dir] if production_dir.is_dir() and not production_dir.is_symlink() else []
-        doomed += [Path(p) for p in record.get("outside", []) if os.path.lexists(p)]
-        doomed += [Path(m["path"]) for m in record.get("mounts", []) if isinstance(m, dict)
-                   and _removable_mount_point(m.get("path", ""), test)]
-        removed += doomed
-        if not test:
-            if doomed and doomed[0] == production_dir:
-                shutil.rmtree(production_dir)  # ours entirely: mount points are never inside install_root
-            for path in doomed:
-                if path != production_dir:
-                    _remove(path)
-            del manifest[production]
+    productions = _folder(settings.productions, root) if gone else None
+    try:
+        folders = [production for production in gone if _has_folder(productions, production)]
+        for production in gone:
+            record = _mapping(manifest[production])
+            elsewhere = [Path(p) for p in record.get("outside", []) if os.path.lexists(p)]
+            elsewhere += [Path(m["path"]) for m in record.get("mounts", []) if isinstance(m, dict)
+                          and _removable_mount_point(m.get("path", ""), test)]
+            if production in folders:
+                removed.append(settings.production_dir(production))
+            removed += elsewhere
+            if not test:
+                if production in folders:
+                    productions.remove(production)  # never through a link, never across a mount
+                    productions.fsync()
+                for path in elsewhere:
+                    _remove(path, root)
+                del manifest[production]
+    finally:
+        if productions is not None:
+            productions.close()
     for production in keep:
         wanted = [mount_record(m) for m in mounts(config, production)[0]]
         if wanted:

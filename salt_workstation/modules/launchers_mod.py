@@ -14,6 +14,7 @@ where that module is not loaded.
 from pathlib import Path
 
 from salt_workstation import launchers as core
+from salt_workstation.errors import WorkstationError
 
 __virtualname__ = "launchers"
 
@@ -119,7 +120,8 @@ def sync(production, test=False, config=None):
     Write ``production``'s launchers, plugin wiring and desktop entries, and
     remove those it no longer has. ``test=True`` writes nothing and returns the
     same changes. Returns ``{"written": [...], "removed": [...]}`` (empty keys
-    left out) or ``{"error": [...]}``.
+    left out), ``{"error": [...]}`` (the pillar problems; nothing was touched) or
+    ``{"failed": "..."}`` (a link or folder in the way, a full disk).
 
     CLI Example:
 
@@ -131,14 +133,18 @@ def sync(production, test=False, config=None):
     problems = _problems(config, production)
     if problems:
         return {"error": problems}
-    files = core.desired_files(config, production, _license_source(config))
-    return core.sync(config, production, files, test=test)
+    try:
+        files = core.desired_files(config, production, _license_source(config))
+        return core.sync(config, production, files, test=test)
+    except WorkstationError as exc:
+        return {"failed": str(exc)}
 
 
 def prune(keep=None, test=False, config=None):
     """
     Remove what productions not in ``keep`` (default: the pillar's) left behind:
-    their folder, desktop entries, menu and mount points. Returns the paths.
+    their folder, desktop entries, menu and mount points. Returns the paths, or
+    ``{"error": "..."}`` (a link where a production folder belongs: nothing was removed).
 
     CLI Example:
 
@@ -151,13 +157,16 @@ def prune(keep=None, test=False, config=None):
         if not isinstance(config.get("productions"), dict):
             return []  # a pillar this broken removes nothing; workstation.validate says why
         keep = list(config["productions"])
-    return core.prune(config, keep, test=test)
+    try:
+        return core.prune(config, keep, test=test)
+    except WorkstationError as exc:
+        return {"error": str(exc)}
 
 
 def command(path=None, test=False, config=None):
     """
     Write ``studio-launch`` (default ``{os:bin_dir}/studio-launch``). Returns
-    ``{"changed": bool, "path": ...}``.
+    ``{"changed": bool, "path": ...}`` or ``{"error": ...}``.
 
     CLI Example:
 
@@ -168,7 +177,10 @@ def command(path=None, test=False, config=None):
     settings = core.Settings.from_config(_config(config))
     path = Path(path) if path else settings.command
     entry = core.Entry(core.render.studio_launch(str(settings.productions)).encode(), 0o755)
-    return {"changed": core.ensure(path, entry, test), "path": str(path)}
+    try:
+        return {"changed": core.ensure(path, entry, test, settings.install_root), "path": str(path)}
+    except WorkstationError as exc:
+        return {"error": str(exc)}
 
 
 def credentials(production, mount, path=None, test=False, config=None):
@@ -188,7 +200,10 @@ def credentials(production, mount, path=None, test=False, config=None):
     if not any(m.name == mount and m.credentials for m in valid):
         where = core.path_of("productions", production, "mounts", mount)
         return {"error": f"{where} is not a valid smb mount with credentials; run workstation.validate"}
-    return {"changed": core.ensure_credentials(config, production, mount, test, Path(path) if path else None)}
+    try:
+        return {"changed": core.ensure_credentials(config, production, mount, test, Path(path) if path else None)}
+    except WorkstationError as exc:
+        return {"error": str(exc)}
 
 
 def installed(config=None):

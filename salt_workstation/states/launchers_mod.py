@@ -47,6 +47,10 @@ def managed(name):
         ret["comment"] = (f"The launchers of {name} were not updated; nothing of it was touched. Fix the pillar:\n"
                           + "\n".join(f"- {problem}" for problem in outcome["error"]))
         return ret
+    if "failed" in outcome:
+        ret["result"] = False
+        ret["comment"] = f"The launchers of {name} could not be updated: {outcome['failed']}"
+        return ret
     if not outcome:
         ret["comment"] = f"The launchers of {name} are up to date"
         return ret
@@ -64,6 +68,10 @@ def pruned(name, keep=()):
     """
     ret = stateret.new(name)
     removed = __salt__["launchers.prune"](keep=list(keep or []), test=__opts__["test"])
+    if isinstance(removed, dict):
+        ret.update(result=False, comment=f"Nothing of the productions no longer in the pillar was removed: "
+                                         f"{removed['error']}")
+        return ret
     if not removed:
         ret["comment"] = "No production left anything behind"
         return ret

@@ -183,6 +183,27 @@ def test_a_launcher_command_that_is_not_one_file_name_fails_its_production_and_t
     assert snapshot(tmp_path) == before
 
 
+def test_a_link_planted_at_a_production_folder_fails_its_state_naming_the_path(make_loaders, tmp_path):
+    pillar = _pillar(tmp_path)
+    victim = tmp_path / "someone-elses"
+    victim.mkdir()
+    (victim / "notes.txt").write_text("mine")
+    harbor_bin = tmp_path / "studio/productions/harbor/bin"
+    harbor_bin.parent.mkdir(parents=True)
+    harbor_bin.symlink_to(victim)
+    states = make_loaders(pillar=pillar).states.launchers
+
+    harbor = [states.managed("harbor", test=test) for test in (True, False)]
+    nightfall = states.managed("nightfall")
+
+    for result in harbor:
+        assert result.result is False and result.changes == {}
+        assert f"{harbor_bin} is a symlink" in result.comment and "Move it aside" in result.comment
+    assert nightfall.result is True  # one production's trouble stays its own
+    assert harbor_bin.is_symlink() and [p.name for p in victim.iterdir()] == ["notes.txt"]
+    assert (victim / "notes.txt").read_text() == "mine"
+
+
 def test_validate_names_every_name_that_is_not_one_file_name_at_its_pillar_path(make_loaders, tmp_path):
     pillar = _pillar(tmp_path)
     pillar["catalog"]["nuke"]["versions"]["15.1v3"]["launchers"] = {"..": "Nuke15.1"}

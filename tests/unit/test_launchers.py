@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from salt_workstation import config, launchers, paths, pillar
-from salt_workstation.errors import UnsafePath
+from salt_workstation.errors import UnsafePath, WorkstationError
+from tests.unit.conftest import snapshot
 
 GRAINS = {"os_family": "Debian", "oscodename": "bookworm"}
 FAKE_HASH = "sha256:" + "0" * 64
@@ -622,7 +623,85 @@ def test_a_machine_without_productions_gets_no_studio_launch(tmp_path):
                                                             {"harbor": {"outside": [], "mounts": []}})
 
 
-# ---- names that are not one file name (#11) ---------------------------------------------------
+# ---- what it did not write: links and folders in the way, names that are not one file name (#11) ---
+
+
+def _someone_elses(tmp_path) -> Path:
+    """A folder the launchers must never write into or remove from, with a file in it."""
+    victim = tmp_path / "someone-elses"
+    victim.mkdir()
+    (victim / "notes.txt").write_text("mine")
+    return victim
+
+
+@pytest.mark.parametrize("planted", ["nightfall", "nightfall/bin", "nightfall/plugins", "nightfall/.secrets"])
+def test_a_link_planted_at_a_production_folder_fails_the_run_and_is_never_followed(tmp_path, planted):
+    cfg = studio_config(tmp_path)
+    install_standins(cfg)
+    victim = _someone_elses(tmp_path)
+    place = tmp_path / "studio/productions" / planted
+    place.parent.mkdir(parents=True, exist_ok=True)
+    place.symlink_to(victim)
+    before = snapshot(victim)
+    files = launchers.desired_files(cfg, "nightfall")
+
+    for test in (True, False):
+        with pytest.raises(UnsafePath, match=f"{place} is a symlink"):
+            launchers.sync(cfg, "nightfall", files, test=test)
+
+    assert snapshot(victim) == before
+    assert place.is_symlink() and os.readlink(place) == str(victim)
+    assert not (tmp_path / "usr").exists()  # nothing of the production was written anywhere
+
+
+def test_a_link_planted_where_a_gone_production_folder_was_fails_the_prune_and_removes_nothing(studio, tmp_path):
+    production = tmp_path / "studio/productions/harbor"
+    shutil.rmtree(production)
+    victim = _someone_elses(tmp_path)
+    (victim / "bin").mkdir()
+    production.symlink_to(victim)
+    before = snapshot(victim)
+    desktop = tmp_path / "usr/share/applications/workstation-harbor-houdini.desktop"
+    only_nightfall = copy.deepcopy(studio)
+    del only_nightfall["productions"]["harbor"]
+
+    for test in (True, False):
+        with pytest.raises(UnsafePath, match=f"{production} is a symlink"):
+            launchers.prune(only_nightfall, ["nightfall"], test=test)
+
+    assert snapshot(victim) == before and production.is_symlink()
+    assert desktop.exists()  # every folder is checked before anything is removed
+    assert "harbor" in launchers.read_manifest(launchers.Settings.from_config(studio))
+
+
+def test_a_link_planted_at_a_desktop_entry_is_replaced_and_what_it_points_to_survives(tmp_path):
+    cfg = studio_config(tmp_path)
+    install_standins(cfg)
+    entry = tmp_path / "usr/share/applications/workstation-nightfall-houdini.desktop"
+    entry.parent.mkdir(parents=True)
+    victim = _someone_elses(tmp_path) / "notes.txt"
+    entry.symlink_to(victim)
+
+    apply(cfg)
+
+    assert not entry.is_symlink() and "Exec=" in entry.read_text()
+    assert victim.read_text() == "mine"
+
+
+def test_a_folder_where_a_launcher_belongs_is_refused_and_nothing_is_changed(studio, tmp_path):
+    wrapper = tmp_path / "studio/productions/nightfall/bin/nuke"
+    wrapper.unlink()
+    wrapper.mkdir()
+    (wrapper / "notes.txt").write_text("mine")
+    stray = wrapper.parent / "old-tool"
+    stray.write_text("#!/bin/sh\n")
+
+    for test in (True, False):
+        with pytest.raises(WorkstationError, match=f"{wrapper} is a folder; .*Move the folder aside"):
+            launchers.sync(studio, "nightfall", launchers.desired_files(studio, "nightfall"), test=test)
+
+    assert (wrapper / "notes.txt").read_text() == "mine"
+    assert stray.exists()  # the run stopped before it removed anything
 
 
 @pytest.mark.parametrize("command", ["..", ".", "a/b"])
