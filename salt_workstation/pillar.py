@@ -409,20 +409,15 @@ def check_repositories(repositories) -> list[Issue]:
     return issues
 
 
-def validate(config) -> list[Issue]:
-    """Every problem in the merged config, each with its pillar path."""
-    if not isinstance(config, dict):
-        return [Issue(ROOT, f"must be a mapping, got {type(config).__name__}")]
+def check_core(config) -> list[Issue]:
+    """The apps part of the contract: top-level keys, settings, repositories, catalog, productions.
+    contract.validate adds each feature's part."""
     unknown = [key for key in config if key not in TOP_KEYS]
     issues = [Issue(path_of(key), f"unknown key{did_you_mean(key, list(TOP_KEYS))}") for key in unknown]
     issues += check_settings(config)
     issues += check_repositories(config.get("repositories", {}))
     issues += check_catalog(config.get("catalog"))
     issues += check_productions(config)
-    from salt_workstation import sections  # the feature modules import this one
-
-    for check in sections.CHECKS:
-        issues += check(config)
     return issues
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from salt_workstation import engine, pillar
+from salt_workstation import contract, engine, pillar
 from salt_workstation.engine import AppStore
 
 ACTIONS = {
@@ -104,7 +104,7 @@ def repository_states(config) -> list[dict]:
 
 def plan(config, store: AppStore, package_versions=None) -> dict:
     """Per production, what an apply would install, keep or repair; per app, what it would remove."""
-    issues = pillar.validate(config)
+    issues = contract.validate(config)
     productions: dict = {}
     blocked = set()
     for wanted in pillar.wanted_versions(config):

@@ -8,7 +8,7 @@ what an apply would install, keep, repair or remove.
 
 
 from salt_workstation import config as ws_config
-from salt_workstation import keys, pillar, report as ws_report, safefs, secrets, units
+from salt_workstation import contract, keys, pillar, report as ws_report, safefs, secrets, units
 from salt_workstation import plan as ws_plan
 from salt_workstation.engine import AppStore
 from salt_workstation.errors import UnsafePath, WorkstationError
@@ -56,7 +56,7 @@ def validate(config=None):
 
         salt '*' workstation.validate
     """
-    issues = pillar.validate(config if config is not None else _merged())
+    issues = contract.validate(config if config is not None else _merged())
     return {"valid": not issues, "errors": [issue.as_dict() for issue in issues]}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from salt_workstation import FORMULA_DIR, config, pillar
+from salt_workstation import FORMULA_DIR, config, contract, pillar
 
 
 def formula_yaml(name):
@@ -22,7 +22,7 @@ def test_defaults_come_from_the_formula():
     assert loaded["depot"] == "salt://depot"
     assert loaded["retain"] == 1
     assert loaded["catalog"] == {} and loaded["productions"] == {}
-    assert pillar.validate(loaded) == []
+    assert contract.validate(loaded) == []
 
 
 def test_not_a_mapping_pillar_is_treated_as_empty():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from salt_workstation import config, display, gpu_detect, pillar, units
+from salt_workstation import config, contract, display, gpu_detect, pillar, units
 from salt_workstation.errors import WorkstationError
 from tests.system.standins.display import register_host_script, validate_license_script
 
@@ -53,7 +53,7 @@ def args(state):
 def test_a_full_section_is_valid_and_an_empty_one_asks_nothing():
     assert display.check(make(full())) == []
     assert display.check(make({})) == []
-    assert pillar.validate(make(full())) == []
+    assert contract.validate(make(full())) == []
 
 
 @pytest.mark.parametrize(("section", "path", "words"), [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from salt_workstation import gpu, gpu_detect, pillar
+from salt_workstation import contract, gpu, gpu_detect, pillar
 from salt_workstation.config import load
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gpu"
@@ -53,7 +53,7 @@ def test_each_bad_value_is_reported_at_its_path(section, path, words):
 
 
 def test_the_whole_pillar_validation_includes_the_gpu_section():
-    issues = pillar.validate(config(flavor="closed"))
+    issues = contract.validate(config(flavor="closed"))
 
     assert "workstation:gpu:flavor" in [issue.path for issue in issues]
 

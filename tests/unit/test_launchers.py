@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from salt_workstation import config, launchers, paths, pillar
+from salt_workstation import config, contract, launchers, paths, pillar
 from salt_workstation.errors import UnsafePath, WorkstationError
 from tests.unit.conftest import snapshot
 
@@ -715,7 +715,7 @@ def test_a_launcher_command_that_is_not_one_file_name_stops_its_production(studi
     stopping = {issue.path: issue.message for issue in launchers.production_issues(cfg, "nightfall")}
 
     assert list(stopping) == [path] and "they become folder and file names" in stopping[path]
-    assert path in {issue.path for issue in pillar.validate(cfg)}
+    assert path in {issue.path for issue in contract.validate(cfg)}
     assert launchers.production_issues(cfg, "harbor") == []  # harbor has no nuke
     with pytest.raises(UnsafePath, match="launcher command"):  # and the file layer's own check
         launchers.desired_files(cfg, "nightfall")
@@ -727,7 +727,7 @@ def test_a_plugin_name_that_is_not_one_file_name_is_reported_at_its_path(tmp_pat
     productions["harbor"]["plugins"][name] = "1.0"
     path = f"workstation:productions:harbor:plugins:{name}"
 
-    issues = {issue.path: issue.message for issue in pillar.validate(studio_config(tmp_path, productions))}
+    issues = {issue.path: issue.message for issue in contract.validate(studio_config(tmp_path, productions))}
 
     assert path in issues, issues
     assert issues[path].startswith("plugin names are lower case letters") and "folder and file names" in issues[path]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from salt_workstation import config, licenses, pillar, secrets
+from salt_workstation import config, contract, licenses, pillar, secrets
 from salt_workstation.errors import DiskError, WorkstationError
 from tests.unit.test_engine_faults import needs_root, small_tmpfs
 
@@ -149,7 +149,7 @@ def test_productions_whose_apps_need_an_undefined_license_are_told_which_and_whe
     section = {"foundry": SECTION["foundry"]}
     cfg = merged(section, catalog=catalog, productions=productions)
 
-    found = {issue.path: issue for issue in pillar.validate(cfg)}
+    found = {issue.path: issue for issue in contract.validate(cfg)}
 
     missing = found["workstation:productions:nightfall:apps:maya"]
     assert "needs license 'maya2025'" in missing.message

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 import yaml
 
-from salt_workstation import config, pillar
+from salt_workstation import config, contract, pillar
 
 HASH = "sha256:" + "ab" * 32
 HASH512 = "sha512:" + "cd" * 64
@@ -44,7 +44,7 @@ def base() -> dict:
 
 
 def issues_of(workstation: dict) -> list[pillar.Issue]:
-    return pillar.validate(config.load(workstation, GRAINS))
+    return contract.validate(config.load(workstation, GRAINS))
 
 
 def by_path(issues) -> dict:
@@ -90,7 +90,7 @@ def test_unquoted_production_version_read_as_float_says_quote_it():
         """ % ("0" * 64)
     )
     assert cfg["productions"]["show-a"]["apps"]["nuke"] == 2025.1  # what YAML really did
-    issues = pillar.validate(cfg)
+    issues = contract.validate(cfg)
     messages = by_path(issues)
     assert list(messages) == ["workstation:productions:show-a:apps:nuke"]
     text = " ".join(messages["workstation:productions:show-a:apps:nuke"])
@@ -112,7 +112,7 @@ def test_unquoted_catalog_version_key_read_as_float():
                 20.50: {source: houdini/h.tgz, hash: "sha256:%s"}
         """ % ("0" * 64)
     )
-    issues = pillar.validate(cfg)
+    issues = contract.validate(cfg)
     message = only_issue(issues, "workstation:catalog:houdini:versions:20.5")
     assert "quote it" in message and "20.5" in message
     assert issues[0].app == "houdini" and issues[0].version == "20.5"
@@ -169,7 +169,7 @@ def test_upper_case_hex_is_accepted_and_normalised():
     workstation = base()
     workstation["catalog"]["nuke"]["versions"]["15.1v3"]["hash"] = "sha256:" + "AB" * 32
     cfg = config.load(workstation, GRAINS)
-    assert pillar.validate(cfg) == []
+    assert contract.validate(cfg) == []
     spec = pillar.resolve_spec("nuke", "15.1v3", version_spec(cfg, "nuke", "15.1v3"), cfg["depot"])
     assert spec.hash == "sha256:" + "ab" * 32
     assert (spec.hash_algorithm, spec.hash_hex) == ("sha256", "ab" * 32)
@@ -451,7 +451,7 @@ def test_every_issue_renders_as_path_colon_message():
 
 
 def test_not_a_mapping():
-    assert [str(issue) for issue in pillar.validate(["x"])] == ["workstation: must be a mapping, got list"]
+    assert [str(issue) for issue in contract.validate(["x"])] == ["workstation: must be a mapping, got list"]
 
 
 # ---- wanted versions -------------------------------------------------------------------
