@@ -22,7 +22,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from salt_workstation import gpu, inifile, pillar, units
+from salt_workstation import gpu_detect, inifile, pillar, units
 from salt_workstation.errors import WorkstationError
 from salt_workstation.pillar import Issue, path_of
 
@@ -316,7 +316,7 @@ def platform_of(grains) -> Platform:
         os_family=grains.get("os_family") or "Debian",
         os=grains.get("os") or "",
         cpuarch=grains.get("cpuarch") or "",
-        nvidia=bool(gpu.nvidia_cards(grains.get("workstation_gpus"))),
+        nvidia=bool(gpu_detect.nvidia_cards(grains.get("workstation_gpus"))),
     )
 
 

@@ -11,7 +11,7 @@ import re
 
 from salt_workstation import pillar, safefs, units
 from salt_workstation.errors import UnsafePath
-from salt_workstation.gpu_detect import table
+from salt_workstation.gpu_detect import nvidia_cards, table
 from salt_workstation.pillar import Issue, path_of
 
 KEYS = ("driver", "flavor", "source", "repository", "runfile", "reboot", "persistenced")
@@ -27,10 +27,6 @@ def settings(config) -> dict:
     """workstation:gpu with its defaults filled in (a malformed section reads as the defaults)."""
     section = config.get("gpu") if isinstance(config, dict) else None
     return {**DEFAULTS, **(section if isinstance(section, dict) else {})}
-
-
-def nvidia_cards(cards) -> list[dict]:
-    return [card for card in cards or [] if isinstance(card, dict) and card.get("vendor") == "nvidia"]
 
 
 def _describe(card) -> str:

@@ -233,3 +233,8 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def nvidia_cards(cards) -> list[dict]:
+    """The NVIDIA cards among the workstation_gpus grain's entries."""
+    return [card for card in cards or [] if isinstance(card, dict) and card.get("vendor") == "nvidia"]
