@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 OS_PACKAGES := libarchive13 gnupg debootstrap curl ca-certificates chromium desktop-file-utils
 DEMO   := $(CURDIR)/.demo
 
-.PHONY: all venv os-packages demo test test-unit test-integration test-system test-faults bench clean
+.PHONY: all venv os-packages demo test lint test-unit test-integration test-system test-faults bench clean
 
 all: test
 
@@ -36,8 +36,13 @@ demo: venv
 	$(PY) demo/show.py $(DEMO)
 	$(PY) demo/launchers_demo.py $(DEMO)
 
-test: venv
+test: venv lint
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The architecture's import rules (.importlinter): core never imports loader code or Salt,
+# capabilities never import each other, no import cycles.
+lint: venv
+	$(VENV)/bin/lint-imports --no-cache
 
 test-unit: venv
 	$(PY) -m pytest -q tests/unit
