@@ -4,6 +4,9 @@ base:
   'ws-*':
     - workstation.studio
     - workstation.catalog
+    - workstation.licenses
+    - workstation.display
+    - workstation.gpu
   # Artists on Nightfall: by a grain set at image bake time (salt-call grains.set production nightfall)
   'production:nightfall':
     - match: grain
@@ -11,7 +14,11 @@ base:
   # The Harbor team's machines: by minion id
   'ws-harbor-*':
     - workstation.harbor
-  # Leads work on both shows: both productions are provisioned side by side
+  # The Lighthouse team's machines
+  'ws-lh-*':
+    - workstation.lighthouse
+  # Leads work on every show: the productions are provisioned side by side
   'ws-lead-*':
     - workstation.nightfall
     - workstation.harbor
+    - workstation.lighthouse

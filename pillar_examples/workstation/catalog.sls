@@ -10,6 +10,7 @@
 #   houdini/houdini-20.0.751-linux_x86_64_gcc9.3.tar.gz
 #   nuke/Nuke15.1v3-linux-x86_64.tgz                          (Foundry .run inside)
 #   ocio/ocio-configs-2.4.0.zip
+# Maya comes from the studio's package repository (kind: packages), not the depot.
 workstation:
   catalog:
     blender:
@@ -61,6 +62,15 @@ workstation:
             command: [./Nuke15.1v3-linux-x86_64.run, --accept-foundry-eula, "--prefix={dest}", --exclude-subdir]
             timeout: 1800
           launchers: {nuke: Nuke15.1}
+    maya:
+      name: Maya
+      versions:
+        "2025.3":
+          kind: packages
+          packages: {maya2025: "2025.3-1", adsklicensing: "14.0.0.10163-1"}
+          launchers: {maya: /usr/autodesk/maya2025/bin/maya}
+          env: {MAYA_LOCATION: /usr/autodesk/maya2025}
+          licenses: [maya2025]
     ocio:
       name: OpenColorIO configs
       versions:

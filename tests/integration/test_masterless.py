@@ -26,7 +26,7 @@ def local(config_dir, *args):
 @pytest.mark.parametrize(
     ("minion_id", "grains", "productions"),
     [
-        ("ws-lead-1", {}, {"nightfall", "harbor"}),
+        ("ws-lead-1", {}, {"nightfall", "harbor", "lighthouse"}),
         ("ws-harbor-7", {}, {"harbor"}),
         ("ws-anim-3", {"production": "nightfall"}, {"nightfall"}),
     ],

@@ -100,6 +100,8 @@ def build_depot(root: Path) -> dict:
     catalog = copy.deepcopy(example_catalog())
     for app, entry in catalog.items():
         for version, spec in entry["versions"].items():
+            if spec.get("kind") == "packages":
+                continue  # OS packages come from a package repository, not the depot
             target = root / spec["source"]
             build_source(target, app, version, spec)
             spec["hash"] = archives.sha256_of(target)
