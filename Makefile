@@ -1,34 +1,46 @@
-# make demo   - venv, extension installed, a demo production applied masterless into ./.demo/
-# make test   - venv if needed, then every test tier (the system tier says why when it skips)
+# make demo        - venv with the extension only, a demo production applied masterless into ./.demo/
+# make test        - import contracts, every test tier on Salt 3008, then the Salt 3006/3007 matrix
+# make test-quick  - import contracts and every tier on Salt 3008 only (daily work)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
-# OS packages the extension and the tests use: libarchive (unpacking), gnupg
-# (repository keys), debootstrap (the system tier's Debian root), chromium (the
-# fleet report checked in a real browser), desktop-file-utils (launcher entries).
-OS_PACKAGES := libarchive13 gnupg debootstrap curl ca-certificates chromium desktop-file-utils
 DEMO   := $(CURDIR)/.demo
+# OS packages. The extension itself: libarchive (unpacking), gnupg (repository keys).
+# Only the tests: debootstrap (the system tier's Debian root), curl, chromium (the fleet
+# report checked in a real browser), desktop-file-utils (launcher entries validated).
+RUNTIME_PACKAGES := libarchive13 gnupg ca-certificates
+TEST_PACKAGES    := debootstrap curl chromium desktop-file-utils
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+TEST_STAMP    := $(VENV)/.installed-tests
 
-.PHONY: all venv os-packages demo test lint test-unit test-integration test-system test-faults bench clean
+.PHONY: all venv venv-tests demo test test-quick matrix lint test-unit test-integration test-system test-faults bench clean
 
 all: test
 
-os-packages:
-	@missing=""; for p in $(OS_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+# Install the named Debian packages that are missing (as root), or say which are.
+define os_packages
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing OS packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else echo "note: missing OS packages (install them as root):$$missing"; fi
+endef
 
-$(STAMP): setup.cfg pyproject.toml constraints.txt
+$(RUNTIME_STAMP): setup.cfg pyproject.toml constraints.txt
+	$(call os_packages,$(RUNTIME_PACKAGES))
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[tests]'
-	touch $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e .
+	touch $@
 
-venv: os-packages $(STAMP)
+$(TEST_STAMP): $(RUNTIME_STAMP)
+	$(call os_packages,$(TEST_PACKAGES))
+	$(PY) -m pip install -q -c constraints.txt -e '.[tests,lint]'
+	touch $@
+
+venv: $(RUNTIME_STAMP)
+venv-tests: $(TEST_STAMP)
 
 demo: venv
 	$(PY) demo/build.py $(DEMO)
@@ -36,28 +48,34 @@ demo: venv
 	$(PY) demo/show.py $(DEMO)
 	$(PY) demo/launchers_demo.py $(DEMO)
 
-test: venv lint
+test: test-quick matrix
+
+test-quick: lint
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The unit, functional and integration tiers against Salt 3006 (Python 3.10) and 3007.
+matrix: venv-tests
+	$(PYTHON) tests/matrix.py
 
 # The architecture's import rules (.importlinter): core never imports loader code or Salt,
 # capabilities never import each other, no import cycles.
-lint: venv
+lint: venv-tests
 	$(VENV)/bin/lint-imports --no-cache
 
-test-unit: venv
+test-unit: venv-tests
 	$(PY) -m pytest -q tests/unit
 
-test-integration: venv
+test-integration: venv-tests
 	$(PY) -m pytest -q tests/functional tests/integration
 
-test-system: venv
+test-system: venv-tests
 	$(PY) -m pytest -q -m system tests/system -rs
 
-test-faults: venv
+test-faults: venv-tests
 	$(PY) -m pytest -q -p no:cacheprovider -m faults tests/faults -rs
 
-bench: venv
+bench: venv-tests
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(DEMO) build dist *.egg-info
+	rm -rf $(VENV) $(VENV)-salt* $(DEMO) build dist *.egg-info

@@ -39,6 +39,9 @@ def merge(base: dict, override: dict) -> dict:
     return merged
 
 
+GRAINS = ("oscodename", "workstation_gpus", "os_family")  # the grains the merge reads
+
+
 def load(pillar_workstation, grains: dict | None = None) -> dict:
     """The workstation config a minion with this pillar and these grains works from."""
     grains = grains or {}

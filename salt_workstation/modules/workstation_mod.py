@@ -6,6 +6,7 @@ before an apply: every pillar error with its exact path, then per production
 what an apply would install, keep, repair or remove.
 """
 
+import json
 
 from salt_workstation import config as ws_config
 from salt_workstation import contract, keys, pillar, report as ws_report, safefs, secrets, units
@@ -20,8 +21,19 @@ def __virtual__():
     return __virtualname__
 
 
+_MERGED = "workstation.merged_config"
+
+
 def _merged():
-    return ws_config.load(__pillar__.get("workstation"), __grains__)
+    """The merged config, merged once per job although map.jinja (in every SLS) and every state ask
+    for it. The cache is keyed by the pillar and grains it was merged from, so a pillar refreshed
+    in a long-lived minion process is never served an old merge. Callers treat it as read-only."""
+    inputs = json.dumps([__pillar__.get("workstation"), [__grains__.get(name) for name in ws_config.GRAINS]],
+                        sort_keys=True, default=str)
+    cached = __context__.get(_MERGED)
+    if cached is None or cached[0] != inputs:
+        cached = __context__[_MERGED] = (inputs, ws_config.load(__pillar__.get("workstation"), __grains__))
+    return cached[1]
 
 
 def config(unmask=False):

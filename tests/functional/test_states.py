@@ -132,3 +132,21 @@ def test_keyring_is_written_only_for_the_pinned_fingerprint(loaders, tmp_path, s
     assert dry.result is None and dry.changes == real.changes
     assert real.result is True and target.read_bytes()[:1] != b"-"  # dearmoured for apt's signed-by
     assert again.result is True and again.changes == {}
+
+
+def test_the_config_is_merged_once_per_job_and_again_when_the_pillar_changes(make_loaders, monkeypatch, tmp_path):
+    """Before: map.jinja in every SLS, and every state, merged the config again (six and more per apply)."""
+    from salt_workstation import config as ws_config
+
+    loaders = make_loaders(pillar={"install_root": str(tmp_path / "studio"), "depot": str(tmp_path / "depot")})
+    merges = []
+    real_load = ws_config.load
+    monkeypatch.setattr(ws_config, "load", lambda *args, **kwargs: merges.append(1) or real_load(*args, **kwargs))
+
+    rendered = loaders.modules.state.show_sls("workstation")
+    assert isinstance(rendered, dict) and "workstation-pillar-validated" in rendered
+    assert len(merges) == 1
+    loaders.modules.state.show_sls("workstation", pillar={"workstation": {"retain": 3}})
+    assert len(merges) == 2
+    assert loaders.modules.workstation.config()["retain"] == 1  # back to the minion's own pillar
+    assert len(merges) == 3
