@@ -1,16 +1,22 @@
 """
 The GPU and its NVIDIA driver: what the card is, which driver the pillar
-wants, which one is loaded, and whether a reboot is pending.
+wants, which one is installed and loaded, and whether a reboot is pending.
 
-The decisions live in ``salt_workstation.gpu``, the detection in
-``salt_workstation.gpu_detect`` (also the ``workstation_gpus`` grain).
+Thin: each function parses its arguments, calls the gpu capability
+(``salt_workstation.gpu``: ``plan`` decides, ``status`` reads, ``effects``
+changes the machine) and returns its data. A failure raises
+``CommandExecutionError`` (bad arguments: ``SaltInvocationError``), so
+``salt-call`` exits non-zero. Detection is ``salt_workstation.gpu_detect``
+(also the ``workstation_gpus`` grain).
 """
 
-import shutil
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from salt_workstation import gpu as ws_gpu
 from salt_workstation import gpu_detect
 from salt_workstation.errors import WorkstationError
+from salt_workstation.gpu import effects as gpu_effects
+from salt_workstation.gpu import plan as gpu_plan
+from salt_workstation.gpu import status as gpu_status
 
 __virtualname__ = "gpu"
 
@@ -21,6 +27,25 @@ def __virtual__():
 
 def _config(config=None):
     return config if config is not None else __salt__["workstation.config"](unmask=True)
+
+
+def _text(value, what):
+    if not isinstance(value, str) or not value:
+        raise SaltInvocationError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _argv(argv):
+    if not isinstance(argv, (list, tuple)) or not argv or not all(isinstance(arg, str) and arg for arg in argv):
+        raise SaltInvocationError(f"argv must be a non-empty list of strings (never a shell line), got {argv!r}")
+    return list(argv)
+
+
+def _stream(stream):
+    module, _, wanted = _text(stream, "stream").partition(":")
+    if not module or not wanted:
+        raise SaltInvocationError(f"stream must be module:stream such as nvidia-driver:580-open, got {stream!r}")
+    return stream
 
 
 def detect(root="/"):
@@ -47,7 +72,7 @@ def loaded():
 
         salt '*' gpu.loaded
     """
-    return gpu_detect.loaded_driver("/")
+    return gpu_status.loaded()
 
 
 def installed_version(package):
@@ -60,23 +85,25 @@ def installed_version(package):
 
         salt '*' gpu.installed_version nvidia-driver-580-open
     """
-    return ws_gpu.upstream_version(__salt__["pkg.version"](package))
+    return gpu_status.installed_version(__salt__, _text(package, "package"))
 
 
-def formula_data(config=None):
+def plan(config=None):
     """
-    The states ``workstation.gpu`` renders for this minion's grains and pillar,
-    and the plan they come from.
+    What the NVIDIA driver on this minion should be, for its grains and pillar:
+    the data ``workstation.gpu`` lays its states out from (whether the driver is
+    managed and why not, branch, flavour, packages and pins, kernel headers,
+    module stream, nouveau blacklist, whether nvidia-persistenced starts now).
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt '*' gpu.formula_data
+        salt '*' gpu.plan
     """
     # The loaded driver as the grain saw it at minion start (after the last reboot): tests and
     # image builds can declare it through grains.
-    return ws_gpu.formula_data(_config(config), __grains__)
+    return gpu_plan.decide(_config(config), __grains__)
 
 
 def status(config=None):
@@ -90,23 +117,7 @@ def status(config=None):
 
         salt '*' gpu.status
     """
-    plan = ws_gpu.decide(_config(config), __grains__)
-    report = {
-        "cards": plan["cards"],
-        "managed": plan["manage"],
-        "comment": plan["comment"],
-        "errors": plan["errors"],
-        "secure_boot": __grains__.get("workstation_secure_boot"),
-        "loaded": loaded(),
-        "installed": None,
-        "wanted": None,
-        "reboot_required": False,
-    }
-    if plan["manage"]:
-        report["wanted"] = {key: plan[key] for key in ("branch", "version", "flavor", "source", "driver_packages")}
-        report["installed"] = installed_version(plan["version_package"])
-        report["reboot_required"] = reboot_required(plan["version_package"], plan["flavor"])
-    return report
+    return gpu_status.report(__salt__, _config(config), __grains__)
 
 
 def reboot_required(package, flavor=None):
@@ -121,20 +132,29 @@ def reboot_required(package, flavor=None):
 
         salt '*' gpu.reboot_required nvidia-driver-580-open flavor=open
     """
-    installed = installed_version(package)
-    if not installed:
-        return False
-    now = loaded()
-    if now["version"] != installed:
-        return True
-    return bool(flavor and now["kernel_module"] and now["kernel_module"] != flavor)
+    return gpu_status.reboot_required(__salt__, _text(package, "package"), flavor)
+
+
+def blacklisted(path, content):
+    """
+    True when ``path`` is a plain file holding exactly ``content`` (a link
+    there is never read through, and does not count).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' gpu.blacklisted /etc/modprobe.d/workstation-nouveau.conf "blacklist nouveau"
+    """
+    return gpu_status.blacklisted(_text(path, "path"), _text(content, "content"))
 
 
 def blacklist(path, content, test=False):
     """
     Write the nouveau blacklist ``content`` to ``path`` (atomically, mode 0644)
-    when it differs. Returns ``{"changed": bool}``, or ``{"error": ...}`` when it cannot
-    be written (a folder there, a full disk); ``test=True`` writes nothing.
+    when it differs. Returns ``{"changed": bool}``; ``test=True`` writes
+    nothing. Raises ``CommandExecutionError`` when it cannot be written (a
+    folder there, a full disk).
 
     CLI Example:
 
@@ -142,21 +162,22 @@ def blacklist(path, content, test=False):
 
         salt '*' gpu.blacklist /etc/modprobe.d/workstation-nouveau.conf "blacklist nouveau"
     """
-    if not ws_gpu.file_differs(path, content):
+    if blacklisted(path, content):
         return {"changed": False}
     if not test:
         try:
-            ws_gpu.write_file(path, content, 0o644)
+            gpu_effects.write_blacklist(path, content)
         except WorkstationError as exc:
-            return {"error": str(exc)}
+            raise CommandExecutionError(str(exc)) from exc
     return {"changed": True}
 
 
 def rebuild_initramfs(argv):
     """
     Run the initramfs rebuild command ``argv`` (a list, never a shell).
-    Returns ``{"ran": bool, "output": ...}`` or ``{"error": ...}``; ``ran`` is
-    False when the tool is not installed (then there is no initramfs to rebuild).
+    Returns ``{"ran": bool, "output": ...}``; ``ran`` is False when the tool
+    is not installed (then there is no initramfs to rebuild). Raises
+    ``CommandExecutionError`` when the command fails.
 
     CLI Example:
 
@@ -164,18 +185,20 @@ def rebuild_initramfs(argv):
 
         salt '*' gpu.rebuild_initramfs '[update-initramfs, -u, -k, all]'
     """
-    if shutil.which(argv[0]) is None:
+    argv = _argv(argv)
+    try:
+        output = gpu_effects.rebuild_initramfs(__salt__, argv)
+    except WorkstationError as exc:
+        raise CommandExecutionError(str(exc)) from exc
+    if output is None:
         return {"ran": False, "output": f"{argv[0]} is not installed: no initramfs to rebuild"}
-    done = __salt__["cmd.run_all"](list(argv), python_shell=False, timeout=900)
-    if done["retcode"] != 0:
-        return {"error": f"{' '.join(argv)} failed ({done['retcode']}): {(done['stderr'] or done['stdout']).strip()[-2000:]}"}
-    return {"ran": True, "output": done["stdout"].strip()[-2000:]}
+    return {"ran": True, "output": output}
 
 
 def module_stream_installed(stream):
     """
     Whether dnf module stream ``stream`` (nvidia-driver:580-open) is enabled
-    with a profile installed.
+    with a profile installed. Raises ``CommandExecutionError`` without dnf.
 
     CLI Example:
 
@@ -183,21 +206,17 @@ def module_stream_installed(stream):
 
         salt '*' gpu.module_stream_installed nvidia-driver:580-open
     """
-    module, _, wanted = stream.partition(":")
-    done = __salt__["cmd.run_all"](["dnf", "-q", "module", "list", "--installed", module], python_shell=False)
-    if done["retcode"] != 0:
-        return False
-    for line in done["stdout"].splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and fields[0] == module and fields[1] == wanted and "[i]" in line:
-            return True
-    return False
+    try:
+        return gpu_status.module_stream_installed(__salt__, _stream(stream))
+    except WorkstationError as exc:
+        raise CommandExecutionError(str(exc)) from exc
 
 
 def install_module_stream(stream):
     """
     ``dnf module install -y <stream>``: enables the stream (which locks the
-    driver branch) and installs its default profile.
+    driver branch) and installs its default profile. Raises
+    ``CommandExecutionError`` when dnf fails.
 
     CLI Example:
 
@@ -205,7 +224,30 @@ def install_module_stream(stream):
 
         salt '*' gpu.install_module_stream nvidia-driver:580-open
     """
-    done = __salt__["cmd.run_all"](["dnf", "-y", "module", "install", stream], python_shell=False, timeout=3600)
-    if done["retcode"] != 0:
-        raise WorkstationError(f"dnf module install {stream} failed: {(done['stderr'] or done['stdout']).strip()[-2000:]}")
+    try:
+        gpu_effects.install_module_stream(__salt__, _stream(stream))
+    except WorkstationError as exc:
+        raise CommandExecutionError(str(exc)) from exc
     return True
+
+
+def signal_reboot(package, flavor=None, schedule=False):
+    """
+    Say that the driver OS package ``package`` installed waits for a reboot:
+    send the event ``workstation/gpu/reboot-required`` (``{package, installed,
+    loaded, flavor}``) and, with ``schedule=True``, reboot in one minute.
+    Returns what was sent.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' gpu.signal_reboot nvidia-driver-580-open flavor=open
+    """
+    package = _text(package, "package")
+    sent = {"package": package, "installed": installed_version(package), "loaded": loaded(), "flavor": flavor}
+    try:
+        gpu_effects.signal_reboot(__salt__, package, sent["installed"], sent["loaded"], flavor, bool(schedule))
+    except WorkstationError as exc:
+        raise CommandExecutionError(str(exc)) from exc
+    return {**sent, "event": gpu_effects.REBOOT_EVENT, "scheduled": bool(schedule)}

@@ -1,32 +1,53 @@
 """
-The NVIDIA driver's own states; workstation.gpu renders them around Salt's
-pkg.installed (the driver packages, pinned and held) from ``gpu.formula_data``.
+The NVIDIA driver's own states. ``workstation.gpu`` writes them out beside
+Salt's ``pkg.installed`` (the kernel headers, the driver packages pinned and
+held) from the data of ``gpu.plan``:
 
 .. code-block:: yaml
 
-    workstation-gpu-nouveau-blacklist:
+    workstation-gpu-nouveau-blacklisted:
       gpu.nouveau_blacklisted:
         - name: /etc/modprobe.d/workstation-nouveau.conf
         - content: "blacklist nouveau\\n"
 
-    workstation-gpu-reboot:
+    workstation-gpu-initramfs-rebuilt:
+      gpu.initramfs_rebuilt:
+        - name: update-initramfs
+        - argv: [update-initramfs, -u, -k, all]
+        - onchanges:
+          - gpu: workstation-gpu-nouveau-blacklisted
+
+    workstation-gpu-reboot-signalled:
       gpu.reboot_signalled:
         - name: nvidia-driver-580-open
         - branch: "580"
         - flavor: open
 
-``test=True`` writes and runs nothing and reports the changes a real run makes.
+Each state reads the machine first, returns when nothing differs, answers
+``test=True`` with result None and exactly the changes a real run makes, and
+acts through the ``gpu`` execution module. A failure is result False with a
+comment naming what failed and the pillar path (``workstation:gpu``).
 """
 
-from salt_workstation import gpu as ws_gpu
-from salt_workstation.errors import WorkstationError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
 from salt_workstation import stateret
+from salt_workstation.gpu.plan import loaded_matches
+from salt_workstation.pillar import path_of
 
 __virtualname__ = "gpu"
+
+SECTION = path_of("gpu")
+_ERRORS = (CommandExecutionError, SaltInvocationError)
 
 
 def __virtual__():
     return __virtualname__
+
+
+def _failed(ret, what, exc, path=SECTION):
+    ret.update(result=False, changes={}, comment=f"{what}: {exc} ({path})")
+    return ret
 
 
 def not_managed(name, comment, errors=None):
@@ -41,26 +62,37 @@ def not_managed(name, comment, errors=None):
     return ret
 
 
+def _converge(name, read, changes, act, same, would, done, failed):
+    """The five steps: read the current state (read() is True when it is right); return when nothing
+    differs; the changes; under test=True result None with exactly those; act, and report."""
+    ret = stateret.new(name)
+    try:
+        if read():
+            ret["comment"] = same
+            return ret
+        ret["changes"] = changes
+        if __opts__["test"]:
+            ret.update(result=None, comment=would)
+            return ret
+        act()
+    except _ERRORS as exc:
+        return _failed(ret, failed, exc)
+    ret["comment"] = done
+    return ret
+
+
 def nouveau_blacklisted(name, content):
     """
-    Keep nouveau off the NVIDIA card: the modprobe file ``name`` holds ``content``.
-    Its changes trigger ``gpu.initramfs_rebuilt`` (onchanges), so the initramfs is
-    rebuilt only when this file changed.
+    Keep nouveau off the NVIDIA card: the modprobe file ``name`` holds ``content``
+    (written atomically, mode 0644, never through a link). Its changes trigger
+    ``gpu.initramfs_rebuilt`` (onchanges), so the initramfs is rebuilt only when
+    this file changed.
     """
-    ret = stateret.new(name)
-    outcome = __salt__["gpu.blacklist"](name, content, test=__opts__["test"])
-    if "error" in outcome:
-        ret.update(result=False, comment=f"nouveau could not be blacklisted: {outcome['error']}")
-        return ret
-    if not outcome["changed"]:
-        ret["comment"] = f"nouveau is blacklisted in {name}"
-        return ret
-    ret["changes"] = {"blacklist": name}
-    if __opts__["test"]:
-        ret.update(result=None, comment=f"nouveau would be blacklisted in {name}")
-    else:
-        ret["comment"] = f"nouveau blacklisted in {name}"
-    return ret
+    return _converge(
+        name, read=lambda: __salt__["gpu.blacklisted"](name, content), changes={"blacklist": name},
+        act=lambda: __salt__["gpu.blacklist"](name, content),
+        same=f"nouveau is blacklisted in {name}", would=f"nouveau would be blacklisted in {name}",
+        done=f"nouveau blacklisted in {name}", failed="nouveau could not be blacklisted")
 
 
 def initramfs_rebuilt(name, argv):
@@ -74,16 +106,18 @@ def initramfs_rebuilt(name, argv):
         ret["comment"] = f"{argv[0]} is not installed: no initramfs to rebuild"
         return ret
     command = " ".join(argv)
+    ret["changes"] = {"rebuilt": command}
     if __opts__["test"]:
-        ret.update(result=None, changes={"rebuilt": command}, comment=f"The initramfs would be rebuilt ({command})")
+        ret.update(result=None, comment=f"The initramfs would be rebuilt ({command})")
         return ret
-    outcome = __salt__["gpu.rebuild_initramfs"](argv)
-    if "error" in outcome:
-        ret.update(result=False, comment=outcome["error"])
-    elif outcome["ran"]:
-        ret.update(changes={"rebuilt": command}, comment=f"The initramfs was rebuilt ({command})")
+    try:
+        outcome = __salt__["gpu.rebuild_initramfs"](argv)
+    except _ERRORS as exc:
+        return _failed(ret, "The initramfs was not rebuilt", exc)
+    if not outcome["ran"]:
+        ret.update(changes={}, comment=outcome["output"])
     else:
-        ret["comment"] = outcome["output"]
+        ret["comment"] = f"The initramfs was rebuilt ({command})"
     return ret
 
 
@@ -92,21 +126,11 @@ def module_stream_installed(name):
     dnf module stream ``name`` (``nvidia-driver:580-open``) enabled and its
     default profile installed: the stream locks the driver branch.
     """
-    ret = stateret.new(name)
-    if __salt__["gpu.module_stream_installed"](name):
-        ret["comment"] = f"dnf module stream {name} is installed"
-        return ret
-    ret["changes"] = {"module_stream": name}
-    if __opts__["test"]:
-        ret.update(result=None, comment=f"dnf module stream {name} would be installed")
-        return ret
-    try:
-        __salt__["gpu.install_module_stream"](name)
-    except WorkstationError as exc:
-        ret.update(result=False, changes={}, comment=str(exc))
-        return ret
-    ret["comment"] = f"dnf module stream {name} installed"
-    return ret
+    return _converge(
+        name, read=lambda: __salt__["gpu.module_stream_installed"](name), changes={"module_stream": name},
+        act=lambda: __salt__["gpu.install_module_stream"](name),
+        same=f"dnf module stream {name} is installed", would=f"dnf module stream {name} would be installed",
+        done=f"dnf module stream {name} installed", failed=f"dnf module stream {name} was not installed")
 
 
 def reboot_signalled(name, branch, flavor, version=None, reboot=False, notes=None):
@@ -119,33 +143,35 @@ def reboot_signalled(name, branch, flavor, version=None, reboot=False, notes=Non
     """
     ret = stateret.new(name)
     wanted = version or f"branch {branch}"
-    loaded = __salt__["gpu.loaded"]()
-    loaded_text = f"{loaded['version']} ({loaded['kernel_module'] or 'flavour unknown'})" if loaded["version"] \
-        else "no NVIDIA module"
     note = "".join(f"; {line}" for line in notes or [])
+    try:
+        loaded = __salt__["gpu.loaded"]()
+        installed = __salt__["gpu.installed_version"](name)
+        pending = __salt__["gpu.reboot_required"](name, flavor)
+    except _ERRORS as exc:
+        return _failed(ret, "The loaded NVIDIA driver could not be compared with the installed one", exc)
     if __opts__["test"]:
         # Before the install runs, the wanted driver stands in for the one it will install.
-        pending = __salt__["gpu.reboot_required"](name, flavor) or not ws_gpu.loaded_matches(loaded, branch, version, flavor)
-        if not pending:
-            ret["comment"] = f"NVIDIA driver {wanted} ({flavor}) is loaded: no reboot needed{note}"
-            return ret
-        if reboot:
-            ret.update(result=None, changes={"reboot": "scheduled in 1 minute"})
+        pending = pending or not loaded_matches(loaded, branch, version, flavor)
+    if not pending:
+        ret["comment"] = f"NVIDIA driver {installed or wanted} ({flavor}) is loaded: no reboot needed{note}"
+        return ret
+    loaded_text = f"{loaded['version']} ({loaded['kernel_module'] or 'flavour unknown'})" if loaded["version"] \
+        else "no NVIDIA module"
+    if reboot:
+        ret["changes"] = {"reboot": "scheduled in 1 minute"}
+    if __opts__["test"]:
+        ret["result"] = None if reboot else True
         ret["comment"] = (f"A reboot will be needed to load NVIDIA driver {wanted} ({flavor}); loaded now: "
                           f"{loaded_text}" + (" (workstation:gpu:reboot would schedule it)" if reboot else "") + note)
         return ret
-
-    installed = __salt__["gpu.installed_version"](name)
-    if not __salt__["gpu.reboot_required"](name, flavor):
-        ret["comment"] = f"NVIDIA driver {installed or wanted} ({flavor}) is loaded: no reboot needed{note}"
-        return ret
-    __salt__["event.send"](ws_gpu.REBOOT_EVENT, {"package": name, "installed": installed, "loaded": loaded,
-                                                 "flavor": flavor})
+    try:
+        sent = __salt__["gpu.signal_reboot"](name, flavor=flavor, schedule=reboot)
+    except _ERRORS as exc:
+        return _failed(ret, "The reboot was not signalled", exc, path_of("gpu", "reboot"))
     ret["comment"] = (f"REBOOT REQUIRED: NVIDIA driver {installed} ({flavor}) is installed, loaded now: {loaded_text}; "
-                      f"event {ws_gpu.REBOOT_EVENT} sent")
+                      f"event {sent['event']} sent")
     if reboot:
-        __salt__["system.reboot"](at_time=1)
-        ret["changes"] = {"reboot": "scheduled in 1 minute"}
         ret["comment"] += "; reboot scheduled in 1 minute (workstation:gpu:reboot)"
     else:
         ret["comment"] += "; reboot when convenient (workstation:gpu:reboot is false)"

@@ -26,8 +26,9 @@ pytestmark = pytest.mark.system
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gpu"
 BLACKLIST = "/etc/modprobe.d/workstation-nouveau.conf"
-GPU_STATES = {"workstation-gpu-kernel-headers", "workstation-gpu-driver", "workstation-gpu-nouveau-blacklist",
-              "workstation-gpu-initramfs", "workstation-gpu-persistenced"}
+GPU_STATES = {"workstation-gpu-kernel-headers-installed", "workstation-gpu-driver-installed",
+              "workstation-gpu-nouveau-blacklisted", "workstation-gpu-initramfs-rebuilt",
+              "workstation-gpu-persistenced-service-enabled"}
 
 
 def install_initramfs_tools(station, studio_server) -> None:
@@ -66,7 +67,7 @@ def test_driver_branch_installs_held_with_nouveau_blacklisted_then_converges(
 
     assert failed(data) == {}
     assert GPU_STATES <= set(changed(data)), by_id(data)
-    for state_id in ("workstation-gpu-nouveau-blacklist", "workstation-gpu-initramfs"):
+    for state_id in ("workstation-gpu-nouveau-blacklisted", "workstation-gpu-initramfs-rebuilt"):
         assert changed(dry)[state_id] == changed(data)[state_id]
     for name in ("nvidia-driver", "nvidia-kernel-dkms"):
         assert minion.package(name) == DRIVER_VERSION, minion.dpkg_status(name)
@@ -76,7 +77,7 @@ def test_driver_branch_installs_held_with_nouveau_blacklisted_then_converges(
     assert "blacklist nouveau" in minion.read(BLACKLIST)
     assert minion.read(INITRAMFS_LOG) == "update-initramfs -u -k all\n"
     assert minion.run("systemctl", "is-enabled", "nvidia-persistenced.service").stdout.strip() == "enabled"
-    reboot = by_id(data)["workstation-gpu-reboot"]
+    reboot = by_id(data)["workstation-gpu-reboot-signalled"]
     assert reboot["changes"] == {} and "REBOOT REQUIRED: NVIDIA driver 535.247.01 (proprietary)" in reboot["comment"]
     assert event_listener.wait_for_events([(system_master.id, "workstation/gpu/reboot-required")],
                                           after_time=started, timeout=30).found_all_events

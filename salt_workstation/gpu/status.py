@@ -1,0 +1,87 @@
+"""What the NVIDIA driver on this machine is now: installed, loaded, blacklisted, waiting for a reboot.
+
+Reading only. Salt's own functions come in as `salt` (the loader module's
+__salt__): pkg.version for what a package installed, cmd.run_all for dnf's
+read-only module listing. The loaded module is read from /proc and /sys by
+gpu_detect, the same code the workstation_gpus grain runs.
+"""
+
+from __future__ import annotations
+
+from salt_workstation import gpu_detect, safefs
+from salt_workstation.errors import UnsafePath, WorkstationError
+from salt_workstation.gpu import plan
+
+
+def upstream_version(package_version: str | None) -> str | None:
+    """3:580.95.05-1.el9 and 580.95.05-0ubuntu1 both give 580.95.05; '' or None give None."""
+    if not package_version:
+        return None
+    return package_version.split(":", 1)[-1].split("-", 1)[0] or None
+
+
+def loaded(root="/") -> dict:
+    """The NVIDIA kernel module loaded now: {"version", "kernel_module": open|proprietary} (None when unknown)."""
+    return gpu_detect.loaded_driver(root)
+
+
+def installed_version(salt, package: str) -> str | None:
+    """The driver version (580.95.05) the OS package installed, or None."""
+    return upstream_version(salt["pkg.version"](package))
+
+
+def reboot_required(salt, package: str, flavor: str | None = None) -> bool:
+    """The driver the package installed is not the loaded one (version, or flavour when given)."""
+    installed = installed_version(salt, package)
+    if not installed:
+        return False
+    now = loaded()
+    if now["version"] != installed:
+        return True
+    return bool(flavor and now["kernel_module"] and now["kernel_module"] != flavor)
+
+
+def blacklisted(path: str, content: str) -> bool:
+    """path is a plain file holding exactly content; a link there is never read through (and does not count)."""
+    try:
+        return safefs.read_file(path) == content.encode()
+    except UnsafePath:
+        return False
+
+
+def module_stream_installed(salt, stream: str) -> bool:
+    """dnf module stream module:stream is enabled with a profile installed ([i] in dnf's listing).
+    Without dnf there is no stream to ask about: WorkstationError."""
+    module, _, wanted = stream.partition(":")
+    if salt["cmd.which"]("dnf") is None:
+        raise WorkstationError(f"dnf is not installed here: module stream {stream} is for RHEL and Rocky")
+    done = salt["cmd.run_all"](["dnf", "-q", "module", "list", "--installed", module], python_shell=False)
+    if done["retcode"] != 0:
+        return False
+    for line in done["stdout"].splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == module and fields[1] == wanted and "[i]" in line:
+            return True
+    return False
+
+
+def report(salt, config, grains) -> dict:
+    """The NVIDIA cards, the driver the pillar wants, the one installed and the one loaded, and whether a
+    reboot is pending."""
+    wanted = plan.decide(config, grains)
+    found = {
+        "cards": wanted["cards"],
+        "managed": wanted["manage"],
+        "comment": wanted["comment"],
+        "errors": wanted["errors"],
+        "secure_boot": grains.get("workstation_secure_boot"),
+        "loaded": loaded(),
+        "installed": None,
+        "wanted": None,
+        "reboot_required": False,
+    }
+    if wanted["manage"]:
+        found["wanted"] = {key: wanted[key] for key in ("branch", "version", "flavor", "source", "driver_packages")}
+        found["installed"] = installed_version(salt, wanted["version_package"])
+        found["reboot_required"] = reboot_required(salt, wanted["version_package"], wanted["flavor"])
+    return found
