@@ -1,145 +1,194 @@
 """
-Keep every DCC's license client configured as ``workstation:licenses`` says
-(docs/licenses.md). The ``workstation.licenses`` formula lays these out from
-``licenses.formula_data``.
+Keep every DCC's license client configured (docs/licenses.md). The
+``workstation.licenses`` formula writes these states out from
+``licenses.plan``; each can also be used on its own:
 
 .. code-block:: yaml
 
-    workstation-licenses-environment-profile:
+    workstation-licenses-environment-session-managed:
       licenses.environment_file:
-        - name: /etc/profile.d/workstation-licenses.sh
-        - style: profile                  # or environment.d
-        - licenses: {foundry: {type: rlm, isv: foundry, servers: ["4101@rlm1", "4101@rlm2"]}}
+        - name: /etc/environment.d/90-workstation-licenses.conf
+        - style: environment.d            # or profile (/etc/profile.d)
+        - variables: {foundry_LICENSE: "4101@rlm1:4101@rlm2"}
 
-    workstation-license-katana-node:
-      licenses.configured:
-        - name: katana-node
-        - entry: {type: nodelocked, path: /opt/studio/licenses/katana.lic, mode: "0640", group: artists}
-        - path: /opt/studio/licenses/katana.lic
+    workstation-licenses-houdini-file-managed:
+      licenses.vendor_file:
+        - name: /usr/lib/sesi/hserver/.sesi_licenses.pref
+        - contents: "serverhost=sesi1;sesi2\\n"
+        - license: houdini
+
+    workstation-licenses-katana-node-file-managed:
+      licenses.license_file:
+        - name: /opt/studio/licenses/katana.lic
         - content_pillar: workstation:licenses:katana-node:content   # the secret stays in the pillar
+        - mode: "0640"
+        - group: artists
 
-Secrets are never state arguments: a node-locked license's content and an
-Autodesk product key are read from the pillar path given, by the execution
-module, and appear in no changes and no comment. ``test=True`` writes and
-registers nothing and reports exactly the changes a real run makes.
+    workstation-licenses-maya2025-registered:
+      licenses.autodesk_registered:
+        - name: maya2025
+        - product_version: "2025.0.0.F"
+        - product_key_pillar: workstation:licenses:maya2025:product_key
+        - servers: [lic1]
+
+Each state reads what is there, returns when nothing differs, answers
+``test=True`` with result None and exactly the changes a real run makes, and
+acts through the ``licenses`` execution module. Secrets are never state
+arguments: a node-locked license's content and an Autodesk product key are
+read from the pillar path given, by the execution module, and appear in no
+changes and no comment.
 """
 
-from salt_workstation import licenses as core
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
 from salt_workstation import stateret
 
 __virtualname__ = "licenses"
+
+FAILURES = (CommandExecutionError, SaltInvocationError)
 
 
 def __virtual__():
     return __virtualname__
 
 
-def _refuse(ret, what, problems):
-    ret["result"] = False
-    ret["comment"] = f"{what}; nothing on disk was touched. Fix the pillar:\n" + "\n".join(f"- {p}" for p in problems)
+def _failed(ret, what, err):
+    ret.update(result=False, changes={}, comment=f"{what}: {err}")
     return ret
 
 
-def _unplaceable(ret, path):
-    ret["result"] = False
-    ret["comment"] = (f"The file's path could not be computed; fix {path} "
-                      "(workstation-pillar-validated says what is wrong with it)")
-    return ret
+def _license_path(name):
+    return f"workstation:licenses:{name}"
 
 
-def environment_file(name, style, licenses=None, chaos_dir=core.DEFAULT_PARAMETERS["chaos_dir"]):
+def pillar_valid(name, errors=None):
     """
-    Ensure the environment file ``name`` sets the variables of every license in
-    ``licenses`` (the ``workstation:licenses`` section, without its secrets);
-    the file is removed when no license sets a variable.
+    Fail naming every pillar error in ``errors`` (``"<pillar path>: <what to
+    do>"``); succeed without them. The environment files require it: they hold
+    every license's variables, so they wait for a valid section.
+    """
+    ret = stateret.new(name)
+    if not errors:
+        ret["comment"] = f"{name} is valid"
+        return ret
+    ret["result"] = False
+    ret["comment"] = (f"{name} has errors; the states that need it valid did not run and nothing they manage "
+                      "was touched. Fix the pillar:\n" + "\n".join(f"- {error}" for error in errors))
+    return ret
+
+
+def environment_file(name, variables, style="environment.d"):
+    """
+    Ensure the environment file ``name`` sets exactly ``variables``; with none
+    the file is removed.
 
     style
         ``profile`` (a script in /etc/profile.d for login shells) or
         ``environment.d`` (a systemd environment.d drop-in, for desktop sessions).
-    chaos_dir
-        The folder of vrlclient.xml, for VRAY_AUTH_CLIENT_FILE_PATH.
     """
     ret = stateret.new(name)
-    if not str(name).startswith("/"):
-        return _unplaceable(ret, name)
-    variables, issues = core.environment(licenses, {"chaos_dir": chaos_dir})
-    if issues:
-        return _refuse(ret, f"The license environment in {name} was not written", issues)
-    outcome = __salt__["licenses.write_environment"](name, variables, style, test=__opts__["test"])
-    summary = ", ".join(variables) or "no variables"
-    removing = not variables
-    return stateret.report(
-        ret, outcome, __opts__["test"],
-        done=f"{name} was {'removed: no license sets a variable' if removing else 'written: ' + summary}",
-        would=f"{name} would be {'removed: no license sets a variable' if removing else 'written: ' + summary}",
-        same=f"{name} sets {summary}" if variables else f"{name} is absent: no license sets a variable",
-    )
-
-
-def configured(name, entry, path=None, content_pillar=None, product_key_pillar=None, helper=None,
-               helper_timeout=None, phase="all"):
-    """
-    Ensure license ``name`` is configured for its client.
-
-    entry
-        The ``workstation:licenses:<name>`` entry without its secrets.
-    path
-        The file this license writes (sidefx, chaos, nodelocked), under
-        ``workstation:os:licenses:root``.
-    content_pillar
-        nodelocked: the pillar path of the license content.
-    product_key_pillar, helper, helper_timeout
-        autodesk: the pillar path of the product key, the path of
-        AdskLicensingInstHelper, and how long it may take.
-    phase
-        ``bake`` defers the Autodesk registration to the machine's first boot.
-
-    rlm and flexlm licenses need no file of their own: their variables are in
-    the environment files, and this state reports them.
-    """
-    ret = stateret.new(name)
-    carried = sorted(key for key in (entry if isinstance(entry, dict) else {}) if key in core.SECRET_KEYS)
-    if carried:
-        ret["result"] = False
-        ret["comment"] = (f"License {name} was not configured: the entry carries {', '.join(carried)}, and state "
-                          "arguments show in state.show_sls and the job data; leave it in the pillar and pass "
-                          "content_pillar / product_key_pillar (its pillar path) instead")
-        return ret
-    issues = core.check_entry(name, entry, public=True)
-    if issues:
-        return _refuse(ret, f"License {name} was not configured", issues)
-    kind = entry["type"]
-    test = __opts__["test"]
-    if kind in ("rlm", "flexlm"):
-        variables = core.variables_of(entry, {})
-        ret["comment"] = (f"License {name}: " + ", ".join(f"{var}={value}" for var, value in variables.items())
-                          + " reaches shells and desktop sessions through the environment files")
-        return ret
-    if kind == "autodesk":
-        version = entry["product_version"]
-        if phase == "bake":
-            ret["comment"] = f"Autodesk {version} ({name}) is registered at first boot: phase bake registers nothing"
+    summary = ", ".join(variables) if isinstance(variables, dict) and variables else ""
+    outcome = f"written: {summary}" if summary else "removed: no license sets a variable"
+    try:
+        changes = __salt__["licenses.environment_changes"](name, variables, style)
+        if not changes:
+            ret["comment"] = f"{name} sets {summary}" if summary else f"{name} is absent: no license sets a variable"
             return ret
-        outcome = __salt__["licenses.register_autodesk"](
-            version, product_key_pillar, entry["servers"], server_type=entry.get("server_type", "SINGLE"),
-            config_file=entry.get("config_file"), eula_locale=entry.get("eula_locale", "US"), helper=helper,
-            timeout=helper_timeout, test=test)
-        servers = ", ".join(entry["servers"])
-        verb = (outcome.get("changes") or {}).get("action", "register")
-        return stateret.report(ret, outcome, __opts__["test"],
-                       done=f"Autodesk {version} ({name}): {verb}ed for network licenses from {servers}",
-                       would=f"Autodesk {version} ({name}) would be {verb}ed for network licenses from {servers}",
-                       same=f"Autodesk {version} ({name}) is registered for network licenses from {servers}")
-    if not path or not str(path).startswith("/"):
-        return _unplaceable(ret, path)
-    if kind == "nodelocked":
-        mode = f"{core.file_mode(entry.get('mode', '0600')):04o}"
-        owner, group = entry.get("owner", "root"), entry.get("group", "root")
-        outcome = __salt__["licenses.write_secret_file"](path, content_pillar, mode, owner, group, test=test)
-        what = f"Node-locked license {name} at {path} ({mode} {owner}:{group})"
-    else:
-        contents = core.render_sidefx(entry) if kind == "sidefx" else core.render_vrlclient(entry)
-        outcome = __salt__["licenses.write_file"](path, contents, "0644", "root", "root", test=test)
-        servers = ", ".join(entry["servers"])
-        what = f"{'hserver' if kind == 'sidefx' else 'V-Ray'} license servers of {name} ({servers}) in {path}"
-    return stateret.report(ret, outcome, __opts__["test"], done=f"{what}: written", would=f"{what}: would be written", same=f"{what}: in place")
+        ret["changes"] = changes
+        if __opts__["test"]:
+            ret.update(result=None, comment=f"{name} would be {outcome}")
+            return ret
+        __salt__["licenses.write_environment"](name, variables, style)
+        ret["comment"] = f"{name} was {outcome}"
+    except FAILURES as err:
+        return _failed(ret, f"{name} (the variables of workstation:licenses) was not written", err)
+    return ret
+
+
+def vendor_file(name, contents, license=None):  # noqa: A002 (the pillar's word)
+    """
+    Ensure a license client's own file ``name`` (hserver's license preference
+    file, V-Ray's vrlclient.xml) holds ``contents``, mode 0644 root:root.
+
+    license
+        The ``workstation:licenses`` entry it comes from, for messages.
+    """
+    ret = stateret.new(name)
+    what = f"{name} ({_license_path(license)})" if license else name
+    try:
+        changes = __salt__["licenses.file_changes"](name, contents)
+        if not changes:
+            ret["comment"] = f"{what} is in place"
+            return ret
+        ret["changes"] = changes
+        if __opts__["test"]:
+            ret.update(result=None, comment=f"{what} would be written")
+            return ret
+        __salt__["licenses.write_file"](name, contents)
+        ret["comment"] = f"{what} was written"
+    except FAILURES as err:
+        return _failed(ret, f"{what} was not written", err)
+    return ret
+
+
+def license_file(name, content_pillar, mode="0600", owner="root", group="root"):
+    """
+    Ensure the node-locked license file ``name`` holds the secret at pillar
+    path ``content_pillar``, with ``mode`` (``"0600"`` or ``"0640"``), owner
+    and group set before its first byte.
+    """
+    ret = stateret.new(name)
+    what = f"Node-locked license {name} ({mode} {owner}:{group}, from {content_pillar})"
+    try:
+        changes = __salt__["licenses.secret_file_changes"](name, content_pillar, mode, owner, group)
+        if not changes:
+            ret["comment"] = f"{what} is in place"
+            return ret
+        ret["changes"] = changes
+        if __opts__["test"]:
+            ret.update(result=None, comment=f"{what} would be written")
+            return ret
+        __salt__["licenses.write_secret_file"](name, content_pillar, mode, owner, group)
+        ret["comment"] = f"{what} was written"
+    except FAILURES as err:
+        return _failed(ret, f"{what} was not written", err)
+    return ret
+
+
+def autodesk_registered(name, product_version, product_key_pillar, servers, server_type="SINGLE", config_file=None,
+                        eula_locale="US", helper=None, timeout=None):
+    """
+    Ensure the Autodesk product of license ``name`` is registered with the
+    Autodesk Licensing Service for network licenses from ``servers``.
+
+    product_key_pillar
+        The pillar path of the product key (read by the execution module).
+    server_type
+        SINGLE, REDUNDANT or DISTRIBUTED.
+    config_file, eula_locale
+        What ``AdskLicensingInstHelper register`` needs for some products.
+    helper, timeout
+        AdskLicensingInstHelper and how long each call may take (default:
+        ``workstation:os:licenses``).
+    """
+    ret = stateret.new(name)
+    what = f"Autodesk {product_version} ({_license_path(name)})"
+    from_servers = f"network licenses from {', '.join(map(str, servers or []))}"
+    args = (product_version, product_key_pillar, servers, server_type)
+    try:
+        found = __salt__["licenses.autodesk_registration"](*args, helper=helper, timeout=timeout)
+        if not found["changes"]:
+            ret["comment"] = f"{what} is registered for {from_servers}"
+            return ret
+        ret["changes"] = found["changes"]
+        action = found["changes"]["action"]
+        if __opts__["test"]:
+            later = "" if found["helper_installed"] else f" (the helper {found['helper']} is not installed yet)"
+            ret.update(result=None, comment=f"{what} would be {action}ed for {from_servers}{later}")
+            return ret
+        __salt__["licenses.register_autodesk"](*args, config_file=config_file, eula_locale=eula_locale,
+                                               helper=helper, timeout=timeout)
+        ret["comment"] = f"{what}: {action}ed for {from_servers}"
+    except FAILURES as err:
+        return _failed(ret, f"{what} was not registered", err)
+    return ret

@@ -73,7 +73,7 @@ def hostile_pillar(field: str, box, pillar: dict) -> tuple[dict, dict]:
     elif field == "license":
         top["licenses"] = {name: {"type": "rlm", "isv": "foundry", "servers": ["4101@127.0.0.1"]} for name in names}
         for name in names:
-            uses[name] = (f"workstation:licenses:{name}", [f"workstation-license-{name}"], None)
+            uses[name] = (f"workstation:licenses:{name}", ["workstation-licenses-pillar-valid"], None)
     elif field == "mount":
         top["phase"] = "bake"  # fstab (in the sandbox) and the mount point only: nothing is mounted
         mounts = {}

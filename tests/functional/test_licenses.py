@@ -7,7 +7,13 @@ import grp
 import json
 import stat
 from pathlib import Path
+from unittest.mock import ANY
 
+import pytest
+import yaml
+from salt.exceptions import SaltInvocationError
+
+from tests.support.catalog import EXAMPLES
 from tests.support.states import by_id, changed, failed
 from tests.unit.test_licenses import (
     CANARY_CONTENT,
@@ -19,9 +25,9 @@ from tests.unit.test_licenses import (
 
 GRAINS = {"os_family": "Debian", "oscodename": "bookworm"}
 GROUP = next(group for group in grp.getgrall() if group.gr_gid != 0).gr_name
-ENTRY_STATES = {"workstation-license-" + name for name in ("foundry", "autodesk", "houdini", "maya2025", "vray", "katana-node")}
-ENV_STATES = {"workstation-licenses-environment-profile", "workstation-licenses-environment-session"}
-WRITING_STATES = ENV_STATES | {"workstation-license-" + name for name in ("houdini", "maya2025", "vray", "katana-node")}
+ENV_STATES = {"workstation-licenses-environment-profile-managed", "workstation-licenses-environment-session-managed"}
+FILE_STATES = {f"workstation-licenses-{name}-file-managed" for name in ("houdini", "vray", "katana-node")}
+WRITING_STATES = ENV_STATES | FILE_STATES | {"workstation-licenses-maya2025-registered"}
 
 
 def licenses_pillar(root: Path, helper: Path, *, foundry=("4101@rlm1", "4101@rlm2"), vray=("30304@vrlserver",),
@@ -83,12 +89,12 @@ def test_every_type_dry_run_predicts_the_apply_and_a_second_apply_changes_nothin
     assert mode_and_owner(root / "etc/profile.d/workstation-licenses.sh") == ("0644", 0, "root")
     registered = json.loads((helper.parent / "registry.json").read_text())
     assert [(p["sel_prod_ver"], p["lic_method"], p["lic_servers"]) for p in registered] == [("2025.0.0.F", 1, ["lic1"])]
-    assert by_id(done)["workstation-license-maya2025"]["changes"] == {
+    assert by_id(done)["workstation-licenses-maya2025-registered"]["changes"] == {
         "action": "register", "product_version": "2025.0.0.F", "license_method": "NETWORK",
         "server_type": "SINGLE", "servers": ["lic1"]}
     assert loaders.modules.licenses.environment()["foundry_LICENSE"] == "4101@rlm1:4101@rlm2"
     for data in (predicted, done, again, loaders.modules.state.show_sls("workstation"),
-                 loaders.modules.state.show_low_sls("workstation"), loaders.modules.licenses.formula_data()):
+                 loaders.modules.state.show_low_sls("workstation"), loaders.modules.licenses.plan()):
         text = json.dumps(data, default=str)
         assert CANARY_CONTENT not in text and CANARY_KEY not in text
 
@@ -106,11 +112,12 @@ def test_a_server_change_rewrites_each_file_atomically_and_says_what_moved(make_
     done = apply(moved)
 
     assert changed(predicted) == changed(done)
-    assert set(changed(done)) == ENV_STATES | {"workstation-license-vray", "workstation-license-maya2025"}
-    assert by_id(done)["workstation-licenses-environment-session"]["changes"]["variables"] == {
+    assert set(changed(done)) == ENV_STATES | {"workstation-licenses-vray-file-managed",
+                                               "workstation-licenses-maya2025-registered"}
+    assert by_id(done)["workstation-licenses-environment-session-managed"]["changes"]["variables"] == {
         "foundry_LICENSE": {"old": "4101@rlm1:4101@rlm2", "new": "4101@rlm3"}}
-    assert by_id(done)["workstation-license-vray"]["changes"]["updated"] == ["content"]
-    assert by_id(done)["workstation-license-maya2025"]["changes"]["action"] == "change"
+    assert by_id(done)["workstation-licenses-vray-file-managed"]["changes"]["updated"] == ["content"]
+    assert by_id(done)["workstation-licenses-maya2025-registered"]["changes"]["action"] == "change"
     assert "foundry_LICENSE=4101@rlm3\n" in session.read_text()
     assert "<Host1>vrl3</Host1>" in vrlclient.read_text()
     assert all(path.stat().st_ino != inode for path, inode in inodes.items()), "a file was edited in place"
@@ -127,12 +134,14 @@ def test_a_broken_license_fails_alone_and_the_environment_files_stay_as_they_wer
     whole = loaders.modules.state.apply("workstation").raw
 
     refused = failed(done)
-    assert set(refused) == ENV_STATES | {"workstation-license-foundry"}
-    assert "workstation:licenses:foundry:servers:1: port '99999'" in refused["workstation-license-foundry"]
-    assert "nothing on disk was touched" in refused["workstation-licenses-environment-session"]
+    assert set(refused) == ENV_STATES | {"workstation-licenses-pillar-valid"}
+    assert "workstation:licenses:foundry:servers:1: port '99999'" in refused["workstation-licenses-pillar-valid"]
+    assert "nothing they manage was touched" in refused["workstation-licenses-pillar-valid"]
+    # The environment files require a valid section: Salt does not run them, and says which requisite failed.
+    assert "workstation-licenses-pillar-valid" in refused["workstation-licenses-environment-session-managed"]
     assert not (root / "etc/profile.d").exists() and not (root / "etc/environment.d").exists()
     assert (root / "opt/studio/licenses/katana.lic").read_text() == CANARY_CONTENT
-    assert by_id(done)["workstation-license-maya2025"]["result"] is True
+    assert by_id(done)["workstation-licenses-maya2025-registered"]["result"] is True
     assert "workstation:licenses:foundry:servers:1" in failed(whole)["workstation-pillar-validated"]
     assert set(failed(whole)) == set(refused) | {"workstation-pillar-validated"}
 
@@ -143,10 +152,11 @@ def test_an_image_bake_writes_the_files_and_leaves_registration_to_the_first_boo
 
     done = by_id(apply(loaders))
 
-    assert done["workstation-license-maya2025"]["result"] is True and done["workstation-license-maya2025"]["changes"] == {}
-    assert "first boot" in done["workstation-license-maya2025"]["comment"]
+    registration = done["workstation-licenses-maya2025-registered"]
+    assert registration["result"] is True and registration["changes"] == {}
+    assert "first boot" in registration["comment"]
     assert helper_calls(helper) == []
-    assert done["workstation-license-katana-node"]["changes"]["created"] is True
+    assert done["workstation-licenses-katana-node-file-managed"]["changes"]["created"] is True
 
 
 def test_licenses_check_probes_every_server_through_the_loader(make_loaders):
@@ -168,8 +178,8 @@ def test_autodesk_before_its_helper_is_installed_is_predicted_then_fails_with_th
     missing = tmp_path / "not-installed-yet" / "AdskLicensingInstHelper"
     loaders = make_loaders(grains=GRAINS, pillar=licenses_pillar(tmp_path / "root", missing))
 
-    predicted = by_id(apply(loaders, test=True))["workstation-license-maya2025"]
-    done = by_id(apply(loaders))["workstation-license-maya2025"]
+    predicted = by_id(apply(loaders, test=True))["workstation-licenses-maya2025-registered"]
+    done = by_id(apply(loaders))["workstation-licenses-maya2025-registered"]
 
     assert predicted["result"] is None and predicted["changes"]["action"] == "register"
     assert "not installed yet" in predicted["comment"]
@@ -178,9 +188,62 @@ def test_autodesk_before_its_helper_is_installed_is_predicted_then_fails_with_th
 
 
 def test_a_standalone_state_refuses_a_secret_passed_as_an_argument(loaders, tmp_path):
-    entry = {"type": "nodelocked", "path": "/opt/k.lic", "content": CANARY_CONTENT}
+    """The states take the pillar path of a secret; handed the secret itself, Salt refuses the call."""
+    target = tmp_path / "k.lic"
 
-    result = loaders.states.licenses.configured("node", entry=entry, path=str(tmp_path / "k.lic"))
+    with pytest.raises(SaltInvocationError, match="'content' is an invalid keyword argument") as refused:
+        loaders.modules.state.single("licenses.license_file", name=str(target), content=CANARY_CONTENT,
+                                     content_pillar="workstation:licenses:node:content")
 
-    assert result.result is False and "content_pillar" in result.comment
-    assert CANARY_CONTENT not in result.comment and not (tmp_path / "k.lic").exists()
+    assert CANARY_CONTENT not in str(refused.value) and not target.exists()
+
+
+def example_pillar(**overrides) -> dict:
+    """The full example pillar a lead's machine gets (pillar_examples/: studio, catalog, licenses, every production)."""
+    merged: dict = {}
+    for name in ("studio", "catalog", "licenses", "nightfall", "harbor", "lighthouse"):
+        data = yaml.safe_load((EXAMPLES / "workstation" / f"{name}.sls").read_text())["workstation"]
+        for key, value in data.items():
+            merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    return {**merged, **overrides}
+
+
+def test_show_sls_lists_the_license_states_with_their_ids_and_requisites(make_loaders, tmp_path):
+    """The SLS is the state graph: each state under its permanent ID, with its function and requisites; the
+    Autodesk registration requires the Maya install (workstation.apps, included), the environment files the
+    pillar check."""
+    root = tmp_path / "root"
+    pillar = example_pillar(install_root=str(tmp_path / "studio"),
+                            lookup={"os": {"licenses": {"root": str(root), "autodesk_helper": "/opt/adsk/helper"}}})
+    loaders = make_loaders(grains=GRAINS, pillar=pillar)
+
+    shown = loaders.modules.state.show_sls("workstation.licenses")
+
+    assert isinstance(shown, dict), shown  # a list is Salt's list of render or requisite errors
+    graph = {}
+    for state_id, state in shown.items():
+        if state["__sls__"] == "workstation.licenses":
+            (module,) = [key for key in state if not key.startswith("__")]
+            function = next(arg for arg in state[module] if isinstance(arg, str))
+            args = {key: value for arg in state[module] if isinstance(arg, dict) for key, value in arg.items()}
+            graph[state_id] = (f"{module}.{function}", args.pop("require", None), args)
+    valid = [{"licenses": "workstation-licenses-pillar-valid"}]
+    assert {state_id: found[:2] for state_id, found in graph.items()} == {
+        "workstation-licenses-pillar-valid": ("licenses.pillar_valid", None),
+        "workstation-licenses-environment-profile-managed": ("licenses.environment_file", valid),
+        "workstation-licenses-environment-session-managed": ("licenses.environment_file", valid),
+        "workstation-licenses-houdini-file-managed": ("licenses.vendor_file", None),
+        "workstation-licenses-maya2025-registered": ("licenses.autodesk_registered",
+                                                      [{"dcc": "workstation-app-maya-2025.3"}]),
+    }
+    assert shown["workstation-app-maya-2025.3"]["__sls__"] == "workstation.apps"
+    assert graph["workstation-licenses-pillar-valid"][2]["errors"] == []
+    assert graph["workstation-licenses-environment-session-managed"][2] == {
+        "name": str(root / "etc/environment.d/90-workstation-licenses.conf"), "style": "environment.d", "order": ANY,
+        "variables": {"SESI_LMHOST": "sesi1.studio.example",
+                      "foundry_LICENSE": "4101@rlm1.studio.example:4101@rlm2.studio.example"}}
+    assert graph["workstation-licenses-houdini-file-managed"][2]["contents"] == "serverhost=sesi1.studio.example\n"
+    registration = graph["workstation-licenses-maya2025-registered"][2]
+    assert (registration["name"], registration["product_key_pillar"], registration["servers"], registration["helper"]) \
+        == ("maya2025", "workstation:licenses:maya2025:product_key", ["lic1.studio.example"], "/opt/adsk/helper")
+    assert "657Q1" not in json.dumps(shown)  # the example's product key

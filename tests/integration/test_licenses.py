@@ -27,9 +27,9 @@ def mine(states: dict) -> dict:
 
 
 LICENSE_STATES = {
-    "workstation-licenses-environment-profile", "workstation-licenses-environment-session",
-    "workstation-license-houdini", "workstation-license-maya2025", "workstation-license-vray",
-    "workstation-license-katana-node",
+    "workstation-licenses-environment-profile-managed", "workstation-licenses-environment-session-managed",
+    "workstation-licenses-houdini-file-managed", "workstation-licenses-maya2025-registered",
+    "workstation-licenses-vray-file-managed", "workstation-licenses-katana-node-file-managed",
 }
 
 
@@ -86,7 +86,7 @@ def test_canary_secrets_reach_the_license_file_and_no_log_event_job_return_or_ou
             "state.apply again": ("state.apply", "workstation"),
             "state.show_sls": ("state.show_sls", "workstation"),
             "state.show_low_sls": ("state.show_low_sls", "workstation"),
-            "licenses.formula_data": ("licenses.formula_data",),
+            "licenses.plan": ("licenses.plan",),
             "workstation.validate": ("workstation.validate",),
         }.items()}
         returns = salt_master.event_listener.wait_for_events(
@@ -103,7 +103,7 @@ def test_canary_secrets_reach_the_license_file_and_no_log_event_job_return_or_ou
     assert (root / "opt/studio/licenses/katana.lic").read_text() == content
     assert ["--prod_key", key] == next(call for call in helper_calls(helper) if call[0] == "register")[1:3]
     assert mine(failed(outputs["state.apply"].data)) == {}, outputs["state.apply"].stdout
-    assert by_id(outputs["state.apply"].data)["workstation-license-katana-node"]["changes"]["created"] is True
+    assert by_id(outputs["state.apply"].data)["workstation-licenses-katana-node-file-managed"]["changes"]["created"] is True
     assert mine(changed(outputs["state.apply again"].data)) == {}
     assert "[TRACE   ]" in log_text, "the minion did not log at trace level"
     assert returns.found_all_events and len(jids) == 2 and all(ret.returncode == 0 for ret in job_cache.values())

@@ -46,9 +46,10 @@ def test_license_files_land_in_the_real_root_and_its_shell_and_systemd_read_them
     again = station.apply()
 
     assert failed(data) == {}
-    assert {key for key in changed(data) if key.startswith("workstation-license")} == {"workstation-licenses-environment-profile", "workstation-licenses-environment-session",
-                                  "workstation-license-houdini", "workstation-license-vray",
-                                  "workstation-license-katana-node"}
+    assert {key for key in changed(data) if key.startswith("workstation-license")} == {
+        "workstation-licenses-environment-profile-managed", "workstation-licenses-environment-session-managed",
+        "workstation-licenses-houdini-file-managed", "workstation-licenses-vray-file-managed",
+        "workstation-licenses-katana-node-file-managed"}
     assert changed(again) == {}
     for path, owner in FILES.items():
         assert tuple(minion.run("stat", "-c", "%a %U %G", path, check=True).stdout.split()) == owner, path

@@ -18,6 +18,9 @@ import pytest
 import yaml
 
 from salt_workstation import config, contract, licenses, pillar, secrets
+from salt_workstation.licenses import contract as licenses_contract
+from salt_workstation.licenses import effects, status
+from salt_workstation.licenses import plan as licenses_plan
 from salt_workstation.errors import DiskError, WorkstationError
 from tests.unit.test_engine_faults import needs_root, small_tmpfs
 
@@ -45,10 +48,25 @@ def issues_of(section=None, **top) -> dict[str, str]:
     return {issue.path: issue.message for issue in licenses.check(merged(section, **top))}
 
 
+def ensure_file(path, data, mode, owner, group, test):
+    """What the licenses states do with a file, through the core: what differs (status), then the write (effects)."""
+    changes = status.file_changes(path, data, mode, owner, group)
+    if changes and not test:
+        effects.write_file(path, data, mode, *status.account_ids(owner, group))
+    return changes
+
+
+def ensure_environment_file(path, variables, style, test):
+    changes = status.environment_changes(path, variables, style)
+    if changes and not test:
+        effects.write_environment(path, variables, style, 0, 0)
+    return changes
+
+
 def test_one_license_of_every_type_is_valid_and_sets_what_each_client_reads():
     cfg = merged()
 
-    variables, issues = licenses.environment(cfg["licenses"], licenses.parameters(cfg), public=False)
+    variables, issues = licenses_plan.environment(cfg["licenses"], licenses_contract.parameters(cfg))
 
     assert licenses.check(cfg) == [] and issues == []
     assert variables == {
@@ -59,8 +77,8 @@ def test_one_license_of_every_type_is_valid_and_sets_what_each_client_reads():
         "katana_LICENSE": "/opt/studio/licenses/katana.lic",
         "redshift_LICENSE": "5054@rlm1",
     }
-    assert licenses.variables_of({"type": "rlm", "servers": ["5053@rlm"]}, {}) == {"RLM_LICENSE": "5053@rlm"}
-    assert licenses.variables_of({"type": "flexlm", "vendor": "mlm", "servers": ["27000@a"]}, {}) == \
+    assert licenses_contract.variables_of({"type": "rlm", "servers": ["5053@rlm"]}, {}) == {"RLM_LICENSE": "5053@rlm"}
+    assert licenses_contract.variables_of({"type": "flexlm", "vendor": "mlm", "servers": ["27000@a"]}, {}) == \
         {"MLM_LICENSE_FILE": "27000@a"}
 
 
@@ -170,18 +188,18 @@ def test_machine_layout_parameters_are_checked():
 def test_environment_files_render_for_shells_and_for_systemd_and_read_back():
     variables = {"SESI_LMHOST": "sesi1;sesi2", "foundry_LICENSE": "4101@rlm1:4101@rlm2"}
 
-    profile = licenses.render_environment(variables, "profile")
-    session = licenses.render_environment(variables, "environment.d")
+    profile = licenses_plan.render_environment(variables, "profile")
+    session = licenses_plan.render_environment(variables, "environment.d")
 
     assert profile.splitlines()[1:] == ["export SESI_LMHOST='sesi1;sesi2'", "export foundry_LICENSE=4101@rlm1:4101@rlm2"]
     assert session.splitlines()[1:] == ["SESI_LMHOST=sesi1;sesi2", "foundry_LICENSE=4101@rlm1:4101@rlm2"]
     assert profile.startswith("# Managed by salt-workstation")
-    assert licenses.parse_environment(profile) == variables == licenses.parse_environment(session)
+    assert status.parse_environment(profile) == variables == status.parse_environment(session)
 
 
 def test_vendor_files_render_the_formats_their_clients_read():
-    assert licenses.render_sidefx(SECTION["houdini"]) == "serverhost=sesi1;sesi2:1715\n"
-    xml = licenses.render_vrlclient(SECTION["vray"])
+    assert licenses_plan.render_sidefx(SECTION["houdini"]) == "serverhost=sesi1;sesi2:1715\n"
+    xml = licenses_plan.render_vrlclient(SECTION["vray"])
     assert textwrap.dedent("""\
         <VRLClient>
           <LicServer>
@@ -214,8 +232,8 @@ def test_a_secret_file_is_owned_and_moded_before_its_first_byte(tmp_path, monkey
         seen.append((stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, info.st_size))
         return real_write(descriptor, data)
 
-    monkeypatch.setattr(licenses.os, "write", watching_write)
-    changes = licenses.ensure_file(str(target), CANARY_CONTENT.encode(), 0o640, "root", group.gr_name, test=False)
+    monkeypatch.setattr(os, "write", watching_write)
+    changes = ensure_file(str(target), CANARY_CONTENT.encode(), 0o640, "root", group.gr_name, test=False)
     monkeypatch.undo()
 
     assert seen and seen[0] == (0o640, 0, group.gr_gid, 0)
@@ -233,14 +251,14 @@ def test_files_are_rewritten_only_when_they_differ_and_never_through_a_link(tmp_
     elsewhere.write_text("not ours\n")
     target.symlink_to(elsewhere)
 
-    predicted = licenses.ensure_file(str(target), b"new\n", 0o644, "root", "root", test=True)
+    predicted = ensure_file(str(target), b"new\n", 0o644, "root", "root", test=True)
     assert target.is_symlink() and elsewhere.read_text() == "not ours\n"
-    done = licenses.ensure_file(str(target), b"new\n", 0o644, "root", "root", test=False)
+    done = ensure_file(str(target), b"new\n", 0o644, "root", "root", test=False)
     inode = target.stat().st_ino
-    again = licenses.ensure_file(str(target), b"new\n", 0o644, "root", "root", test=False)
+    again = ensure_file(str(target), b"new\n", 0o644, "root", "root", test=False)
     untouched = target.stat().st_ino == inode
     target.chmod(0o600)
-    mode_only = licenses.ensure_file(str(target), b"new\n", 0o644, "root", "root", test=False)
+    mode_only = ensure_file(str(target), b"new\n", 0o644, "root", "root", test=False)
 
     assert predicted == done and done["updated"] == ["type"]
     assert not target.is_symlink() and target.read_text() == "new\n" and elsewhere.read_text() == "not ours\n"
@@ -251,13 +269,13 @@ def test_files_are_rewritten_only_when_they_differ_and_never_through_a_link(tmp_
 def test_an_environment_file_reports_each_variable_change_and_goes_when_empty(tmp_path):
     path = str(tmp_path / "environment.d" / "90-workstation-licenses.conf")
 
-    created = licenses.ensure_environment_file(path, {"foundry_LICENSE": "4101@rlm1"}, "environment.d", test=False)
+    created = ensure_environment_file(path, {"foundry_LICENSE": "4101@rlm1"}, "environment.d", test=False)
     first_inode = os.stat(path).st_ino
-    same = licenses.ensure_environment_file(path, {"foundry_LICENSE": "4101@rlm1"}, "environment.d", test=False)
-    moved = licenses.ensure_environment_file(path, {"foundry_LICENSE": "4101@rlm2"}, "environment.d", test=False)
+    same = ensure_environment_file(path, {"foundry_LICENSE": "4101@rlm1"}, "environment.d", test=False)
+    moved = ensure_environment_file(path, {"foundry_LICENSE": "4101@rlm2"}, "environment.d", test=False)
     moved_inode = os.stat(path).st_ino
-    predicted_removal = licenses.ensure_environment_file(path, {}, "environment.d", test=True)
-    removed = licenses.ensure_environment_file(path, {}, "environment.d", test=False)
+    predicted_removal = ensure_environment_file(path, {}, "environment.d", test=True)
+    removed = ensure_environment_file(path, {}, "environment.d", test=False)
 
     assert created["created"] is True and created["variables"] == {"foundry_LICENSE": {"old": None, "new": "4101@rlm1"}}
     assert same == {}
@@ -282,19 +300,19 @@ LISTING = [{
     ([], ["lic1"], "absent"),
 ])
 def test_the_helper_listing_says_whether_a_product_is_registered_as_wanted(listing, servers, expected):
-    assert licenses.autodesk_registration(json.dumps(listing), "657Q1", "2025.0.0.F", servers, "SINGLE") == expected
+    assert status.autodesk_registration(json.dumps(listing), "657Q1", "2025.0.0.F", servers, "SINGLE") == expected
 
 
 def test_helper_command_lines_and_errors_never_carry_the_key_back(tmp_path):
-    register = licenses.autodesk_argv("/h", "register", "657Q1", "2025.0.0.F", ["a", "b", "c"], "REDUNDANT",
+    register = effects.autodesk_argv("/h", "register", "657Q1", "2025.0.0.F", ["a", "b", "c"], "REDUNDANT",
                                       "/var/opt/Autodesk/Adlm/Maya2025/MayaConfig.pit")
-    change = licenses.autodesk_argv("/h", "change", "657Q1", "2025.0.0.F", ["lic1"], "SINGLE")
+    change = effects.autodesk_argv("/h", "change", "657Q1", "2025.0.0.F", ["lic1"], "SINGLE")
     helper = tmp_path / "AdskLicensingInstHelper"
     helper.write_text(f"#!{sys.executable}\nimport sys\nsys.stderr.write('bad key ' + sys.argv[3])\nsys.exit(3)\n")
     helper.chmod(0o755)
 
     with pytest.raises(WorkstationError) as failure:
-        licenses.run_helper([str(helper), "register", "--prod_key", CANARY_KEY], 10, secrets=[CANARY_KEY])
+        effects.run_helper([str(helper), "register", "--prod_key", CANARY_KEY], 10, secrets=[CANARY_KEY])
 
     assert register == ["/h", "register", "--prod_key", "657Q1", "--prod_ver", "2025.0.0.F", "--eula_locale", "US",
                         "--config_file", "/var/opt/Autodesk/Adlm/Maya2025/MayaConfig.pit", "--lic_method", "NETWORK",
@@ -303,7 +321,7 @@ def test_helper_command_lines_and_errors_never_carry_the_key_back(tmp_path):
     assert "exit code 3" in str(failure.value) and "bad key <secret>" in str(failure.value)
     assert CANARY_KEY not in str(failure.value)
     with pytest.raises(WorkstationError, match="not at /nowhere"):
-        licenses.run_helper(["/nowhere/AdskLicensingInstHelper", "list"], 10)
+        effects.run_helper(["/nowhere/AdskLicensingInstHelper", "list"], 10)
 
 
 # --------------------------------------------------------------------------- a stand-in AdskLicensingInstHelper
@@ -355,14 +373,14 @@ def helper_calls(helper: Path) -> list[list[str]]:
 
 def test_the_stand_in_helper_registers_then_lists_the_way_the_checks_read_it(tmp_path):
     helper = write_autodesk_helper(tmp_path / "helper")
-    argv = licenses.autodesk_argv(str(helper), "register", "657Q1", "2025.0.0.F", ["lic1"], "SINGLE")
+    argv = effects.autodesk_argv(str(helper), "register", "657Q1", "2025.0.0.F", ["lic1"], "SINGLE")
 
-    before = licenses.run_helper([str(helper), "list"], 10)
-    licenses.run_helper(argv, 10)
-    after = licenses.run_helper([str(helper), "list"], 10)
+    before = effects.run_helper([str(helper), "list"], 10)
+    effects.run_helper(argv, 10)
+    after = effects.run_helper([str(helper), "list"], 10)
 
-    assert licenses.autodesk_registration(before, "657Q1", "2025.0.0.F", ["lic1"], "SINGLE") == "absent"
-    assert licenses.autodesk_registration(after, "657Q1", "2025.0.0.F", ["lic1"], "SINGLE") == "registered"
+    assert status.autodesk_registration(before, "657Q1", "2025.0.0.F", ["lic1"], "SINGLE") == "absent"
+    assert status.autodesk_registration(after, "657Q1", "2025.0.0.F", ["lic1"], "SINGLE") == "registered"
     assert [call[0] for call in helper_calls(helper)] == ["list", "register", "list"]
 
 
@@ -402,12 +420,12 @@ def loopback_license_servers():
 def test_probes_tell_up_down_hung_and_unknown_servers_apart():
     with loopback_license_servers() as ports:
         started = time.monotonic()
-        statuses = licenses.probe_all([
-            ("up", licenses.Server("up", "127.0.0.1", ports.accepting)),
-            ("down", licenses.Server("down", "127.0.0.1", ports.closed)),
-            ("hung", licenses.Server("hung", "127.0.0.1", ports.silent)),
-            ("hung too", licenses.Server("hung too", "127.0.0.1", ports.silent)),
-            ("unknown", licenses.Server("unknown", "rlm.studio.invalid", 4101)),
+        statuses = status.probe_all([
+            ("up", licenses_contract.Server("up", "127.0.0.1", ports.accepting)),
+            ("down", licenses_contract.Server("down", "127.0.0.1", ports.closed)),
+            ("hung", licenses_contract.Server("hung", "127.0.0.1", ports.silent)),
+            ("hung too", licenses_contract.Server("hung too", "127.0.0.1", ports.silent)),
+            ("unknown", licenses_contract.Server("unknown", "rlm.studio.invalid", 4101)),
             ("malformed", None),
         ], timeout=0.5)
         elapsed = time.monotonic() - started
@@ -424,7 +442,7 @@ def test_reachability_reports_per_license_and_server():
             "node": {"type": "nodelocked", "path": "/opt/k.lic", "content": CANARY_CONTENT},
             "broken": {"type": "rlm", "servers": ["4101rlm"]},
         }
-        report = licenses.reachability(section, 0.5)
+        report = status.reachability(section, 0.5)
 
     assert report["ok"] is False
     assert report["servers"] == {
@@ -435,35 +453,69 @@ def test_reachability_reports_per_license_and_server():
     assert CANARY_CONTENT not in json.dumps(report)
 
 
-def test_formula_data_carries_pillar_paths_of_secrets_never_the_secrets(tmp_path):
+def test_the_plan_carries_pillar_paths_of_secrets_never_the_secrets(tmp_path):
     cfg = merged(lookup={"os": {"licenses": {"root": str(tmp_path)}}})
 
-    data = licenses.formula_data(cfg)
+    data = licenses_plan.desired(cfg)
 
     text = json.dumps(data)
     assert CANARY_CONTENT not in text and CANARY_KEY not in text
-    by_id = {state["id"]: {key: value for arg in state["args"] for key, value in arg.items()} for state in data["states"]}
-    assert by_id["workstation-license-katana-node"]["content_pillar"] == "workstation:licenses:katana-node:content"
-    assert by_id["workstation-license-katana-node"]["path"] == str(tmp_path / "opt/studio/licenses/katana.lic")
-    assert by_id["workstation-license-maya2025"]["product_key_pillar"] == "workstation:licenses:maya2025:product_key"
-    assert by_id["workstation-licenses-environment-profile"]["name"] == str(tmp_path / "etc/profile.d/workstation-licenses.sh")
-    assert by_id["workstation-licenses-environment-session"]["name"] == \
-        str(tmp_path / "etc/environment.d/90-workstation-licenses.conf")
-    assert by_id["workstation-license-vray"]["path"] == str(tmp_path / "etc/chaos/vrlclient.xml")
-    assert Path(by_id["workstation-license-houdini"]["path"]).is_relative_to(tmp_path)
-    bad_root = licenses.formula_data(merged(lookup={"os": {"licenses": {"root": "not/absolute"}}}))
-    assert bad_root["states"][0]["args"][0] == {"name": "workstation:os:licenses:profile_file"}
+    assert data["errors"] == []
+    files = {item["name"]: item for item in data["vendor_files"] + data["license_files"]}
+    registrations = {item["name"]: item for item in data["registrations"]}
+    environment = {item["scope"]: item for item in data["environment_files"]}
+    assert files["katana-node"]["content_pillar"] == "workstation:licenses:katana-node:content"
+    assert files["katana-node"]["path"] == str(tmp_path / "opt/studio/licenses/katana.lic")
+    assert (files["katana-node"]["mode"], files["katana-node"]["group"]) == ("0640", "artists")
+    assert registrations["maya2025"]["product_key_pillar"] == "workstation:licenses:maya2025:product_key"
+    assert environment["profile"] == {"scope": "profile", "style": "profile",
+                                      "path": str(tmp_path / "etc/profile.d/workstation-licenses.sh")}
+    assert environment["session"]["path"] == str(tmp_path / "etc/environment.d/90-workstation-licenses.conf")
+    assert files["vray"]["path"] == str(tmp_path / "etc/chaos/vrlclient.xml")
+    assert files["vray"]["contents"] == licenses_plan.render_vrlclient(SECTION["vray"])
+    assert Path(files["houdini"]["path"]).is_relative_to(tmp_path)
+    assert data["variables"]["VRAY_AUTH_CLIENT_FILE_PATH"] == "/etc/chaos"  # what the running machine sees
+    bad_root = licenses_plan.desired(merged(lookup={"os": {"licenses": {"root": "not/absolute"}}}))
+    assert "workstation:os:licenses:root: must be an absolute path" in "\n".join(bad_root["errors"])
+    assert bad_root["environment_files"] == bad_root["vendor_files"] == bad_root["license_files"] == []
+
+
+def test_an_entry_with_an_error_or_a_clash_is_left_out_and_the_others_still_converge():
+    section = {**SECTION, "houdini-farm": {"type": "sidefx", "servers": ["farm1"]},
+               "foundry": {"type": "rlm", "isv": "foundry", "servers": ["4101@rlm1", "99999@rlm2"]}}
+
+    data = licenses_plan.desired(merged(section))
+
+    errors = "\n".join(data["errors"])
+    assert "workstation:licenses:foundry:servers:1: port '99999'" in errors
+    assert "workstation:licenses:houdini-farm: a second sidefx entry; workstation:licenses:houdini already" in errors
+    assert [item["name"] for item in data["vendor_files"]] == ["houdini", "vray"]  # houdini-farm does not overwrite it
+    assert "foundry_LICENSE" not in data["variables"] and data["variables"]["SESI_LMHOST"] == "sesi1;sesi2:1715"
+    assert [item["name"] for item in data["registrations"]] == ["maya2025"]
 
 
 def test_an_autodesk_registration_waits_for_the_installs_of_the_apps_that_need_it():
     hash_ = "sha256:" + "ab" * 32
     catalog = {"maya": {"versions": {"2025.3": {"source": "m.tgz", "hash": hash_, "licenses": ["maya2025"]}}}}
-    cfg = merged(catalog=catalog, productions={"nightfall": {"apps": {"maya": "2025.3"}}})
+    productions = {"nightfall": {"apps": {"maya": "2025.3"}}}
 
-    states = {state["id"]: state["args"] for state in licenses.formula_data(cfg)["states"]}
+    data = licenses_plan.desired(merged(catalog=catalog, productions=productions))
+    baked = licenses_plan.desired(merged(catalog=catalog, productions=productions, phase="bake"))
 
-    assert {"require": [{"dcc": "workstation-app-maya-2025.3"}]} in states["workstation-license-maya2025"]
-    assert not any("require" in arg for arg in states["workstation-license-katana-node"])
+    assert [(item["name"], item["installs"]) for item in data["registrations"]] == \
+        [("maya2025", ["workstation-app-maya-2025.3"])]
+    assert data["requires_apps"] is True and data["register_now"] is True
+    assert not any("installs" in item for item in data["license_files"] + data["vendor_files"])
+    assert baked["register_now"] is False and baked["requires_apps"] is False  # an image bake registers nothing
+
+
+def test_state_arguments_for_an_environment_file_are_checked_before_anything_is_written():
+    assert licenses_plan.check_environment({"foundry_LICENSE": "4101@rlm1:4101@rlm2", "SESI_LMHOST": "a;b"},
+                                               "environment.d") == []
+    assert licenses_plan.check_environment({"X": "a b"}, "profile") != []
+    assert licenses_plan.check_environment({"X": "$HOME"}, "profile") != []
+    assert licenses_plan.check_environment({"1X": "a"}, "profile") != []
+    assert "style must be one of profile, environment.d" in licenses_plan.check_environment({}, "bash")[0]
 
 
 @pytest.mark.parametrize("name", ["..", ".", "a/b"])
@@ -478,7 +530,7 @@ def test_a_folder_where_a_license_file_belongs_is_refused_with_what_to_do(tmp_pa
     (target / "kept").mkdir(parents=True)
 
     with pytest.raises(WorkstationError, match=f"{target} is a folder; remove it so the file can be written"):
-        licenses.ensure_file(str(target), b"LICENSE\n", 0o600, "root", "root", test=False)
+        ensure_file(str(target), b"LICENSE\n", 0o600, "root", "root", test=False)
     assert (target / "kept").is_dir()
 
 
@@ -488,7 +540,7 @@ def test_an_environment_file_that_is_a_link_is_replaced_and_never_read_through(t
     elsewhere.write_text("DATABASE_PASSWORD=hunter2\n")
     path.symlink_to(elsewhere)
 
-    changes = licenses.ensure_environment_file(str(path), {"foundry_LICENSE": "4101@rlm1"}, "environment.d", test=False)
+    changes = ensure_environment_file(str(path), {"foundry_LICENSE": "4101@rlm1"}, "environment.d", test=False)
 
     assert "hunter2" not in json.dumps(changes)
     assert changes["variables"] == {"foundry_LICENSE": {"old": None, "new": "4101@rlm1"}}
@@ -502,6 +554,6 @@ def test_a_full_disk_while_writing_a_license_file_is_a_disk_error_naming_the_fol
         folder = small / "licenses"
 
         with pytest.raises(DiskError, match=f"^disk full under {folder}: .* more needed$"):
-            licenses.ensure_file(str(folder / "katana.lic"), os.urandom(256 * 1024), 0o600, "root", "root", test=False)
+            ensure_file(str(folder / "katana.lic"), os.urandom(256 * 1024), 0o600, "root", "root", test=False)
 
         assert list(folder.iterdir()) == []  # nothing half-written, no temporary left behind
