@@ -1,19 +1,20 @@
 """
 Remote display agents (Amazon DCV, HP Anyware, TigerVNC) from the
-``workstation:display`` pillar: what the formula renders, what is in place,
-and the actions its states take.
+``workstation:display`` pillar: what the formula lays out, what is in place,
+and the actions its states take. Each function parses its arguments, calls
+the core (``salt_workstation.display``) and returns data; on failure it
+raises ``CommandExecutionError``, so ``salt-call`` exits non-zero.
 
 The HP Anyware registration code is read here from its pillar path and
 handed only to HP's ``pcoip-register-host``; no function takes it as an
 argument or returns it.
 """
 
-import grp
-import pwd
-
 import salt.utils.data
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from salt_workstation import display, inifile
+from salt_workstation import inifile
+from salt_workstation.display import effects, plan as display_plan, status as display_status
 from salt_workstation.errors import WorkstationError
 
 __virtualname__ = "display"
@@ -30,21 +31,30 @@ def _config():
 
 
 def _platform():
-    return display.platform_of(__grains__)
+    return display_plan.platform_of(__grains__)
 
 
-def formula_data(config=None):
+def _style(style):
+    if style not in inifile.DIALECTS:
+        raise SaltInvocationError(f"unknown config style {style!r}; use one of {', '.join(inifile.DIALECTS)}")
+    return style
+
+
+def plan(config=None):
     """
-    The states ``workstation.display`` renders for the agents in
-    ``workstation:display:agents``, laid out for ``workstation:phase``.
+    What ``workstation.display`` lays out for the agents in
+    ``workstation:display:agents`` and ``workstation:phase``: the agents with
+    their packages, config keys and units, which steps this phase takes,
+    the firewall ports, and each agent whose pillar section has errors.
+    Never the registration code.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt '*' display.formula_data
+        salt '*' display.plan
     """
-    return display.formula_data(config if config is not None else _config(), _platform())
+    return display_plan.plan(config if config is not None else _config(), _platform())
 
 
 def status():
@@ -60,15 +70,33 @@ def status():
 
         salt '*' display.status
     """
-    return display.status(_config(), _platform(), __salt__["dcc.package_versions"], registered=display.anyware_registered)
+    return display_status.report(_config(), _platform(), __salt__["dcc.package_versions"], effects.unit_state,
+                                 registered=effects.anyware_registered)
+
+
+def config_changes(path, settings, style):
+    """
+    The changes (``{key: {old, new}}``) merging ``settings`` into the agent
+    file ``path`` would make; writes nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' display.config_changes /etc/dcv/dcv.conf '{connectivity: {web-port: 8443}}' dcv
+    """
+    try:
+        return display_status.config_changes(path, settings, _style(style))
+    except (WorkstationError, OSError) as exc:
+        raise CommandExecutionError(str(exc)) from exc
 
 
 def merge_config(path, settings, style, test=False):
     """
     Merge ``settings`` (``{section: {key: value}}``; ``""`` for keys outside
     any section; a null value removes the key) into the agent file ``path``,
-    keeping every other line. Returns ``{"changes": {key: {old, new}}}`` or
-    ``{"error": ...}``.
+    keeping every other line. Returns the changes ``{key: {old, new}}``
+    (with ``test=True`` nothing is written).
 
     CLI Example:
 
@@ -76,12 +104,10 @@ def merge_config(path, settings, style, test=False):
 
         salt '*' display.merge_config /etc/dcv/dcv.conf '{connectivity: {web-port: 8443}}' dcv test=True
     """
-    if style not in inifile.DIALECTS:
-        return {"error": f"unknown config style {style!r}; use one of {', '.join(inifile.DIALECTS)}"}
     try:
-        return {"changes": inifile.merge_file(path, settings, inifile.DIALECTS[style], test=test)}
-    except (WorkstationError, OSError) as exc:
-        return {"error": f"{path}: {exc}"}
+        return effects.merge_config(path, settings, _style(style), test=test)
+    except WorkstationError as exc:
+        raise CommandExecutionError(str(exc)) from exc
 
 
 def owner_problem(name):
@@ -95,13 +121,29 @@ def owner_problem(name):
 
         salt '*' display.owner_problem alice
     """
-    return display.owner_problem(name)
+    return display_status.owner_problem(name)
 
 
-def add_to_group(user, group, test=False):
+def in_group(user, group):
     """
-    Make ``user`` a member of ``group`` (other members stay). Returns
-    ``{"changed": bool}`` or ``{"error": ...}``.
+    Whether ``user`` is a member of ``group``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' display.in_group dcv video
+    """
+    try:
+        return display_status.in_group(user, group)
+    except WorkstationError as exc:
+        raise CommandExecutionError(str(exc)) from exc
+
+
+def add_to_group(user, group):
+    """
+    Make ``user`` a member of ``group`` (other members stay). Returns True
+    when it was added, False when it already was a member.
 
     CLI Example:
 
@@ -110,22 +152,15 @@ def add_to_group(user, group, test=False):
         salt '*' display.add_to_group dcv video
     """
     try:
-        members = grp.getgrnam(group).gr_mem
-    except KeyError:
-        return {"error": f"group {group} does not exist"}
-    if user in members:
-        return {"changed": False}
-    try:
-        pwd.getpwnam(user)
-    except KeyError:
-        if not test:  # a dry run before the agent's package exists: the package creates its user
-            return {"error": f"user {user} does not exist: its package should have created it"}
-    if not test and not __salt__["group.adduser"](group, user):
-        return {"error": f"could not add {user} to {group}"}
-    return {"changed": True}
+        if display_status.in_group(user, group):
+            return False
+        effects.join_group(user, group, __salt__["group.adduser"])
+    except WorkstationError as exc:
+        raise CommandExecutionError(str(exc)) from exc
+    return True
 
 
-def registered(validate_tool=display.VALIDATE_TOOL):
+def registered(validate_tool=None):
     """
     Whether the HP Anyware agent holds a valid license.
 
@@ -136,17 +171,18 @@ def registered(validate_tool=display.VALIDATE_TOOL):
         salt '*' display.registered
     """
     try:
-        return display.anyware_registered(validate_tool)
+        return effects.anyware_registered(validate_tool or effects.VALIDATE_TOOL)
     except WorkstationError as exc:
-        return {"error": str(exc)}
+        raise CommandExecutionError(str(exc)) from exc
 
 
-def register(register_tool=display.REGISTER_TOOL, validate_tool=display.VALIDATE_TOOL, test=False):
+def register(register_tool=None, validate_tool=None, test=False):
     """
     Register this host with HP's licensing service, only when it is not
     registered yet, with the code at pillar
-    ``workstation:display:anyware:registration_code``. Returns
-    ``{"changed": bool}`` or ``{"error": ...}``; never the code.
+    ``workstation:display:anyware:registration_code``. Returns True when it
+    registered the host (with ``test=True``: would register it, checking only
+    that the pillar holds a code), False when it already was; never the code.
 
     CLI Example:
 
@@ -154,28 +190,49 @@ def register(register_tool=display.REGISTER_TOOL, validate_tool=display.VALIDATE
 
         salt '*' display.register
     """
+    register_tool, validate_tool = register_tool or effects.REGISTER_TOOL, validate_tool or effects.VALIDATE_TOOL
     try:
-        if display.anyware_registered(validate_tool):
-            return {"changed": False}
+        if effects.anyware_registered(validate_tool):
+            return False
         # straight from the pillar: pillar.get would hand back Salt's output mask, not the code
         code = salt.utils.data.traverse_dict_and_list(__pillar__, REGISTRATION_CODE, None, delimiter=":")
         if not isinstance(code, str) or not code.strip():
-            return {"error": f"the host is not registered and {REGISTRATION_CODE} is empty: "
-                             "put HP's registration code there (in an encrypted pillar)"}
+            raise CommandExecutionError(f"the host is not registered and {REGISTRATION_CODE} is empty: "
+                                        "put HP's registration code there (in an encrypted pillar)")
         if not test:
-            display.register_anyware(code, register_tool)
-            if not display.anyware_registered(validate_tool):
-                return {"error": f"{register_tool} succeeded but {validate_tool} still finds no valid license"}
+            effects.register_anyware(code, register_tool)
+            if not effects.anyware_registered(validate_tool):
+                raise CommandExecutionError(f"{register_tool} succeeded but {validate_tool} still finds "
+                                            "no valid license")
     except WorkstationError as exc:
-        return {"error": str(exc)}
-    return {"changed": True}
+        raise CommandExecutionError(str(exc)) from exc
+    return True
+
+
+def closed_ports(ports, backend="auto"):
+    """
+    Which of the display agents' ports (``[{port, protocol, agent}]``) are
+    not open yet in firewalld or ufw (whichever is present, or the one
+    ``backend`` names). Returns ``{"backend", "closed", "ports"}``;
+    ``backend`` is None when no firewall is managed. Changes nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' display.closed_ports '[{port: 8443, protocol: tcp, agent: dcv}]'
+    """
+    try:
+        return effects.closed_ports(ports, backend)
+    except WorkstationError as exc:
+        raise CommandExecutionError(str(exc)) from exc
 
 
 def open_ports(ports, backend="auto", test=False):
     """
     Open the display agents' ports (``[{port, protocol, agent}]``) in
     firewalld or ufw; with neither present, open nothing and list them.
-    Returns ``{"backend", "opened", "ports"}`` or ``{"error": ...}``.
+    Returns ``{"backend", "opened", "ports"}``.
 
     CLI Example:
 
@@ -184,6 +241,6 @@ def open_ports(ports, backend="auto", test=False):
         salt '*' display.open_ports '[{port: 8443, protocol: tcp, agent: dcv}]' test=True
     """
     try:
-        return display.open_ports(ports, backend, test=test)
+        return effects.open_ports(ports, backend, test=test)
     except WorkstationError as exc:
-        return {"error": str(exc)}
+        raise CommandExecutionError(str(exc)) from exc

@@ -1,7 +1,7 @@
 """
-Remote display agents: packages, config keys, session owner, HP Anyware
-registration and firewall ports. ``workstation.display`` lays these out from
-the pillar (``display.formula_data``); each can also be used on its own:
+Remote display agents: config keys, session owner, group membership, HP
+Anyware registration and firewall ports. ``workstation.display`` writes these
+out over ``display.plan``; each can also be used on its own:
 
 .. code-block:: yaml
 
@@ -11,18 +11,33 @@ the pillar (``display.formula_data``); each can also be used on its own:
         - style: dcv
         - settings: {connectivity: {web-port: 8443}}
 
-``test=True`` reads only: it installs, writes and registers nothing, and
-reports exactly the changes a real run makes.
+Every state reads what is there, returns early when nothing differs, answers
+``test=True`` with result None and exactly the changes a real run makes, and
+only then acts through the ``display`` execution module. A failure is result
+False with a comment naming what failed and its pillar path.
 """
 
-from salt_workstation import display
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
 from salt_workstation import stateret
+from salt_workstation.display.contract import TITLES
+from salt_workstation.display.plan import SOURCES
+from salt_workstation.pillar import path_of
 
 __virtualname__ = "display"
+
+FAILURES = (CommandExecutionError, SaltInvocationError)
 
 
 def __virtual__():
     return __virtualname__
+
+
+def _failed(ret, what, err, pillar_path):
+    """Result False, no changes, a comment naming what failed, why, and the pillar path behind it."""
+    where = "" if not pillar_path or pillar_path in str(err) else f" (pillar {pillar_path})"
+    ret.update(result=False, changes={}, comment=f"{what}: {err}{where}")
+    return ret
 
 
 def pillar_valid(name, errors):
@@ -32,7 +47,7 @@ def pillar_valid(name, errors):
     """
     ret = stateret.new(name)
     ret["result"] = False
-    ret["comment"] = (f"{display.TITLES.get(name, name)} was not configured; nothing was touched. Fix the pillar:\n"
+    ret["comment"] = (f"{TITLES.get(name, name)} was not configured; nothing was touched. Fix the pillar:\n"
                       + "\n".join(f"- {error}" for error in errors))
     return ret
 
@@ -50,11 +65,21 @@ def config_merged(name, settings, style):
         ``tigervnc`` (``key=value`` and bare flags).
     """
     ret = stateret.new(name)
-    outcome = __salt__["display.merge_config"](name, settings, style, test=__opts__["test"])
-    keys = [key for section in settings.values() for key in section]
-    changed = ", ".join(outcome.get("changes") or {})
-    return stateret.report(ret, outcome, __opts__["test"], same=f"{name} holds {', '.join(keys)} as the pillar says",
-                           would=f"{name} would change: {changed}", done=f"{name} changed: {changed}")
+    keys = ", ".join(key for section in settings.values() for key in section)
+    try:
+        changes = __salt__["display.config_changes"](name, settings, style)
+        if not changes:
+            ret["comment"] = f"{name} holds {keys} as the pillar says"
+            return ret
+        ret["changes"] = changes
+        if __opts__["test"]:
+            ret.update(result=None, comment=f"{name} would change: {', '.join(changes)}")
+            return ret
+        ret["changes"] = __salt__["display.merge_config"](name, settings, style)
+        ret["comment"] = f"{name} changed: {', '.join(ret['changes'])}"
+    except FAILURES as err:
+        return _failed(ret, f"{name} was not merged", err, SOURCES.get(name))
+    return ret
 
 
 def owner_exists(name):
@@ -77,13 +102,22 @@ def group_member(name, group):
     Ensure user ``name`` is a member of ``group``; other members stay.
     """
     ret = stateret.new(name)
-    outcome = __salt__["display.add_to_group"](name, group, test=__opts__["test"])
-    return stateret.report(ret, outcome, __opts__["test"], same=f"{name} is a member of {group}",
-                           would=f"{name} would join {group}", done=f"{name} joined {group}",
-                           changes={"group": group, "added": name})
+    try:
+        if __salt__["display.in_group"](name, group):
+            ret["comment"] = f"{name} is a member of {group}"
+            return ret
+        ret["changes"] = {"group": group, "added": name}
+        if __opts__["test"]:
+            ret.update(result=None, comment=f"{name} would join {group}")
+            return ret
+        __salt__["display.add_to_group"](name, group)
+        ret["comment"] = f"{name} joined {group}"
+    except FAILURES as err:
+        return _failed(ret, f"{name} did not join {group}", err, path_of("display", "agents"))
+    return ret
 
 
-def anyware_registered(name, register_tool=display.REGISTER_TOOL, validate_tool=display.VALIDATE_TOOL):
+def anyware_registered(name, register_tool=None, validate_tool=None):
     """
     Ensure this host is registered with HP's licensing service, registering
     it only when it is not yet. The registration code comes from pillar
@@ -91,17 +125,26 @@ def anyware_registered(name, register_tool=display.REGISTER_TOOL, validate_tool=
     module: it is no argument of this state and appears in no output.
 
     register_tool, validate_tool
-        HP's ``pcoip-register-host`` and ``pcoip-validate-license``.
+        HP's ``pcoip-register-host`` and ``pcoip-validate-license``
+        (default: under /usr/sbin).
     """
     ret = stateret.new(name)
-    outcome = __salt__["display.register"](register_tool=register_tool, validate_tool=validate_tool,
-                                           test=__opts__["test"])
-    if "error" in outcome:
-        outcome = {"error": f"HP Anyware was not registered: {outcome['error']}"}
-    return stateret.report(ret, outcome, __opts__["test"], same="HP Anyware is registered",
-                           would="HP Anyware would be registered with the pillar's registration code",
-                           done="HP Anyware was registered with the pillar's registration code",
-                           changes={"registered": True})
+    tools = {"register_tool": register_tool, "validate_tool": validate_tool}
+    try:
+        if __salt__["display.registered"](validate_tool=validate_tool):
+            ret["comment"] = "HP Anyware is registered"
+            return ret
+        ret["changes"] = {"registered": True}
+        if __opts__["test"]:
+            __salt__["display.register"](test=True, **tools)  # checks that the pillar holds a code
+            ret.update(result=None, comment="HP Anyware would be registered with the pillar's registration code")
+            return ret
+        __salt__["display.register"](**tools)
+        ret["comment"] = "HP Anyware was registered with the pillar's registration code"
+    except FAILURES as err:
+        return _failed(ret, "HP Anyware was not registered", err,
+                       path_of("display", "anyware", "registration_code"))
+    return ret
 
 
 def ports_open(name, ports, backend="auto"):
@@ -116,18 +159,23 @@ def ports_open(name, ports, backend="auto"):
         ``auto`` (default), ``firewalld``, ``ufw`` or ``none``.
     """
     ret = stateret.new(name)
-    outcome = __salt__["display.open_ports"](ports, backend=backend, test=__opts__["test"])
-    if "error" in outcome:
-        ret.update(result=False, comment=outcome["error"])
-        return ret
-    listed = ", ".join(outcome["ports"])
-    if outcome["backend"] is None:
-        why = "workstation:display:firewall is none" if backend == "none" else "neither firewalld nor ufw is installed"
-        ret["comment"] = f"No firewall managed ({why}); the display agents listen on {listed}"
-        return ret
-    opened = ", ".join(outcome["opened"])
-    return stateret.report(ret, {"changed": bool(outcome["opened"])}, __opts__["test"],
-                           same=f"{listed} are open in {outcome['backend']}",
-                           would=f"{opened} would be opened in {outcome['backend']}",
-                           done=f"{opened} opened in {outcome['backend']}",
-                           changes={"backend": outcome["backend"], "opened": outcome["opened"]})
+    try:
+        found = __salt__["display.closed_ports"](ports, backend=backend)
+        listed = ", ".join(found["ports"])
+        if found["backend"] is None:
+            why = "workstation:display:firewall is none" if backend == "none" else "neither firewalld nor ufw is installed"
+            ret["comment"] = f"No firewall managed ({why}); the display agents listen on {listed}"
+            return ret
+        if not found["closed"]:
+            ret["comment"] = f"{listed} are open in {found['backend']}"
+            return ret
+        ret["changes"] = {"backend": found["backend"], "opened": found["closed"]}
+        if __opts__["test"]:
+            ret.update(result=None, comment=f"{', '.join(found['closed'])} would be opened in {found['backend']}")
+            return ret
+        done = __salt__["display.open_ports"](ports, backend=backend)
+        ret["changes"] = {"backend": done["backend"], "opened": done["opened"]}
+        ret["comment"] = f"{', '.join(done['opened'])} opened in {done['backend']}"
+    except FAILURES as err:
+        return _failed(ret, "The display agents' ports were not opened", err, path_of("display", "firewall"))
+    return ret

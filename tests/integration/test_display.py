@@ -16,7 +16,7 @@ from tests.system.standins.display import register_host_script, validate_license
 CODE = "CANARYINTEG5150@9F8E-7D6C-5B4A-3210"
 REFUSED = "REJECTINTEG5150@0A1B-2C3D-4E5F-6071"
 PIECES = (CODE, REFUSED, "CANARYINTEG5150", "REJECTINTEG5150", "3210", "6071")
-STATE_ID = "workstation-display-anyware-registration"
+STATE_ID = "workstation-display-anyware-registered"
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_the_registration_code_reaches_hp_tool_and_no_output(canary, hp_tools, e
     assert not marker.exists()
     real = apply()
     again = apply()
-    for function in ("display.status", "workstation.validate", "display.formula_data"):
+    for function in ("display.status", "workstation.validate", "display.plan"):
         ret = cli.run(function, minion_tgt=minion.id)
         outputs.append(ret.stdout + ret.stderr)
 

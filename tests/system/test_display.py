@@ -16,8 +16,10 @@ pytestmark = pytest.mark.system
 CODE = "CANARYSYSTEM77@1A2B-3C4D-5E6F-7A8B"
 BAKE_CHANGES = {
     "workstation-repo-studio-keyring", "workstation-repo-studio",
-    "workstation-display-dcv-packages", "workstation-display-dcv-config", "workstation-display-dcv-service",
-    "workstation-display-vnc-packages", "workstation-display-vnc-config", "workstation-display-vnc-service",
+    "workstation-display-dcv-packages-installed", "workstation-display-dcv-config-merged",
+    "workstation-display-dcv-service-enabled",
+    "workstation-display-vnc-packages-installed", "workstation-display-vnc-config-merged",
+    "workstation-display-vnc-service-enabled",
 }
 
 
@@ -53,7 +55,7 @@ def test_bake_installs_configures_and_enables_dcv_and_vnc_exactly_as_the_dry_run
     assert failed(real) == {}
     assert set(display_changes(real)) == BAKE_CHANGES
     assert display_changes(predicted) == display_changes(real)
-    assert display_changes(real)["workstation-display-dcv-packages"] == {
+    assert display_changes(real)["workstation-display-dcv-packages-installed"] == {
         "installed": {"nice-dcv-server": "latest", "nice-xdcv": "latest"}}
     assert minion.package("nice-dcv-server") == "2024.0-2" and minion.package("nice-xdcv") == "2024.0-1"
     assert minion.package("tigervnc-standalone-server") == "1.12.0+dfsg-8"
@@ -67,8 +69,8 @@ def test_bake_installs_configures_and_enables_dcv_and_vnc_exactly_as_the_dry_run
     assert ":1=" not in minion.read("/etc/tigervnc/vncserver.users")
     for unit in ("dcvserver.service", "tigervncserver@:1.service"):
         assert minion.run("systemctl", "is-enabled", unit).stdout.strip() == "enabled", unit
-    assert "8443/tcp, 8443/udp, 5901/tcp" not in by_id(real)["workstation-display-firewall"]["comment"]
-    assert "5901/tcp, 8443/tcp, 8443/udp" in by_id(real)["workstation-display-firewall"]["comment"]
+    assert "8443/tcp, 8443/udp, 5901/tcp" not in by_id(real)["workstation-display-firewall-ports-open"]["comment"]
+    assert "5901/tcp, 8443/tcp, 8443/udp" in by_id(real)["workstation-display-firewall-ports-open"]["comment"]
 
     again = station.apply()
 
@@ -103,12 +105,12 @@ def test_anyware_baked_then_registered_at_boot_once_with_the_code_in_no_output(s
     booted = by_id(station.apply())
     again = by_id(station.apply())
 
-    registration = booted["workstation-display-anyware-registration"]
+    registration = booted["workstation-display-anyware-registered"]
     assert registration["result"] is True and registration["changes"] == {"registered": True}
     assert minion.read(REGISTRATION_MARKER).strip() == hashlib.sha256(CODE.encode()).hexdigest()
-    assert again["workstation-display-anyware-registration"]["changes"] == {}
+    assert again["workstation-display-anyware-registered"]["changes"] == {}
     # The root runs no systemd, so only starting the agent may fail here.
-    assert {key for key, state in booted.items() if state["result"] is False} <= {"workstation-display-anyware-service"}
+    assert {key for key, state in booted.items() if state["result"] is False} <= {"workstation-display-anyware-service-running"}
     minion_log = minion.read("/var/log/salt/minion")  # logged at debug level
     for piece in (CODE, "CANARYSYSTEM77", "7A8B"):
         assert piece not in repr(baked) + repr(booted) + repr(again) + minion_log

@@ -1,4 +1,5 @@
-"""workstation:display: pillar checks, the states laid out per phase, registration, firewall, reporting."""
+"""workstation:display: pillar checks (contract), the plan per phase, registration and firewall (effects),
+reporting (status)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from salt_workstation import config, contract, display, gpu_detect, pillar, units
+from salt_workstation import config, display, gpu_detect, units
+from salt_workstation import contract as workstation_contract
+from salt_workstation.display import effects, plan, status
 from salt_workstation.errors import WorkstationError
 from tests.system.standins.display import register_host_script, validate_license_script
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gpu"
 GRAINS = {"os_family": "Debian", "oscodename": "bookworm"}
 CODE = "CANARYCODE0123@AAAA-BBBB-CCCC-DDDD"
-DEBIAN = display.Platform("Debian", "Debian", "x86_64", nvidia=False)
-H200 = display.Platform("Debian", "Ubuntu", "x86_64", nvidia=True)
+DEBIAN = plan.Platform("Debian", "Debian", "x86_64", nvidia=False)
+H200 = plan.Platform("Debian", "Ubuntu", "x86_64", nvidia=True)
+STEPS = ("video_group", "configured", "owned", "registers")
 
 
 def make(display_section, phase="all"):
@@ -36,15 +40,13 @@ def full(**overrides):
     return section
 
 
-def by_id(states):
-    return {state["id"]: state for state in states}
+def by_name(agents):
+    return {agent["name"]: agent for agent in agents}
 
 
-def args(state):
-    merged = {}
-    for arg in state["args"]:
-        merged.update(arg)
-    return merged
+def steps(agent):
+    """Which of its optional states the SLS writes for this agent."""
+    return {step for step in STEPS if agent[step]}
 
 
 # ---- pillar checks ---------------------------------------------------------------------------------
@@ -53,7 +55,7 @@ def args(state):
 def test_a_full_section_is_valid_and_an_empty_one_asks_nothing():
     assert display.check(make(full())) == []
     assert display.check(make({})) == []
-    assert contract.validate(make(full())) == []
+    assert workstation_contract.validate(make(full())) == []
 
 
 @pytest.mark.parametrize(("section", "path", "words"), [
@@ -91,128 +93,117 @@ def test_bake_needs_no_owner():
     assert display.check(make({"agents": ["dcv", "vnc"]}, phase="bake")) == []
 
 
-# ---- the states, per phase -------------------------------------------------------------------------
+# ---- the plan, per phase ---------------------------------------------------------------------------
+# (the states the SLS writes from it, with their requisites: tests/functional/test_display.py)
 
 
-def test_phase_all_lays_out_every_state_with_its_requisites():
-    states = by_id(display.formula_data(make(full()), DEBIAN)["states"])
+def test_phase_all_plans_every_agent_and_every_step():
+    data = plan.plan(make(full()), DEBIAN)
+    agents = by_name(data["agents"])
 
-    assert list(states) == [
-        "workstation-display-owner",
-        "workstation-display-dcv-packages", "workstation-display-dcv-config", "workstation-display-dcv-owner",
-        "workstation-display-dcv-service",
-        "workstation-display-anyware-packages", "workstation-display-anyware-config",
-        "workstation-display-anyware-registration", "workstation-display-anyware-service",
-        "workstation-display-vnc-packages", "workstation-display-vnc-config", "workstation-display-vnc-owner",
-        "workstation-display-vnc-service",
-        "workstation-display-firewall",
-    ]
-    assert args(states["workstation-display-dcv-packages"])["packages"] == {"nice-dcv-server": None, "nice-xdcv": None}
-    assert args(states["workstation-display-anyware-packages"])["packages"] == {"pcoip-agent-standard": None}
-    assert args(states["workstation-display-vnc-packages"])["packages"] == {"tigervnc-standalone-server": None}
-    assert args(states["workstation-display-dcv-config"])["settings"] == {
+    assert (data["install"], data["hand_over"], data["start_services"]) == (True, True, True)
+    assert data["owner"] == "alice" and data["check_owner"] is True and data["blocked"] == []
+    assert data["after_repositories"] is False  # no workstation:repositories: nothing to wait for
+    assert list(agents) == ["dcv", "anyware", "vnc"]
+    assert agents["dcv"]["packages"] == {"nice-dcv-server": None, "nice-xdcv": None}
+    assert agents["anyware"]["packages"] == {"pcoip-agent-standard": None}
+    assert agents["vnc"]["packages"] == {"tigervnc-standalone-server": None}
+    assert agents["dcv"]["config"] == {"path": "/etc/dcv/dcv.conf", "style": "dcv", "settings": {
         "license": {"license-file": "5053@rlm.studio.test"},
         "connectivity": {"web-port": 8443, "enable-quic-frontend": True},
         "security": {"authentication": "system"},
         "display": {"target-fps": 60},
-    }
-    assert args(states["workstation-display-dcv-owner"])["settings"] == {
+    }}
+    assert agents["dcv"]["owner_file"]["settings"] == {
         "session-management": {"create-session": True},
         "session-management/automatic-console-session": {"owner": "alice"},
     }
-    assert args(states["workstation-display-vnc-owner"]) == {
-        "name": "/etc/tigervnc/vncserver.users", "style": "tigervnc", "settings": {"": {":2": "alice"}},
-        "require": [{"display": "workstation-display-owner"}, {"display": "workstation-display-vnc-config"},
-                    {"dcc": "workstation-display-vnc-packages"}],
-    }
-    service = states["workstation-display-vnc-service"]
-    assert service["function"] == "service.running"
-    assert args(service)["name"] == "tigervncserver@:2.service" and args(service)["enable"] is True
-    assert args(service)["watch"] == [{"display": "workstation-display-vnc-config"},
-                                      {"display": "workstation-display-vnc-owner"}]
-    assert args(states["workstation-display-anyware-service"])["require"] == [
-        {"dcc": "workstation-display-anyware-packages"}, {"display": "workstation-display-anyware-registration"}]
-    assert [f"{rule['port']}/{rule['protocol']}" for rule in args(states["workstation-display-firewall"])["ports"]] == [
+    assert agents["vnc"]["owner_file"] == {
+        "path": "/etc/tigervnc/vncserver.users", "style": "tigervnc", "settings": {"": {":2": "alice"}}}
+    assert {name: steps(agent) for name, agent in agents.items()} == {
+        "dcv": {"configured", "owned"}, "anyware": {"configured", "registers"}, "vnc": {"configured", "owned"}}
+    assert [agents[name]["unit"] for name in agents] == [
+        "dcvserver.service", "pcoip-agent.service", "tigervncserver@:2.service"]
+    assert data["firewall"]["open"] is True and data["firewall"]["backend"] == "auto"
+    assert [plan.rule_text(rule) for rule in data["firewall"]["ports"]] == [
         "8443/tcp", "8443/udp", "443/tcp", "4172/tcp", "60443/tcp", "4172/udp", "5902/tcp"]
 
 
-def test_the_registration_code_is_in_no_state_argument():
-    rendered = repr(display.formula_data(make(full()), DEBIAN))
+def test_the_registration_code_is_in_no_plan():
+    rendered = repr(plan.plan(make(full()), DEBIAN))
     assert CODE not in rendered and "CANARY" not in rendered
 
 
 def test_bake_installs_configures_and_enables_without_owner_registration_or_start():
-    states = by_id(display.formula_data(make(full(), phase="bake"), DEBIAN)["states"])
+    data = plan.plan(make(full(), phase="bake"), DEBIAN)
 
-    assert not [key for key in states if key.endswith(("-owner", "-registration"))]
-    for agent, unit in (("dcv", "dcvserver.service"), ("anyware", "pcoip-agent.service"),
-                        ("vnc", "tigervncserver@:2.service")):
-        service = states[f"workstation-display-{agent}-service"]
-        assert service["function"] == "workstation.unit_enabled"
-        assert args(service) == {"name": unit, "require": [{"dcc": f"workstation-display-{agent}-packages"}]}
-    assert "workstation-display-firewall" in states
+    assert (data["install"], data["hand_over"], data["start_services"]) == (True, False, False)
+    assert data["check_owner"] is False
+    assert {agent["name"]: steps(agent) for agent in data["agents"]} == {
+        "dcv": {"configured"}, "anyware": {"configured"}, "vnc": {"configured"}}
+    assert [agent["unit"] for agent in data["agents"]] == [
+        "dcvserver.service", "pcoip-agent.service", "tigervncserver@:2.service"]
+    assert data["firewall"]["open"] is True
 
 
 def test_boot_only_checks_the_owner_registers_and_starts():
-    states = by_id(display.formula_data(make(full(), phase="boot"), DEBIAN)["states"])
+    data = plan.plan(make(full(), phase="boot"), DEBIAN)
 
-    assert list(states) == [
-        "workstation-display-owner", "workstation-display-dcv-owner", "workstation-display-dcv-service",
-        "workstation-display-anyware-registration", "workstation-display-anyware-service",
-        "workstation-display-vnc-owner", "workstation-display-vnc-service",
-    ]
-    assert args(states["workstation-display-dcv-owner"])["require"] == [{"display": "workstation-display-owner"}]
-    assert args(states["workstation-display-dcv-service"])["watch"] == [{"display": "workstation-display-dcv-owner"}]
+    assert (data["install"], data["hand_over"], data["start_services"]) == (False, True, True)
+    assert data["check_owner"] is True and data["firewall"]["open"] is False
+    assert {agent["name"]: steps(agent) for agent in data["agents"]} == {
+        "dcv": {"owned"}, "anyware": {"registers"}, "vnc": {"owned"}}
 
 
 def test_an_nvidia_gpu_brings_dcv_gl_and_the_graphics_agent_and_ubuntu_the_video_group():
-    cfg = make(full(dcv={"web_viewer": True}))
-    states = by_id(display.formula_data(cfg, H200)["states"])
+    agents = by_name(plan.plan(make(full(dcv={"web_viewer": True})), H200)["agents"])
 
-    assert list(args(states["workstation-display-dcv-packages"])["packages"]) == [
-        "nice-dcv-server", "nice-xdcv", "nice-dcv-gl", "nice-dcv-web-viewer"]
-    assert args(states["workstation-display-anyware-packages"])["packages"] == {"pcoip-agent-graphics": None}
-    group = states["workstation-display-dcv-video-group"]
-    assert group["function"] == "display.group_member"
-    assert args(group) == {"name": "dcv", "group": "video", "require": [{"dcc": "workstation-display-dcv-packages"}]}
+    assert list(agents["dcv"]["packages"]) == ["nice-dcv-server", "nice-xdcv", "nice-dcv-gl", "nice-dcv-web-viewer"]
+    assert agents["anyware"]["packages"] == {"pcoip-agent-graphics": None}
+    assert agents["dcv"]["video_group"] is True
+    assert by_name(plan.plan(make(full()), DEBIAN)["agents"])["dcv"]["video_group"] is False
+    assert by_name(plan.plan(make(full(), phase="boot"), H200)["agents"])["dcv"]["video_group"] is False
 
 
 def test_pins_and_an_explicit_flavor_override_detection():
     cfg = make(full(dcv={"gl": False, "versions": {"nice-dcv-server": "2024.0-17979-1"}},
                     anyware={"flavor": "standard", "license_server": "https://lls.studio.test:7070/request"}))
-    states = by_id(display.formula_data(cfg, H200)["states"])
+    agents = by_name(plan.plan(cfg, H200)["agents"])
 
-    assert args(states["workstation-display-dcv-packages"])["packages"] == {
-        "nice-dcv-server": "2024.0-17979-1", "nice-xdcv": None}
-    assert args(states["workstation-display-anyware-packages"])["packages"] == {"pcoip-agent-standard": None}
-    assert args(states["workstation-display-anyware-config"])["settings"] == {
-        "": {"pcoip.license_server_path": "https://lls.studio.test:7070/request"}}
-    assert "workstation-display-anyware-registration" not in states
+    assert agents["dcv"]["packages"] == {"nice-dcv-server": "2024.0-17979-1", "nice-xdcv": None}
+    assert agents["anyware"]["packages"] == {"pcoip-agent-standard": None}
+    assert agents["anyware"]["config"]["settings"] == {"": {"pcoip.license_server_path": "https://lls.studio.test:7070/request"}}
+    assert agents["anyware"]["registers"] is False
 
 
-def test_an_agent_with_pillar_errors_fails_alone_and_the_others_converge():
-    cfg = make(full(dcv={"web_port": "eighty"}))
-    states = by_id(display.formula_data(cfg, DEBIAN)["states"])
+def test_an_agent_with_pillar_errors_is_blocked_alone_and_the_others_converge():
+    data = plan.plan(make(full(dcv={"web_port": "eighty"})), DEBIAN)
 
-    refused = states["workstation-display-dcv"]
-    assert refused["function"] == "display.pillar_valid"
-    assert args(refused)["errors"] == ["workstation:display:dcv:web_port: must be a TCP port number (1-65535), got 'eighty'"]
-    assert not [key for key in states if key.startswith("workstation-display-dcv-")]
-    assert "workstation-display-vnc-service" in states and "workstation-display-anyware-service" in states
+    assert data["blocked"] == [{"name": "dcv", "title": "Amazon DCV", "errors": [
+        "workstation:display:dcv:web_port: must be a TCP port number (1-65535), got 'eighty'"]}]
+    assert [agent["name"] for agent in data["agents"]] == ["anyware", "vnc"]
+    assert [plan.rule_text(rule) for rule in data["firewall"]["ports"]] == [
+        "443/tcp", "4172/tcp", "60443/tcp", "4172/udp", "5902/tcp"]
 
 
 def test_a_shared_error_stops_every_agent():
-    states = display.formula_data(make(full(owner="root")), DEBIAN)["states"]
-    assert [state["id"] for state in states] == [
-        "workstation-display-dcv", "workstation-display-anyware", "workstation-display-vnc"]
+    data = plan.plan(make(full(owner="root")), DEBIAN)
+
+    assert [entry["name"] for entry in data["blocked"]] == ["dcv", "anyware", "vnc"]
+    assert data["agents"] == [] and data["check_owner"] is False and data["firewall"]["open"] is False
+
+
+def test_the_studio_repositories_come_first_only_when_there_are_some():
+    cfg = config.load({"display": full(), "repositories": {"studio": {"url": "https://repo.studio.test/apt"}}}, GRAINS)
+    assert plan.plan(cfg, DEBIAN)["after_repositories"] is True
 
 
 def test_the_recorded_h200_counts_as_an_nvidia_gpu():
     grains = {"os_family": "Debian", "os": "Ubuntu", "cpuarch": "x86_64",
               **gpu_detect.grains_of(str(FIXTURES / "h200-open-580"))}
 
-    assert display.platform_of(grains) == H200
-    assert display.platform_of({"os_family": "RedHat", "workstation_gpus": []}).nvidia is False
+    assert plan.platform_of(grains) == H200
+    assert plan.platform_of({"os_family": "RedHat", "workstation_gpus": []}).nvidia is False
 
 
 def test_package_plan_reports_what_a_dry_run_can_know():
@@ -227,10 +218,10 @@ def test_package_plan_reports_what_a_dry_run_can_know():
 
 
 def test_owner_problems_name_the_pillar_path():
-    assert "workstation:display:owner" in display.owner_problem("no-such-artist-here")
-    assert "does not exist" in display.owner_problem("no-such-artist-here")
-    assert "is root" in display.owner_problem("root")
-    assert display.owner_problem("nobody") is None
+    assert "workstation:display:owner" in status.owner_problem("no-such-artist-here")
+    assert "does not exist" in status.owner_problem("no-such-artist-here")
+    assert "is root" in status.owner_problem("root")
+    assert status.owner_problem("nobody") is None
 
 
 # ---- HP Anyware registration -----------------------------------------------------------------------
@@ -250,10 +241,10 @@ def hp_tools(tmp_path):
 def test_registration_hands_the_code_to_hps_tool_once(hp_tools):
     register, validate, marker = hp_tools
 
-    assert display.anyware_registered(validate) is False
-    display.register_anyware(CODE, register)
+    assert effects.anyware_registered(validate) is False
+    effects.register_anyware(CODE, register)
 
-    assert display.anyware_registered(validate) is True
+    assert effects.anyware_registered(validate) is True
     assert marker.read_text().strip() == hashlib.sha256(CODE.encode()).hexdigest()
 
 
@@ -262,7 +253,7 @@ def test_a_refused_code_is_masked_in_the_error(hp_tools):
     refused = "REJECT0123456789@EEEE-FFFF-1111-2222"
 
     with pytest.raises(WorkstationError) as caught:
-        display.register_anyware(refused, register)
+        effects.register_anyware(refused, register)
 
     message = str(caught.value)
     assert "refused code ********" in message and "workstation:display:anyware:registration_code" in message
@@ -272,9 +263,9 @@ def test_a_refused_code_is_masked_in_the_error(hp_tools):
 
 def test_missing_tools_say_the_agent_is_not_installed(tmp_path):
     with pytest.raises(WorkstationError, match="is the HP Anyware agent installed"):
-        display.register_anyware(CODE, str(tmp_path / "pcoip-register-host"))
+        effects.register_anyware(CODE, str(tmp_path / "pcoip-register-host"))
     with pytest.raises(WorkstationError, match="is the HP Anyware agent installed"):
-        display.anyware_registered(str(tmp_path / "pcoip-validate-license"))
+        effects.anyware_registered(str(tmp_path / "pcoip-validate-license"))
 
 
 # ---- firewall --------------------------------------------------------------------------------------
@@ -322,10 +313,12 @@ def test_ufw_opens_only_the_missing_ports(tmp_path):
     path = str(_tool(tmp_path, "ufw", UFW))
     (tmp_path / "ufw.rules").write_text("8443/tcp\n22/tcp\n")
 
-    predicted = display.open_ports(RULES, "auto", test=True, path=path)
+    closed = effects.closed_ports(RULES, "auto", path=path)
+    predicted = effects.open_ports(RULES, "auto", test=True, path=path)
     assert (tmp_path / "ufw.rules").read_text() == "8443/tcp\n22/tcp\n"
-    done = display.open_ports(RULES, "auto", path=path)
-    again = display.open_ports(RULES, "auto", path=path)
+    assert closed == {"backend": "ufw", "closed": ["5901/tcp", "8443/udp"], "ports": ["5901/tcp", "8443/tcp", "8443/udp"]}
+    done = effects.open_ports(RULES, "auto", path=path)
+    again = effects.open_ports(RULES, "auto", path=path)
 
     assert predicted == done == {"backend": "ufw", "opened": ["5901/tcp", "8443/udp"],
                                  "ports": ["5901/tcp", "8443/tcp", "8443/udp"]}
@@ -337,19 +330,19 @@ def test_firewalld_is_preferred_and_opened_permanently_and_now(tmp_path):
     path = str(_tool(tmp_path, "firewall-cmd", FIREWALL_CMD))
     _tool(tmp_path, "ufw", UFW)
 
-    done = display.open_ports(RULES[:1], "auto", path=path)
+    done = effects.open_ports(RULES[:1], "auto", path=path)
 
     assert done["backend"] == "firewalld" and done["opened"] == ["8443/tcp"]
     assert (tmp_path / "permanent").read_text() == "8443/tcp\n"
     assert (tmp_path / "runtime").read_text() == "8443/tcp\n"
-    assert display.open_ports(RULES[:1], "auto", path=path)["opened"] == []
+    assert effects.open_ports(RULES[:1], "auto", path=path)["opened"] == []
 
 
 def test_without_a_firewall_the_ports_are_only_listed(tmp_path):
-    assert display.open_ports(RULES, "auto", path=str(tmp_path)) == {
+    assert effects.open_ports(RULES, "auto", path=str(tmp_path)) == {
         "backend": None, "opened": [], "ports": ["5901/tcp", "8443/tcp", "8443/udp"]}
     with pytest.raises(WorkstationError, match="workstation:display:firewall is ufw"):
-        display.open_ports(RULES, "ufw", path=str(tmp_path))
+        effects.open_ports(RULES, "ufw", path=str(tmp_path))
 
 
 # ---- reporting -------------------------------------------------------------------------------------
@@ -360,13 +353,34 @@ def test_listening_sees_a_real_socket():
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
-        assert (port, "tcp") in display.listening()
-    assert (port, "tcp") not in display.listening()
+        assert (port, "tcp") in status.listening()
+    assert (port, "tcp") not in status.listening()
 
 
 def test_config_drift_names_only_the_keys_that_differ(tmp_path):
     conf = tmp_path / "dcv.conf"
     conf.write_text("[connectivity]\nweb-port=8443\n[display]\ntarget-fps = 30\n")
-    files = [display.ConfigFile(str(conf), "dcv", {"connectivity": {"web-port": 8443}, "display": {"target-fps": 60}})]
+    files = [plan.ConfigFile(str(conf), "dcv", {"connectivity": {"web-port": 8443}, "display": {"target-fps": 60}})]
 
-    assert display.config_drift(files) == {str(conf): {"[display] target-fps": {"want": "60", "have": "30"}}}
+    assert status.config_drift(files) == {str(conf): {"[display] target-fps": {"want": "60", "have": "30"}}}
+
+
+def test_config_changes_predict_the_merge_and_write_nothing(tmp_path):
+    conf = tmp_path / "dcv.conf"
+    conf.write_text("[connectivity]\nweb-port=8443\n")
+    wanted = {"connectivity": {"web-port": 9443}}
+
+    predicted = status.config_changes(str(conf), wanted, "dcv")
+    assert conf.read_text() == "[connectivity]\nweb-port=8443\n"
+    written = effects.merge_config(str(conf), wanted, "dcv")
+
+    assert predicted == written == {"[connectivity] web-port": {"old": "8443", "new": "9443"}}
+    assert status.config_changes(str(conf), wanted, "dcv") == {}
+    assert status.config_changes(str(tmp_path / "absent.conf"), wanted, "dcv") == {
+        "[connectivity] web-port": {"old": None, "new": "9443"}}
+
+
+def test_group_membership_is_read_and_a_missing_group_is_an_error():
+    assert status.in_group("no-such-artist-here", "root") is False
+    with pytest.raises(WorkstationError, match="group no-such-group-here does not exist"):
+        status.in_group("dcv", "no-such-group-here")
