@@ -11,7 +11,7 @@ from unittest.mock import ANY
 
 import pytest
 import yaml
-from salt.exceptions import SaltInvocationError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from tests.support.catalog import EXAMPLES
 from tests.support.states import by_id, changed, failed
@@ -247,3 +247,60 @@ def test_show_sls_lists_the_license_states_with_their_ids_and_requisites(make_lo
     assert (registration["name"], registration["product_key_pillar"], registration["servers"], registration["helper"]) \
         == ("maya2025", "workstation:licenses:maya2025:product_key", ["lic1.studio.example"], "/opt/adsk/helper")
     assert "657Q1" not in json.dumps(shown)  # the example's product key
+
+
+def test_a_td_extends_one_license_state_by_id_in_their_own_sls(make_loaders, tmp_path):
+    """A TD's SLS includes the formula and extends the Maya registration: it waits for the TD's own state
+    (the licensing service, say) and runs the helper the TD names; the other license states are as the formula
+    wrote them."""
+    root, helper = tmp_path / "root", write_autodesk_helper(tmp_path / "autodesk")
+    td_helper = write_autodesk_helper(tmp_path / "td-autodesk")
+    loaders = make_loaders(grains=GRAINS, pillar=licenses_pillar(root, helper))
+    own = Path(loaders.opts["file_roots"]["base"][0]) / "studio"
+    own.mkdir()
+    (own / "licenses.sls").write_text(f"""\
+include:
+  - workstation.licenses
+
+studio-licensing-service-running:
+  test.succeed_without_changes: []
+
+extend:
+  workstation-licenses-maya2025-registered:
+    licenses:
+      - helper: {td_helper}
+      - timeout: 600
+      - require:
+        - test: studio-licensing-service-running
+""")
+
+    done = by_id(loaders.modules.state.apply("studio.licenses").raw)
+
+    assert failed(done) == {}
+    registration = done["workstation-licenses-maya2025-registered"]
+    assert registration["changes"]["action"] == "register"
+    # included first, yet the registration now waits for the TD's state, and ran the TD's helper
+    assert done["studio-licensing-service-running"]["__run_num__"] < registration["__run_num__"]
+    assert [call[0] for call in helper_calls(td_helper)] == ["list", "list", "register", "list"]
+    assert helper_calls(helper) == []
+    assert set(changed(done)) == WRITING_STATES
+
+
+def test_execution_functions_raise_the_salt_way_and_states_name_what_failed(loaders, tmp_path):
+    folder = tmp_path / "vrlclient.xml"
+    (folder / "kept").mkdir(parents=True)
+
+    with pytest.raises(CommandExecutionError, match=f"{folder} is a folder; remove it so the file can be written"):
+        loaders.modules.licenses.write_file(str(folder), "<VRLClient/>\n")
+    with pytest.raises(SaltInvocationError, match="octal mode"):
+        loaders.modules.licenses.file_changes(str(tmp_path / "x"), "x", mode="rw-r--r--")
+    with pytest.raises(SaltInvocationError, match="variable 'HOME_LICENSE'"):
+        loaders.modules.licenses.write_environment(str(tmp_path / "env.conf"), {"HOME_LICENSE": "$HOME"})
+    with pytest.raises(CommandExecutionError, match="workstation:licenses:nope:content: is required"):
+        loaders.modules.licenses.write_secret_file(str(tmp_path / "k.lic"), "workstation:licenses:nope:content")
+
+    refused = loaders.states.licenses.vendor_file(str(folder), contents="<VRLClient/>\n", license="vray")
+
+    assert refused.result is False and refused.changes == {}
+    assert refused.comment.startswith(f"{folder} (workstation:licenses:vray) was not written: ")
+    assert (folder / "kept").is_dir() and not (tmp_path / "env.conf").exists()
