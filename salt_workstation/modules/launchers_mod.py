@@ -9,14 +9,22 @@ them. See docs/launchers.md.
 License variables come from ``licenses.environment()`` (the licenses feature:
 the license servers' variables, the same for every app); launchers carry none
 where that module is not loaded.
+
+Every function raises ``CommandExecutionError`` when it cannot do its job (a
+pillar error, with its path and the fix; a link or folder in the way; a full
+disk), so ``salt-call`` exits non-zero. Credentials never appear in a return.
 """
 
 from pathlib import Path
 
-from salt_workstation import launchers as core
+from salt.exceptions import CommandExecutionError
+
 from salt_workstation.errors import WorkstationError
+from salt_workstation.launchers import contract, effects, plan, status
+from salt_workstation.pillar import path_of
 
 __virtualname__ = "launchers"
+__func_alias__ = {"plan_": "plan"}
 
 
 def __virtual__():
@@ -40,41 +48,59 @@ def _license_source(config):
     return environment
 
 
-def _problems(config, production):
-    return [str(issue) for issue in core.production_issues(config, production)]
+def _valid(config, production):
+    """The production's launchers may be written: else CommandExecutionError with every pillar problem."""
+    problems = [str(issue) for issue in contract.production_issues(config, production)]
+    if problems:
+        raise CommandExecutionError(f"The launchers of {production} were not updated; nothing of it was touched. "
+                                    "Fix the pillar:\n" + "\n".join(f"- {problem}" for problem in problems))
+
+
+def _untouched(production, exc):
+    where = path_of("productions", production)
+    return CommandExecutionError(f"The launchers of {production} ({where}) were not updated; nothing of it "
+                                 f"was touched: {exc}")
+
+
+def _files(config, production):
+    _valid(config, production)
+    try:
+        return plan.desired_files(config, production, _license_source(config), icon=status.find_icon)
+    except WorkstationError as exc:
+        raise _untouched(production, exc) from exc
 
 
 def _launcher(config, production, command):
-    for launcher in core.launchers(config, production, _license_source(config)):
+    _valid(config, production)
+    found = plan.launchers(config, production, _license_source(config))
+    for launcher in found:
         if launcher.command == command:
             return launcher
-    known = ", ".join(sorted(l.command for l in core.launchers(config, production))) or "none"
-    raise ValueError(f"production {production} has no launcher {command} (it has: {known})")
+    known = ", ".join(sorted(launcher.command for launcher in found)) or "none"
+    raise CommandExecutionError(f"production {production} has no launcher {command} (it has: {known})")
 
 
-def formula_data(config=None):
+def plan_(config=None):
     """
-    The states ``workstation.launchers`` renders: released mounts, then per
-    production its SMB credentials, mounts and launchers, then the removal of
-    productions that left the pillar, then ``studio-launch``.
+    The data the ``workstation.launchers`` SLS lays its states out from:
+    storage client packages, mounts to release, per production its mounts and
+    the app versions its launchers wait for, the productions to keep, and
+    whether the machine gets ``studio-launch``. Holds no secret.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt '*' launchers.formula_data
+        salt '*' launchers.plan
     """
     config = _config(config)
-    manifest = {}
-    if isinstance(config.get("install_root"), str) and config["install_root"].startswith("/"):
-        manifest = core.read_manifest(core.Settings.from_config(config))
-    return core.formula_data(config, manifest)
+    manifest = status.read_manifest(plan.Settings.from_config(config)) if contract.usable(config) else {}
+    return plan.formula(config, manifest)
 
 
 def environment(production, command, config=None):
     """
-    The environment the launcher ``command`` of ``production`` sets, as a
-    mapping (or ``{"error": [...]}`` with the pillar paths to fix).
+    The environment the launcher ``command`` of ``production`` sets, as a mapping.
 
     CLI Example:
 
@@ -82,14 +108,7 @@ def environment(production, command, config=None):
 
         salt '*' launchers.environment nightfall houdini
     """
-    config = _config(config)
-    problems = _problems(config, production)
-    if problems:
-        return {"error": problems}
-    try:
-        return _launcher(config, production, command).env
-    except ValueError as exc:
-        return {"error": [str(exc)]}
+    return _launcher(_config(config), production, command).env
 
 
 def render(production, command, config=None):
@@ -103,25 +122,39 @@ def render(production, command, config=None):
         salt '*' launchers.render nightfall houdini
     """
     config = _config(config)
-    problems = _problems(config, production)
-    if problems:
-        return {"error": problems}
-    settings = core.Settings.from_config(config)
-    path = settings.production_bin(production) / command
+    _launcher(config, production, command)
+    path = plan.Settings.from_config(config).production_bin(production) / command
+    return _files(config, production)[path].data.decode()
+
+
+def diff(production, test=False, config=None):
+    """
+    What ``sync`` would write and remove for ``production``, without changing
+    anything: ``{"changes": {"written": [...], "removed": [...]}, "manifest_current": bool}``
+    (``manifest_current`` False: only its record in the manifest is out of date).
+    ``test=True`` counts a released mount that is still mounted as unmounted
+    (in a dry run its unmount state has not run).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' launchers.diff nightfall
+    """
+    config = _config(config)
+    files = _files(config, production)
     try:
-        _launcher(config, production, command)
-    except ValueError as exc:
-        return {"error": [str(exc)]}
-    return core.desired_files(config, production, _license_source(config))[path].data.decode()
+        found = status.pending(config, production, files, test=test)
+    except WorkstationError as exc:
+        raise _untouched(production, exc) from exc
+    return {"changes": found.report(), "manifest_current": found.manifest is None}
 
 
 def sync(production, test=False, config=None):
     """
     Write ``production``'s launchers, plugin wiring and desktop entries, and
-    remove those it no longer has. ``test=True`` writes nothing and returns the
-    same changes. Returns ``{"written": [...], "removed": [...]}`` (empty keys
-    left out), ``{"error": [...]}`` (the pillar problems; nothing was touched) or
-    ``{"failed": "..."}`` (a link or folder in the way, a full disk).
+    remove those it no longer has. Returns ``{"written": [...], "removed": [...]}``
+    (empty keys left out); ``test=True`` writes nothing and returns the same.
 
     CLI Example:
 
@@ -130,21 +163,54 @@ def sync(production, test=False, config=None):
         salt '*' launchers.sync nightfall test=True
     """
     config = _config(config)
-    problems = _problems(config, production)
-    if problems:
-        return {"error": problems}
+    files = _files(config, production)
     try:
-        files = core.desired_files(config, production, _license_source(config))
-        return core.sync(config, production, files, test=test)
+        found = status.pending(config, production, files, test=test)
     except WorkstationError as exc:
-        return {"failed": str(exc)}
+        raise _untouched(production, exc) from exc
+    if not test:
+        try:
+            effects.apply(plan.Settings.from_config(config), found, production)
+        except WorkstationError as exc:
+            raise CommandExecutionError(f"The launchers of {production} ({path_of('productions', production)}) "
+                                        f"could not all be updated: {exc}") from exc
+    return found.report()
+
+
+def _leftovers(config, keep, test):
+    """status.leftovers, keep defaulting to the pillar's productions (nothing on a pillar this broken)."""
+    if keep is None and not contract.usable(config):
+        return plan.Changes()  # a pillar this broken removes nothing; workstation.validate says why
+    keep = list(config["productions"]) if keep is None else list(keep)
+    try:
+        return status.leftovers(config, keep, test=test)
+    except WorkstationError as exc:
+        raise CommandExecutionError(f"Nothing of the productions no longer in {path_of('productions')} was "
+                                    f"removed: {exc}") from exc
+
+
+def leftovers(keep=None, test=False, config=None):
+    """
+    What ``prune`` would remove, without changing anything:
+    ``{"removed": [...], "manifest_current": bool}``. ``keep`` defaults to the
+    pillar's productions.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' launchers.leftovers
+    """
+    found = _leftovers(_config(config), keep, test)
+    return {"removed": found.report().get("removed", []), "manifest_current": found.manifest is None}
 
 
 def prune(keep=None, test=False, config=None):
     """
     Remove what productions not in ``keep`` (default: the pillar's) left behind:
-    their folder, desktop entries, menu and mount points. Returns the paths, or
-    ``{"error": "..."}`` (a link where a production folder belongs: nothing was removed).
+    their folder, desktop entries, menu and emptied mount points. Returns the
+    paths; ``test=True`` removes nothing and returns the same. A link where a
+    production folder belongs stops it before anything is removed.
 
     CLI Example:
 
@@ -153,20 +219,20 @@ def prune(keep=None, test=False, config=None):
         salt '*' launchers.prune test=True
     """
     config = _config(config)
-    if keep is None:
-        if not isinstance(config.get("productions"), dict):
-            return []  # a pillar this broken removes nothing; workstation.validate says why
-        keep = list(config["productions"])
-    try:
-        return core.prune(config, keep, test=test)
-    except WorkstationError as exc:
-        return {"error": str(exc)}
+    found = _leftovers(config, keep, test)
+    if not test:
+        try:
+            effects.apply(plan.Settings.from_config(config), found)
+        except WorkstationError as exc:
+            raise CommandExecutionError(f"What productions no longer in {path_of('productions')} left was not all "
+                                        f"removed: {exc}") from exc
+    return found.report().get("removed", [])
 
 
 def command(path=None, test=False, config=None):
     """
     Write ``studio-launch`` (default ``{os:bin_dir}/studio-launch``). Returns
-    ``{"changed": bool, "path": ...}`` or ``{"error": ...}``.
+    ``{"changed": bool, "path": ...}``; ``test=True`` writes nothing.
 
     CLI Example:
 
@@ -174,20 +240,23 @@ def command(path=None, test=False, config=None):
 
         salt '*' launchers.command
     """
-    settings = core.Settings.from_config(_config(config))
+    settings = plan.Settings.from_config(_config(config))
     path = Path(path) if path else settings.command
-    entry = core.Entry(core.render.studio_launch(str(settings.productions)).encode(), 0o755)
+    entry = plan.studio_launch_entry(settings)
     try:
-        return {"changed": core.ensure(path, entry, test, settings.install_root), "path": str(path)}
+        changed = not status.matches(path, entry, settings.install_root)
+        if changed and not test:
+            effects.write_entry(path, entry, settings.install_root)
     except WorkstationError as exc:
-        return {"error": str(exc)}
+        raise CommandExecutionError(f"studio-launch was not written to {path}: {exc}") from exc
+    return {"changed": changed, "path": str(path)}
 
 
 def credentials(production, mount, path=None, test=False, config=None):
     """
     Write the SMB credentials file of ``mount`` of ``production`` (mode 0600,
-    in a 0700 folder) from the pillar. Returns ``{"changed": bool}`` or
-    ``{"error": ...}``; never the secret.
+    in a 0700 folder) from the pillar. Returns ``{"changed": bool}``, never the
+    secret; ``test=True`` writes nothing.
 
     CLI Example:
 
@@ -196,14 +265,20 @@ def credentials(production, mount, path=None, test=False, config=None):
         salt '*' launchers.credentials nightfall projects
     """
     config = _config(config)
-    valid, _broken = core.mounts(config, production)
-    if not any(m.name == mount and m.credentials for m in valid):
-        where = core.path_of("productions", production, "mounts", mount)
-        return {"error": f"{where} is not a valid smb mount with credentials; run workstation.validate"}
+    valid, _broken = plan.mounts(config, production)
+    where = path_of("productions", production, "mounts", mount)
+    if not any(m.name == mount and m.credentials_file for m in valid):
+        raise CommandExecutionError(f"{where} is not a valid smb mount with credentials; run workstation.validate")
+    settings = plan.Settings.from_config(config)
+    path = Path(path) if path else settings.credentials_file(production, mount)
+    entry = plan.credentials_entry(config, production, mount)
     try:
-        return {"changed": core.ensure_credentials(config, production, mount, test, Path(path) if path else None)}
+        changed = not status.credentials_current(settings, path, entry)
+        if changed and not test:
+            effects.write_credentials(settings, path, entry)
     except WorkstationError as exc:
-        return {"error": str(exc)}
+        raise CommandExecutionError(f"The credentials of {where} were not written: {exc}") from exc
+    return {"changed": changed}
 
 
 def installed(config=None):
@@ -217,4 +292,4 @@ def installed(config=None):
 
         salt '*' launchers.installed
     """
-    return core.read_manifest(core.Settings.from_config(_config(config)))
+    return status.read_manifest(plan.Settings.from_config(_config(config)))

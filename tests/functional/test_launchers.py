@@ -6,10 +6,14 @@ from __future__ import annotations
 import copy
 import json
 import stat
+from pathlib import Path
 
 import pytest
+import yaml
+from salt.exceptions import CommandExecutionError
 
-from salt_workstation import launchers
+from salt_workstation.launchers import plan, status
+from tests.support.catalog import EXAMPLES
 from tests.unit.conftest import snapshot
 from tests.unit.test_launchers import NFS, PRODUCTIONS, SMB, install_standins, launch, studio_config
 
@@ -51,7 +55,8 @@ def test_managed_answers_test_then_acts_then_converges(make_loaders, tmp_path):
 def test_a_production_with_a_pillar_error_fails_alone_and_touches_nothing(make_loaders, tmp_path):
     pillar = _pillar(tmp_path)
     pillar["productions"]["harbor"]["plugins"]["redshift-houdini"] = "3.6.05"  # built for Houdini 20.5
-    states = make_loaders(pillar=pillar).states.launchers
+    loaders = make_loaders(pillar=pillar)
+    states = loaders.states.launchers
 
     harbor = states.managed("harbor")
     nightfall = states.managed("nightfall")
@@ -61,6 +66,9 @@ def test_a_production_with_a_pillar_error_fails_alone_and_touches_nothing(make_l
         in harbor.comment
     assert not (tmp_path / "studio/productions/harbor").exists()
     assert nightfall.result is True and nightfall.changes["written"]
+    for function in (loaders.modules.launchers.sync, loaders.modules.launchers.diff):  # salt-call exits non-zero
+        with pytest.raises(CommandExecutionError, match="workstation:productions:harbor:plugins:redshift-houdini"):
+            function("harbor")
 
 
 def test_pruned_and_command_follow_the_contract(make_loaders, tmp_path):
@@ -100,7 +108,8 @@ def test_credentials_are_written_0600_and_never_reach_the_return(make_loaders, t
     assert [r.result for r in results] == [None, True, True]
     assert stat.S_IMODE((tmp_path / "studio/productions/nightfall/.secrets/projects.credentials").stat().st_mode) \
         == 0o600
-    returns = [r.full_return for r in results] + [module.formula_data(), module.sync("nightfall", test=True)]
+    returns = [r.full_return for r in results] + [module.plan(), module.sync("nightfall", test=True),
+                                                  module.diff("nightfall")]
     assert SMB["credentials"]["password"] not in json.dumps(returns)
     refused = loaders.states.launchers.credentials(path, production="nightfall", mount="nope")
     assert refused.result is False and "workstation:productions:nightfall:mounts:nope" in refused.comment
@@ -112,14 +121,16 @@ def test_the_formula_renders_storage_then_launchers_and_salt_mounts_it_in_a_bake
     loaders = make_loaders(grains={"os_family": "Debian"}, pillar=pillar)
 
     low = {chunk["__id__"]: chunk for chunk in loaders.modules.state.show_low_sls("workstation.launchers")}
-    mount = low["workstation-launchers-harbor-mount-projects"]
+    mount = low["workstation-launchers-harbor-mount-projects-mounted"]
     ids = [chunk["__id__"] for chunk in loaders.modules.state.show_low_sls("workstation")]
 
     assert (mount["state"], mount["fun"], mount["fstype"], mount["mount"]) == ("mount", "mounted", "nfs", False)
     assert mount["opts"] == ["_netdev", "nofail", "vers=4.2"]
-    assert {"dcc": "workstation-app-houdini-20.0.751"} in low["workstation-launchers-harbor"]["require"]
-    assert ids.index("workstation-app-houdini-20.0.751") < ids.index("workstation-launchers-harbor")
-    assert ids.index("workstation-launchers-harbor-mount-projects") < ids.index("workstation-launchers-harbor")
+    managed = low["workstation-launchers-harbor-launchers-managed"]
+    assert {"dcc": "workstation-app-houdini-20.0.751"} in managed["require"]
+    assert ids.index("workstation-app-houdini-20.0.751") < ids.index("workstation-launchers-harbor-launchers-managed")
+    assert ids.index("workstation-launchers-harbor-mount-projects-mounted") < \
+        ids.index("workstation-launchers-harbor-launchers-managed")
 
     # Salt's own mount.mounted with the rendered arguments: phase bake writes fstab and the
     # mount point, and mounts nothing (the image has no network storage yet).
@@ -151,16 +162,16 @@ def test_the_module_shows_a_launchers_environment_and_text(make_loaders, tmp_pat
 
     env = module.environment("nightfall", "nuke")
     text = module.render("harbor", "houdini")
-    unknown = module.environment("nightfall", "photoshop")
 
     assert env["SHOW"] == "nightfall" and env["NUKE_PATH"].endswith("/apps/cryptomatte/1.4.0")
     assert text.startswith("#!/bin/sh\n# studio-launch: houdini 20.0.751 for harbor\n")
     assert "export HARBOR_ONLY=1\n" in text
-    assert unknown == {"error": ["production nightfall has no launcher photoshop (it has: blender, houdini, hython, "
-                                 "maya, nuke)"]}
+    with pytest.raises(CommandExecutionError, match=r"production nightfall has no launcher photoshop \(it has: "
+                                                    r"blender, houdini, hython, maya, nuke\)"):
+        module.environment("nightfall", "photoshop")
     assert set(PRODUCTIONS) == {"nightfall", "harbor"}
     assert module.installed() == {}
-    assert launchers.read_manifest(launchers.Settings.from_config(studio_config(tmp_path))) == {}
+    assert status.read_manifest(plan.Settings.from_config(studio_config(tmp_path))) == {}
 
 
 @pytest.mark.parametrize("command", ["..", "."])
@@ -191,7 +202,8 @@ def test_a_link_planted_at_a_production_folder_fails_its_state_naming_the_path(m
     harbor_bin = tmp_path / "studio/productions/harbor/bin"
     harbor_bin.parent.mkdir(parents=True)
     harbor_bin.symlink_to(victim)
-    states = make_loaders(pillar=pillar).states.launchers
+    loaders = make_loaders(pillar=pillar)
+    states = loaders.states.launchers
 
     harbor = [states.managed("harbor", test=test) for test in (True, False)]
     nightfall = states.managed("nightfall")
@@ -199,6 +211,9 @@ def test_a_link_planted_at_a_production_folder_fails_its_state_naming_the_path(m
     for result in harbor:
         assert result.result is False and result.changes == {}
         assert f"{harbor_bin} is a symlink" in result.comment and "Move it aside" in result.comment
+        assert "workstation:productions:harbor" in result.comment
+    with pytest.raises(CommandExecutionError, match=f"{harbor_bin} is a symlink"):
+        loaders.modules.launchers.sync("harbor")
     assert nightfall.result is True  # one production's trouble stays its own
     assert harbor_bin.is_symlink() and [p.name for p in victim.iterdir()] == ["notes.txt"]
     assert (victim / "notes.txt").read_text() == "mine"
@@ -217,3 +232,137 @@ def test_validate_names_every_name_that_is_not_one_file_name_at_its_pillar_path(
                  "workstation:licenses:."):
         assert "folder and file names" in errors.get(path, ""), (path, errors)
     assert "no '..', '.' or '//'" in errors["workstation:licenses:katana:path"]
+
+
+# ---- the SLS as the state graph: IDs, functions and requisites as state.show_sls reads them ----------
+
+
+def _merged(base: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        base[key] = _merged(base.get(key, {}), value) if isinstance(value, dict) and isinstance(base.get(key), dict) \
+            else copy.deepcopy(value)
+    return base
+
+
+def _example_pillar(tmp_path) -> dict:
+    """The example pillar (pillar_examples/) as a lead's workstation gets it, system folders in tmp_path."""
+    top = yaml.safe_load((EXAMPLES / "top.sls").read_text())["base"]
+    pillar: dict = {}
+    for name in (entry for target in ("ws-*", "ws-lead-*") for entry in top[target] if isinstance(entry, str)):
+        _merged(pillar, yaml.safe_load((EXAMPLES / f"{name.replace('.', '/')}.sls").read_text())["workstation"])
+    return _merged(pillar, {"install_root": str(tmp_path / "studio"), "lookup": _pillar(tmp_path)["lookup"]})
+
+
+def _graph(loaders) -> dict:
+    """workstation.launchers' own states as state.show_sls lists them: {ID: (function, requisites)}, in order."""
+    shown = loaders.modules.state.show_sls("workstation.launchers")
+    assert isinstance(shown, dict), shown  # a list is Salt's render or requisite errors
+    graph = {}
+    for state_id, body in sorted(shown.items(), key=lambda item: next(
+            arg["order"] for key, args in item[1].items() if not key.startswith("__")
+            for arg in args if isinstance(arg, dict) and "order" in arg)):
+        module, args = next((key, args) for key, args in body.items() if not key.startswith("__"))
+        if body["__sls__"] != "workstation.launchers":
+            assert state_id.startswith("workstation-"), state_id  # what it includes: the apps SLS and theirs
+            continue
+        function = next(arg for arg in args if isinstance(arg, str))
+        requisites = [ref for arg in args if isinstance(arg, dict) for ref in arg.get("require", [])]
+        graph[state_id] = (f"{module}.{function}", requisites)
+    for _function, requisites in graph.values():
+        for ref in requisites:
+            assert next(iter(ref.values())) in shown, f"{ref} requires a state workstation.launchers does not include"
+    return graph
+
+
+def test_show_sls_lists_the_example_productions_states_with_their_ids_and_requisites(make_loaders, tmp_path):
+    pillar = _example_pillar(tmp_path)
+
+    graph = _graph(make_loaders(grains={"os_family": "Debian"}, pillar=pillar))
+
+    productions = pillar["productions"]
+    assert {"nightfall", "harbor"} <= set(productions)
+    expected = {
+        f"workstation-launchers-{name}-launchers-managed": ("launchers.managed", [
+            {"dcc": f"workstation-app-{app}-{version}"}
+            for app, version in sorted({**entry["apps"], **entry.get("plugins", {})}.items())])
+        for name, entry in sorted(productions.items())
+    }
+    expected["workstation-launchers-productions-pruned"] = ("launchers.pruned", [])
+    expected["workstation-launchers-studio-launch-installed"] = ("launchers.command", [])
+    assert graph == expected
+    assert ("launchers.managed", [{"dcc": "workstation-app-blender-4.2.3"}, {"dcc": "workstation-app-houdini-20.0.751"},
+                                  {"dcc": "workstation-app-ocio-2.4.0"}]) == \
+        graph["workstation-launchers-harbor-launchers-managed"]
+
+
+def test_show_sls_lays_storage_out_before_the_launchers_that_use_it(make_loaders, tmp_path):
+    pillar = _example_pillar(tmp_path)
+    pillar["productions"]["nightfall"]["mounts"] = {"projects": copy.deepcopy(SMB)}
+    pillar["productions"]["harbor"]["mounts"] = {"plates": copy.deepcopy(NFS)}
+    manifest = tmp_path / "studio/productions/.launchers.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps({"productions": {  # what an earlier apply recorded
+        "harbor": {"outside": [], "mounts": [{"name": "plates", "path": "/mnt/harbor/old", "device": "nas02:/old"}]},
+        "oldshow": {"outside": [], "mounts": [{"name": "projects", "path": "/mnt/oldshow/p", "device": "nas02:/x"}]},
+    }}))
+
+    graph = _graph(make_loaders(grains={"os_family": "Debian"}, pillar=pillar))
+
+    clients = {"dcc": "workstation-launchers-mount-clients-installed"}
+    credentials = "workstation-launchers-nightfall-mount-projects-credentials-managed"
+    storage = {key: value for key, value in graph.items() if "-mount-" in key}
+    assert storage == {
+        "workstation-launchers-mount-clients-installed": ("dcc.packages_installed", []),
+        "workstation-launchers-harbor-mount-plates-unmounted": ("mount.unmounted", []),
+        "workstation-launchers-oldshow-mount-projects-unmounted": ("mount.unmounted", []),
+        "workstation-launchers-harbor-mount-plates-mounted": ("mount.mounted", [clients]),
+        credentials: ("launchers.credentials", []),
+        "workstation-launchers-nightfall-mount-projects-mounted":
+            ("mount.mounted", [clients, {"launchers": credentials}]),
+    }
+    ids = list(graph)
+    assert ids.index("workstation-launchers-harbor-mount-plates-unmounted") < \
+        ids.index("workstation-launchers-harbor-mount-plates-mounted") < \
+        ids.index("workstation-launchers-harbor-launchers-managed")
+    assert graph["workstation-launchers-harbor-launchers-managed"][1][-1] == \
+        {"mount": "workstation-launchers-harbor-mount-plates-unmounted"}  # released before its launchers change
+    assert graph["workstation-launchers-productions-pruned"] == \
+        ("launchers.pruned", [{"mount": "workstation-launchers-oldshow-mount-projects-unmounted"}])
+    assert ids[-2:] == ["workstation-launchers-productions-pruned", "workstation-launchers-studio-launch-installed"]
+
+
+def test_a_td_extends_the_launchers_of_one_production_by_id(make_loaders, tmp_path):
+    """docs/launchers.md's example: a TD's own SLS includes the formula and makes Nightfall's launchers
+    wait for the show's pipeline checkout as well; nothing else of the formula changes."""
+    loaders = make_loaders(grains={"os_family": "Debian"}, pillar=_example_pillar(tmp_path))
+    alone = _graph(loaders)
+    td = Path(loaders.opts["file_roots"]["base"][0]) / "nightfall" / "workstation.sls"
+    td.parent.mkdir(parents=True)
+    td.write_text(
+        "include:\n"
+        "  - workstation.launchers\n"
+        "\n"
+        "nightfall-pipeline-config:\n"
+        "  git.latest:\n"
+        "    - name: https://git.studio.example/nightfall/pipeline-config.git\n"
+        "    - target: /opt/studio/config/nightfall\n"
+        "\n"
+        "extend:\n"
+        "  workstation-launchers-nightfall-launchers-managed:\n"
+        "    launchers.managed:\n"
+        "      - require:\n"
+        "        - git: nightfall-pipeline-config\n"
+    )
+
+    (td.parent.parent / "top.sls").write_text("base:\n  '*':\n    - nightfall.workstation\n")
+
+    low = loaders.modules.state.show_lowstate()  # the highstate's chunks, extends applied as a run applies them
+
+    assert isinstance(low, list) and all(isinstance(chunk, dict) for chunk in low), low
+    chunks = {chunk["__id__"]: chunk for chunk in low if chunk["__sls__"] == "workstation.launchers"}
+    assert set(chunks) == set(alone)
+    nightfall = "workstation-launchers-nightfall-launchers-managed"
+    assert chunks[nightfall]["require"] == [*alone[nightfall][1], {"git": "nightfall-pipeline-config"}]
+    for state_id, (_function, requisites) in alone.items():
+        if state_id != nightfall:
+            assert chunks[state_id].get("require", []) == requisites, state_id

@@ -10,7 +10,8 @@ from tests.support.states import by_id, changed, failed
 from tests.support import archives
 
 LAUNCHER_STATES = {
-    "workstation-launchers-nightfall", "workstation-launchers-harbor", "workstation-launchers-studio-launch",
+    "workstation-launchers-nightfall-launchers-managed", "workstation-launchers-harbor-launchers-managed",
+    "workstation-launchers-studio-launch-installed",
 }
 EXPECTED_INSTALLS = {
     "workstation-app-blender-4.2.3", "workstation-app-houdini-20.0.751", "workstation-app-houdini-20.5.410",
@@ -124,7 +125,8 @@ def test_hash_mismatch_fails_that_app_only_and_keeps_what_was_installed(workstat
     # Only nuke fails; its retention state does not run after a failed install, so nothing is pruned,
     # and nightfall's launchers stay as they were until its apps are all in place.
     assert failed(data).keys() == {
-        "workstation-app-nuke-15.1v3", "workstation-app-nuke-retention", "workstation-launchers-nightfall",
+        "workstation-app-nuke-15.1v3", "workstation-app-nuke-retention",
+        "workstation-launchers-nightfall-launchers-managed",
     }
     assert not [p for p in nuke.parent.iterdir() if p.name.startswith(".staging")]
 
@@ -148,7 +150,8 @@ def test_hostile_archive_is_refused_and_nothing_lands_outside_install_root(works
     assert not (workstation.install_root / "apps" / "evil-dotdot").exists()
     assert not list(tmp_path.glob("**/evil-dotdot"))
     assert failed(data).keys() == {
-        "workstation-app-evil-1.0", "workstation-app-evil-retention", "workstation-launchers-nightfall",
+        "workstation-app-evil-1.0", "workstation-app-evil-retention",
+        "workstation-launchers-nightfall-launchers-managed",
     }
 
 

@@ -92,7 +92,8 @@ def test_report_of_ten_minions_lists_drift_convergence_and_silence(fleet_master,
         assert report["minions"][minion]["productions"]["nightfall"]["blender"] == {"wanted": "4.2.3", "action": "keep"}
     drift = report["minions"][DRIFTED[0]]["drift"]
     assert [item["id"] for item in drift] == [
-        "workstation-app-blender-4.2.3", "workstation-launchers-nightfall", "workstation-launchers-studio-launch",
+        "workstation-app-blender-4.2.3", "workstation-launchers-nightfall-launchers-managed",
+        "workstation-launchers-studio-launch-installed",
     ]
     assert report["minions"][DRIFTED[0]]["productions"]["nightfall"]["blender"]["action"] == "install"
     print(f"\nfleet report of 10 minions: the 9 answering in {report['answers_seconds']} s, "

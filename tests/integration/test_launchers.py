@@ -56,7 +56,8 @@ def test_launchers_predicted_written_started_and_removed_with_their_production(w
     assert {key: state["changes"] for key, state in _launcher_states(predicted).items()} == \
         {key: state["changes"] for key, state in _launcher_states(real).items()}
     assert set(changed(_launcher_states(real))) == {
-        "workstation-launchers-nightfall", "workstation-launchers-harbor", "workstation-launchers-studio-launch"}
+        "workstation-launchers-nightfall-launchers-managed", "workstation-launchers-harbor-launchers-managed",
+        "workstation-launchers-studio-launch-installed"}
     assert changed(again) == {}
 
     out = subprocess.run([str(studio_launch), "nightfall", "houdini", "--", "shot 010.hip", "it's \"x\""],
@@ -77,10 +78,10 @@ def test_launchers_predicted_written_started_and_removed_with_their_production(w
     workstation.set_pillar(pillar)
     gone = by_id(workstation.apply())
 
-    removed = gone["workstation-launchers-pruned"]["changes"]["removed"]
+    removed = gone["workstation-launchers-productions-pruned"]["changes"]["removed"]
     assert str(workstation.install_root / "productions/harbor") in removed
     assert str(tmp_path / "usr/share/applications/workstation-harbor-houdini.desktop") in removed
     assert not (workstation.install_root / "productions/harbor").exists()
-    assert gone["workstation-launchers-nightfall"]["changes"] == {}
+    assert gone["workstation-launchers-nightfall-launchers-managed"]["changes"] == {}
     listing = subprocess.run([str(studio_launch)], capture_output=True, text=True, check=True).stdout
     assert listing.startswith("nightfall\n") and "harbor" not in listing

@@ -33,14 +33,15 @@ def test_a_baked_root_gets_launchers_a_desktop_entry_and_the_production_mount_in
     again = station.apply()
 
     assert failed(real) == {}
-    mount_id = "workstation-launchers-nightfall-mount-projects"
+    mount_id = "workstation-launchers-nightfall-mount-projects-mounted"
     # Salt's mount.mounted predicts with a comment only; ours predict their exact changes.
     assert by_id(predicted)[mount_id]["result"] is None and real and by_id(real)[mount_id]["changes"]
     assert {k: v for k, v in launcher_changes(predicted).items() if k != mount_id} == \
         {k: v for k, v in launcher_changes(real).items() if k != mount_id}
-    assert set(launcher_changes(real)) == {"workstation-launchers-mount-clients", "workstation-launchers-nightfall",
-                                           "workstation-launchers-nightfall-mount-projects",
-                                           "workstation-launchers-studio-launch"}
+    assert set(launcher_changes(real)) == {"workstation-launchers-mount-clients-installed",
+                                           "workstation-launchers-nightfall-launchers-managed",
+                                           "workstation-launchers-nightfall-mount-projects-mounted",
+                                           "workstation-launchers-studio-launch-installed"}
     assert launcher_changes(again) == {}
     app, version = BLENDER
     started = minion.run("studio-launch", "nightfall", app, "--", "shot 010.blend", "it's", check=True)

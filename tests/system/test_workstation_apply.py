@@ -26,7 +26,7 @@ INSTALL_STATES = {
     "workstation-repo-studio-keyring", "workstation-repo-studio",
     "workstation-app-blender-4.2.3", "workstation-app-gpu-driver-standin-1.0-1", "workstation-app-nice-dcv-2024.0-1",
     "workstation-service-studio-standin.service",
-    "workstation-launchers-nightfall", "workstation-launchers-studio-launch",
+    "workstation-launchers-nightfall-launchers-managed", "workstation-launchers-studio-launch-installed",
 }
 ENABLED_LINK = "/etc/systemd/system/multi-user.target.wants/studio-standin.service"
 

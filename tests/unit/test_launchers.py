@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from salt_workstation import config, contract, launchers, paths, pillar
+from salt_workstation.launchers import contract as launchers_contract
+from salt_workstation.launchers import effects, plan, render, status
 from salt_workstation.errors import UnsafePath, WorkstationError
 from tests.unit.conftest import snapshot
 
@@ -113,15 +115,34 @@ def install_standins(cfg):
                     (dest / target).chmod(0o755)
 
 
+def desired_files(cfg, production, licenses=None):
+    return plan.desired_files(cfg, production, licenses, icon=status.find_icon)
+
+
+def sync(cfg, production, files, test=False):
+    """What `launchers.sync` does: compare everything (status), then change what differs (effects)."""
+    found = status.pending(cfg, production, files, test=test)
+    if not test:
+        effects.apply(plan.Settings.from_config(cfg), found, production)
+    return found.report()
+
+
+def prune(cfg, keep, test=False):
+    """What `launchers.prune` does: the productions not in `keep` and what they left."""
+    found = status.leftovers(cfg, keep, test=test)
+    if not test:
+        effects.apply(plan.Settings.from_config(cfg), found)
+    return found.report().get("removed", [])
+
+
 def apply(cfg, test=False, licenses=None):
     """What `state.apply workstation.launchers` does: every production, then the removals."""
     changes = {}
     for production in cfg["productions"]:
-        files = launchers.desired_files(cfg, production, licenses)
-        found = launchers.sync(cfg, production, files, test=test)
+        found = sync(cfg, production, desired_files(cfg, production, licenses), test=test)
         if found:
             changes[production] = found
-    removed = launchers.prune(cfg, list(cfg["productions"]), test=test)
+    removed = prune(cfg, list(cfg["productions"]), test=test)
     if removed:
         changes["pruned"] = removed
     return changes
@@ -129,7 +150,7 @@ def apply(cfg, test=False, licenses=None):
 
 def launch(cfg, production, command, *args, env=None):
     """Run the launcher as an artist would, with a plain environment; the stand-in's report."""
-    wrapper = launchers.Settings.from_config(cfg).production_bin(production) / command
+    wrapper = plan.Settings.from_config(cfg).production_bin(production) / command
     base = {"PATH": "/usr/bin:/bin", "HOME": "/home/artist"} if env is None else env
     out = subprocess.run([str(wrapper), *args], capture_output=True, text=True, env=base, check=True, timeout=30)
     return json.loads(out.stdout)
@@ -233,7 +254,7 @@ def test_license_servers_are_joined_and_the_production_env_has_the_last_word(tmp
     assert (houdini["SESI_LMHOST"], houdini["RLM_LICENSE"]) == ("lic01", "5053@lic02")
     assert nuke["foundry_LICENSE"] == "4101@show-pool"
     assert nuke["PATH"].endswith(":/usr/bin:/bin")  # a license module cannot take PATH over
-    assert launchers.merge_license_environments([{"RLM_LICENSE": "5053@a"}, {"RLM_LICENSE": "5053@b"},
+    assert plan.merge_license_environments([{"RLM_LICENSE": "5053@a"}, {"RLM_LICENSE": "5053@b"},
                                                  {"RLM_LICENSE": "5053@a"}]) == {"RLM_LICENSE": "5053@a:5053@b"}
 
 
@@ -309,7 +330,7 @@ def test_a_production_leaving_the_pillar_leaves_nothing_behind_and_the_other_kee
     ])
     assert not any("nightfall" in p.name for p in (tmp_path / "usr").rglob("*"))
     assert sorted(p for p in (tmp_path / "studio/productions/harbor").rglob("*")) == harbor_files
-    assert set(launchers.read_manifest(launchers.Settings.from_config(only_harbor))) == {"harbor"}
+    assert set(status.read_manifest(plan.Settings.from_config(only_harbor))) == {"harbor"}
     assert apply(only_harbor) == {}
 
 
@@ -349,8 +370,10 @@ def test_desktop_entries_and_menu_folders_are_valid(tmp_path):
 
 def test_studio_launch_lists_starts_and_prints_the_environment(studio, tmp_path):
     command = tmp_path / "usr/bin/studio-launch"
-    entry = launchers.Entry(launchers.render.studio_launch(str(tmp_path / "studio/productions")).encode(), 0o755)
-    assert launchers.ensure(command, entry, test=False) and not launchers.ensure(command, entry, test=False)
+    entry = plan.Entry(render.studio_launch(str(tmp_path / "studio/productions")).encode(), 0o755)
+    assert not status.matches(command, entry)
+    effects.write_entry(command, entry)
+    assert status.matches(command, entry)
     env = {"PATH": "/usr/bin:/bin"}
 
     def run(*args):
@@ -494,54 +517,54 @@ def test_a_mount_point_shared_by_two_productions_fails_both(tmp_path):
     assert "inside the mount point of workstation:productions:nightfall:mounts:projects:path" in \
         issues["workstation:productions:harbor:mounts:projects:path"]
     assert "workstation:productions:nightfall:mounts:projects:path" not in issues  # the outer one is fine
-    valid, broken = launchers.mounts(cfg, "harbor")
+    valid, broken = plan.mounts(cfg, "harbor")
     assert valid == [] and broken == {"projects"}
-    assert launchers.production_issues(cfg, "harbor") == []  # a wrong mount does not stop the launchers
+    assert launchers_contract.production_issues(cfg, "harbor") == []  # a wrong mount does not stop the launchers
 
 
 # ---- storage and the formula's data ----------------------------------------------------
 
 
-def _states(cfg, manifest=None):
-    return {s["id"]: s for s in launchers.formula_data(cfg, manifest or {})["states"]}
+def _data(cfg, manifest=None):
+    return plan.formula(cfg, manifest or {})
 
 
-def _args(state):
-    merged = {}
-    for arg in state["args"]:
-        merged.update(arg)
-    return merged
+def _production(data, name):
+    return next(production for production in data["productions"] if production["name"] == name)
 
 
-def test_formula_data_mounts_each_production_storage_with_network_options(tmp_path):
+def ensure_credentials(cfg, production, mount, test):
+    """What `launchers.credentials` does; True when the file was (or would be) changed."""
+    settings = plan.Settings.from_config(cfg)
+    path = settings.credentials_file(production, mount)
+    entry = plan.credentials_entry(cfg, production, mount)
+    if status.credentials_current(settings, path, entry):
+        return False
+    if not test:
+        effects.write_credentials(settings, path, entry)
+    return True
+
+
+def test_the_formula_data_mounts_each_production_storage_with_network_options(tmp_path):
     cfg = _with_mounts(tmp_path)
 
-    states = _states(cfg)
+    data = _data(cfg)
 
-    assert list(states)[:4] == [
-        "workstation-launchers-mount-clients",
-        "workstation-launchers-harbor-mount-projects",
-        "workstation-launchers-harbor",
-        "workstation-launchers-nightfall-mount-projects-credentials",
-    ]
-    assert _args(states["workstation-launchers-mount-clients"]) == {
-        "name": "production storage clients", "packages": {"cifs-utils": None, "nfs-common": None}}
+    assert data["mount_clients"] == {"cifs-utils": None, "nfs-common": None}
     credentials = str(tmp_path / "studio/productions/nightfall/.secrets/projects.credentials")
-    assert _args(states["workstation-launchers-nightfall-mount-projects"]) == {
-        "name": "/mnt/nightfall/projects", "device": "//nas01/nightfall", "fstype": "cifs",
-        "opts": ["_netdev", "nofail", "vers=3.0", f"credentials={credentials}"],
-        "mkmnt": True, "persist": True, "mount": True, "config": str(tmp_path / "etc/fstab"),
-        "require": [{"dcc": "workstation-launchers-mount-clients"},
-                    {"launchers": "workstation-launchers-nightfall-mount-projects-credentials"}],
-    }
-    assert states["workstation-launchers-nightfall-mount-projects-credentials"]["function"] == "launchers.credentials"
-    installs = {w.state_id for w in pillar.wanted_versions(cfg)}
-    required = {ref["dcc"] for ref in _args(states["workstation-launchers-harbor"])["require"]}
-    # its apps' installs, and its plugin's once the apps states install plugins (only states that exist)
-    assert {"workstation-app-blender-4.2.3", "workstation-app-houdini-20.0.751"} <= required <= installs
-    assert "s3cr3t-Pa55" not in json.dumps(launchers.formula_data(cfg, {}))
-    baked = _states(_with_mounts(tmp_path, phase="bake"))
-    assert _args(baked["workstation-launchers-harbor-mount-projects"])["mount"] is False
+    assert _production(data, "nightfall")["mounts"] == [{
+        "name": "projects", "path": "/mnt/nightfall/projects", "device": "//nas01/nightfall", "fstype": "cifs",
+        "options": ["_netdev", "nofail", "vers=3.0", f"credentials={credentials}"],
+        "credentials": True, "credentials_file": credentials,
+    }]
+    assert _production(data, "harbor")["mounts"][0]["credentials"] is False
+    assert (data["mount_now"], data["fstab"]) == (True, str(tmp_path / "etc/fstab"))
+    # its apps' and its plugin's installs, each a state of the apps SLS (workstation-app-<app>-<version>)
+    installs = {(wanted.app, wanted.version) for wanted in pillar.wanted_versions(cfg)}
+    uses = {(use["app"], use["version"]) for use in _production(data, "harbor")["uses"]}
+    assert uses == {("blender", "4.2.3"), ("houdini", "20.0.751"), ("redshift-houdini", "3.5.22")} <= installs
+    assert "s3cr3t-Pa55" not in json.dumps(data)
+    assert _data(_with_mounts(tmp_path, phase="bake"))["mount_now"] is False
 
 
 def test_released_mounts_are_unmounted_before_launchers_and_removal(tmp_path):
@@ -549,19 +572,16 @@ def test_released_mounts_are_unmounted_before_launchers_and_removal(tmp_path):
         "nightfall": {"outside": [], "mounts": [{"name": "projects", "path": "/mnt/nightfall/old", "device": "//a/b"}]},
         "gone": {"outside": [], "mounts": [{"name": "plates", "path": "/mnt/gone/plates", "device": "n:/p"}]},
     }
-    states = _states(_with_mounts(tmp_path), previous)
+    data = _data(_with_mounts(tmp_path), previous)
 
-    ids = list(states)
-    assert _args(states["workstation-launchers-nightfall-unmount-projects"]) == {
-        "name": "/mnt/nightfall/old", "device": "//a/b", "persist": True, "config": str(tmp_path / "etc/fstab")}
-    assert ids.index("workstation-launchers-nightfall-unmount-projects") < \
-        ids.index("workstation-launchers-nightfall-mount-projects")
-    assert {"mount": "workstation-launchers-nightfall-unmount-projects"} in \
-        _args(states["workstation-launchers-nightfall"])["require"]
-    assert _args(states["workstation-launchers-pruned"]) == {
-        "name": str(tmp_path / "studio/productions"), "keep": ["harbor", "nightfall"],
-        "require": [{"mount": "workstation-launchers-gone-unmount-plates"}]}
-    assert ids[-1] == "workstation-launchers-studio-launch"
+    gone = {"production": "gone", "name": "plates", "path": "/mnt/gone/plates", "device": "n:/p"}
+    assert data["released"] == [
+        gone, {"production": "nightfall", "name": "projects", "path": "/mnt/nightfall/old", "device": "//a/b"}]
+    assert _production(data, "nightfall")["released"] == ["projects"]  # its launchers wait for the unmount
+    assert _production(data, "harbor")["released"] == []
+    assert data["released_by_gone"] == [gone]  # the removal of what `gone` left waits for its unmount
+    assert (data["keep"], data["productions_dir"]) == (["harbor", "nightfall"], str(tmp_path / "studio/productions"))
+    assert data["studio_launch"] is True and data["command"] == str(tmp_path / "usr/bin/studio-launch")
 
 
 def test_a_wrong_mount_entry_or_production_releases_nothing(tmp_path):
@@ -572,21 +592,24 @@ def test_a_wrong_mount_entry_or_production_releases_nothing(tmp_path):
     broken_production["productions"]["harbor"] = "oops"
 
     for cfg in (typo, broken_production):
-        states = _states(cfg, previous)
-        assert not any("unmount" in state_id for state_id in states)
-        assert "harbor" in _args(states["workstation-launchers-pruned"])["keep"]
-    assert launchers.mount_records(typo, "harbor", previous["harbor"]) == previous["harbor"]["mounts"]
-    broken_root = studio_config(tmp_path, install_root="relative")
-    assert launchers.formula_data(broken_root, previous) == {"states": []}
+        data = _data(cfg, previous)
+        assert data["released"] == [] and data["usable"] is True
+        assert "harbor" in data["keep"]
+    assert plan.mount_records(typo, "harbor", previous["harbor"]) == previous["harbor"]["mounts"]
+    broken_root = _data(studio_config(tmp_path, install_root="relative"), previous)
+    assert broken_root["usable"] is False and not broken_root["studio_launch"]
+    assert broken_root["productions"] == broken_root["released"] == []
 
 
 def test_the_credentials_file_is_0600_in_a_0700_folder(tmp_path):
     cfg = _with_mounts(tmp_path)
-    path = launchers.Settings.from_config(cfg).credentials_file("nightfall", "projects")
+    path = plan.Settings.from_config(cfg).credentials_file("nightfall", "projects")
 
-    assert launchers.ensure_credentials(cfg, "nightfall", "projects", test=True) and not path.exists()
-    assert launchers.ensure_credentials(cfg, "nightfall", "projects", test=False)
-    assert not launchers.ensure_credentials(cfg, "nightfall", "projects", test=False)
+    assert ensure_credentials(cfg, "nightfall", "projects", test=True) and not path.exists()
+    assert ensure_credentials(cfg, "nightfall", "projects", test=False)
+    assert not ensure_credentials(cfg, "nightfall", "projects", test=False)
+    path.parent.chmod(0o755)
+    assert ensure_credentials(cfg, "nightfall", "projects", test=False)  # an opened folder is closed again
 
     assert path.read_text() == "username=render\npassword=s3cr3t-Pa55\ndomain=STUDIO\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -602,25 +625,26 @@ def test_the_credentials_file_is_0600_in_a_0700_folder(tmp_path):
 
 def test_a_mount_is_remembered_even_when_the_launchers_could_not_be_written(tmp_path):
     cfg = _with_mounts(tmp_path)
-    settings = launchers.Settings.from_config(cfg)
+    settings = plan.Settings.from_config(cfg)
 
     # Only the removal step ran (the launchers of both productions failed on an install).
-    launchers.prune(cfg, list(cfg["productions"]), test=False)
-    remembered = launchers.read_manifest(settings)
+    assert status.leftovers(cfg, list(cfg["productions"])).manifest is not None  # something to record
+    prune(cfg, list(cfg["productions"]), test=False)
+    remembered = status.read_manifest(settings)
     del cfg["productions"]["harbor"]
-    states = _states(cfg, remembered)
+    released = _data(cfg, remembered)["released"]
 
     assert remembered["harbor"]["mounts"] == [{"name": "projects", "path": "/mnt/harbor/projects",
                                                "device": "nas02:/export/harbor"}]
-    assert _args(states["workstation-launchers-harbor-unmount-projects"])["name"] == "/mnt/harbor/projects"
-    assert launchers.prune(cfg, list(cfg["productions"]), test=False) == []  # nothing of harbor was on disk
-    assert set(launchers.read_manifest(settings)) == {"nightfall"}
+    assert [(r["production"], r["path"]) for r in released] == [("harbor", "/mnt/harbor/projects")]
+    assert prune(cfg, list(cfg["productions"]), test=False) == []  # nothing of harbor was on disk
+    assert set(status.read_manifest(settings)) == {"nightfall"}
+    assert status.leftovers(cfg, list(cfg["productions"])).manifest is None  # and nothing more to record
 
 
 def test_a_machine_without_productions_gets_no_studio_launch(tmp_path):
-    assert "workstation-launchers-studio-launch" not in _states(studio_config(tmp_path, productions={}))
-    assert "workstation-launchers-studio-launch" in _states(studio_config(tmp_path, productions={}),
-                                                            {"harbor": {"outside": [], "mounts": []}})
+    assert _data(studio_config(tmp_path, productions={}))["studio_launch"] is False
+    assert _data(studio_config(tmp_path, productions={}), {"harbor": {"outside": [], "mounts": []}})["studio_launch"]
 
 
 # ---- what it did not write: links and folders in the way, names that are not one file name (#11) ---
@@ -643,11 +667,11 @@ def test_a_link_planted_at_a_production_folder_fails_the_run_and_is_never_follow
     place.parent.mkdir(parents=True, exist_ok=True)
     place.symlink_to(victim)
     before = snapshot(victim)
-    files = launchers.desired_files(cfg, "nightfall")
+    files = desired_files(cfg, "nightfall")
 
     for test in (True, False):
         with pytest.raises(UnsafePath, match=f"{place} is a symlink"):
-            launchers.sync(cfg, "nightfall", files, test=test)
+            sync(cfg, "nightfall", files, test=test)
 
     assert snapshot(victim) == before
     assert place.is_symlink() and os.readlink(place) == str(victim)
@@ -667,11 +691,11 @@ def test_a_link_planted_where_a_gone_production_folder_was_fails_the_prune_and_r
 
     for test in (True, False):
         with pytest.raises(UnsafePath, match=f"{production} is a symlink"):
-            launchers.prune(only_nightfall, ["nightfall"], test=test)
+            prune(only_nightfall, ["nightfall"], test=test)
 
     assert snapshot(victim) == before and production.is_symlink()
     assert desktop.exists()  # every folder is checked before anything is removed
-    assert "harbor" in launchers.read_manifest(launchers.Settings.from_config(studio))
+    assert "harbor" in status.read_manifest(plan.Settings.from_config(studio))
 
 
 def test_a_link_planted_at_a_desktop_entry_is_replaced_and_what_it_points_to_survives(tmp_path):
@@ -698,7 +722,7 @@ def test_a_folder_where_a_launcher_belongs_is_refused_and_nothing_is_changed(stu
 
     for test in (True, False):
         with pytest.raises(WorkstationError, match=f"{wrapper} is a folder; .*Move the folder aside"):
-            launchers.sync(studio, "nightfall", launchers.desired_files(studio, "nightfall"), test=test)
+            sync(studio, "nightfall", desired_files(studio, "nightfall"), test=test)
 
     assert (wrapper / "notes.txt").read_text() == "mine"
     assert stray.exists()  # the run stopped before it removed anything
@@ -712,13 +736,13 @@ def test_a_launcher_command_that_is_not_one_file_name_stops_its_production(studi
     cfg["catalog"]["nuke"]["versions"]["15.1v3"]["launchers"] = {command: "Nuke15.1"}
     path = f"workstation:catalog:nuke:versions:15.1v3:launchers:{command}"
 
-    stopping = {issue.path: issue.message for issue in launchers.production_issues(cfg, "nightfall")}
+    stopping = {issue.path: issue.message for issue in launchers_contract.production_issues(cfg, "nightfall")}
 
     assert list(stopping) == [path] and "they become folder and file names" in stopping[path]
     assert path in {issue.path for issue in contract.validate(cfg)}
-    assert launchers.production_issues(cfg, "harbor") == []  # harbor has no nuke
+    assert launchers_contract.production_issues(cfg, "harbor") == []  # harbor has no nuke
     with pytest.raises(UnsafePath, match="launcher command"):  # and the file layer's own check
-        launchers.desired_files(cfg, "nightfall")
+        desired_files(cfg, "nightfall")
 
 
 @pytest.mark.parametrize("name", ["..", ".", "a/b"])

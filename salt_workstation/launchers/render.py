@@ -11,10 +11,11 @@ import json
 import shlex
 from xml.sax.saxutils import escape as xml_escape
 
+from salt_workstation.launchers.contract import PRINT_ENV
+
 HEADER = "# Written by salt-workstation from the workstation pillar; the next apply rewrites it."
 # Names the launcher itself sets or relies on; an inherited STUDIO_MANAGED_VARS never unsets these.
 KEEP_ON_RESET = ("PATH", "STUDIO_BASE_PATH")
-PRINT_ENV = "STUDIO_LAUNCH_PRINT_ENV"
 
 
 def wrapper(*, production: str, app: str, version: str, command: str, target: str, on_path: bool,
