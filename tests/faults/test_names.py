@@ -56,7 +56,7 @@ def hostile_pillar(field: str, box, pillar: dict) -> tuple[dict, dict]:
     elif field == "production":
         for name in names:
             productions[name] = {"apps": {"good": "1.0"}}
-            uses[name] = (f"workstation:productions:{name}", [f"workstation-launchers-{name}"], None)
+            uses[name] = (f"workstation:productions:{name}", [f"workstation-launchers-{name}-launchers-managed"], None)
     elif field == "launcher":
         catalog["other"] = {"versions": {"1.0": {**other, "launchers": dict.fromkeys(names, "bin/other")}}}
         productions["fault"] = {"apps": {"other": "1.0"}}
@@ -81,7 +81,8 @@ def hostile_pillar(field: str, box, pillar: dict) -> tuple[dict, dict]:
             mounts[name] = {"type": "smb", "device": f"//fs1/show{index}", "path": str(box.outside / f"mnt{index}"),
                             "credentials": {"username": "artist", "password": "secret"}}
             state = f"workstation-launchers-fault-mount-{name}"
-            uses[name] = (f"workstation:productions:fault:mounts:{name}", [state, f"{state}-credentials"], None)
+            uses[name] = (f"workstation:productions:fault:mounts:{name}", [f"{state}-mounted",
+                                                                            f"{state}-credentials-managed"], None)
         productions["fault"] = {"apps": {"good": "1.0"}, "mounts": mounts}
     return {**pillar, "catalog": catalog, "productions": productions, **top}, uses
 
