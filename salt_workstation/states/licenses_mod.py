@@ -105,6 +105,25 @@ def environment_file(name, variables, style="environment.d"):
     return ret
 
 
+def _file_written(name, what, read, write, *args):
+    """The five steps for one file: read what differs, return when nothing does, predict exactly, write, report."""
+    ret = stateret.new(name)
+    try:
+        changes = __salt__[read](*args)
+        if not changes:
+            ret["comment"] = f"{what} is in place"
+            return ret
+        ret["changes"] = changes
+        if __opts__["test"]:
+            ret.update(result=None, comment=f"{what} would be written")
+            return ret
+        __salt__[write](*args)
+        ret["comment"] = f"{what} was written"
+    except FAILURES as err:
+        return _failed(ret, f"{what} was not written", err)
+    return ret
+
+
 def vendor_file(name, contents, license=None):  # noqa: A002 (the pillar's word)
     """
     Ensure a license client's own file ``name`` (hserver's license preference
@@ -113,22 +132,8 @@ def vendor_file(name, contents, license=None):  # noqa: A002 (the pillar's word)
     license
         The ``workstation:licenses`` entry it comes from, for messages.
     """
-    ret = stateret.new(name)
     what = f"{name} ({_license_path(license)})" if license else name
-    try:
-        changes = __salt__["licenses.file_changes"](name, contents)
-        if not changes:
-            ret["comment"] = f"{what} is in place"
-            return ret
-        ret["changes"] = changes
-        if __opts__["test"]:
-            ret.update(result=None, comment=f"{what} would be written")
-            return ret
-        __salt__["licenses.write_file"](name, contents)
-        ret["comment"] = f"{what} was written"
-    except FAILURES as err:
-        return _failed(ret, f"{what} was not written", err)
-    return ret
+    return _file_written(name, what, "licenses.file_changes", "licenses.write_file", name, contents)
 
 
 def license_file(name, content_pillar, mode="0600", owner="root", group="root"):
@@ -137,22 +142,9 @@ def license_file(name, content_pillar, mode="0600", owner="root", group="root"):
     path ``content_pillar``, with ``mode`` (``"0600"`` or ``"0640"``), owner
     and group set before its first byte.
     """
-    ret = stateret.new(name)
     what = f"Node-locked license {name} ({mode} {owner}:{group}, from {content_pillar})"
-    try:
-        changes = __salt__["licenses.secret_file_changes"](name, content_pillar, mode, owner, group)
-        if not changes:
-            ret["comment"] = f"{what} is in place"
-            return ret
-        ret["changes"] = changes
-        if __opts__["test"]:
-            ret.update(result=None, comment=f"{what} would be written")
-            return ret
-        __salt__["licenses.write_secret_file"](name, content_pillar, mode, owner, group)
-        ret["comment"] = f"{what} was written"
-    except FAILURES as err:
-        return _failed(ret, f"{what} was not written", err)
-    return ret
+    return _file_written(name, what, "licenses.secret_file_changes", "licenses.write_secret_file",
+                         name, content_pillar, mode, owner, group)
 
 
 def autodesk_registered(name, product_version, product_key_pillar, servers, server_type="SINGLE", config_file=None,
