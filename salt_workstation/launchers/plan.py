@@ -144,7 +144,8 @@ def mount_record(mount: Mount) -> dict:
     return {"name": mount.name, "path": mount.path, "device": mount.device}
 
 
-def _by_name(records) -> list[dict]:
+def by_name(records) -> list[dict]:
+    """Mount records in a stable order: by name, then path."""
     return sorted(records, key=lambda m: (str(m.get("name")), str(m.get("path"))))
 
 
@@ -153,7 +154,7 @@ def mount_records(config, production, previous: dict) -> list[dict]:
     valid, broken = mounts(config, production)
     remembered = [m for m in previous.get("mounts", [])
                   if isinstance(m, dict) and (broken is None or m.get("name") in broken)]
-    return _by_name([mount_record(m) for m in valid] + remembered)
+    return by_name([mount_record(m) for m in valid] + remembered)
 
 
 def released_mounts(config, manifest: dict) -> list[tuple[str, dict]]:
@@ -344,29 +345,6 @@ class Changes:
         """The changes as a state reports them: {"written": [paths], "removed": [paths]}, empty keys left out."""
         found = {"written": sorted(map(str, self.written)), "removed": sorted(map(str, [*self.folders, *self.removed]))}
         return {key: paths_ for key, paths_ in found.items() if paths_}
-
-
-# ---- the manifest: what an apply wrote, so that what a production leaves behind can be removed ----
-
-
-def manifest_record(settings: Settings, production: str, files: dict[Path, Entry], mounts_: list[dict]) -> dict:
-    """What the manifest keeps for a production: its files outside its own folder, and its mounts."""
-    production_dir = settings.production_dir(production)
-    return {"outside": sorted(str(p) for p in files if not p.is_relative_to(production_dir)), "mounts": mounts_}
-
-
-def remembering_mounts(config, manifest: dict, keep) -> dict:
-    """The manifest with the mounts the kept productions ask for added, even where their launchers
-    could not be written, so that a mount is always released once unwanted."""
-    updated = {production: dict(mapping(record)) for production, record in manifest.items()}
-    for production in keep:
-        wanted = [mount_record(m) for m in mounts(config, production)[0]]
-        if wanted:
-            record = updated.setdefault(production, {"outside": [], "mounts": []})
-            mounts_ = [m for m in record.get("mounts", []) if isinstance(m, dict)]
-            known = {(m.get("name"), m.get("path")) for m in mounts_}
-            record["mounts"] = _by_name(mounts_ + [m for m in wanted if (m["name"], m["path"]) not in known])
-    return updated
 
 
 # ---- the formula's data ------------------------------------------------------------

@@ -115,6 +115,12 @@ def _managed_files(settings: Settings, production: str) -> list[Path]:
     return found
 
 
+def _record(settings: Settings, production: str, files: dict[Path, Entry], mounts: list[dict]) -> dict:
+    """What the manifest keeps for a production: its files outside its own folder, and its mounts."""
+    production_dir = settings.production_dir(production)
+    return {"outside": sorted(str(p) for p in files if not p.is_relative_to(production_dir)), "mounts": mounts}
+
+
 def pending(config, production: str, files: dict[Path, Entry], test: bool = False) -> Changes:
     """What bringing one production to `files` changes: what to write, what it no longer has, and its
     manifest record. Everything is compared here, before anything is changed."""
@@ -129,7 +135,7 @@ def pending(config, production: str, files: dict[Path, Entry], test: bool = Fals
     kept_mounts = {(m["name"], m["path"]) for m in records}
     removed += [Path(m["path"]) for m in previous.get("mounts", []) if isinstance(m, dict)
                 and (m.get("name"), m.get("path")) not in kept_mounts and _removable_mount_point(m["path"], test)]
-    record = plan.manifest_record(settings, production, files, records)
+    record = _record(settings, production, files, records)
     after = None if manifest.get(production) == record else {**manifest, production: record}
     return Changes(written=written, removed=sorted(set(removed)), manifest=after)
 
@@ -140,6 +146,20 @@ def _has_folder(productions: Dir | None, production: str) -> bool:
         return False
     productions.child(production).close()
     return True
+
+
+def _remembering_mounts(config, manifest: dict, keep) -> dict:
+    """The manifest with the mounts the kept productions ask for added, even where their launchers
+    could not be written, so that a mount is always released once unwanted."""
+    updated = {production: dict(mapping(record)) for production, record in manifest.items()}
+    for production in keep:
+        wanted = [plan.mount_record(m) for m in plan.mounts(config, production)[0]]
+        if wanted:
+            record = updated.setdefault(production, {"outside": [], "mounts": []})
+            mounts = [m for m in record.get("mounts", []) if isinstance(m, dict)]
+            known = {(m.get("name"), m.get("path")) for m in mounts}
+            record["mounts"] = plan.by_name(mounts + [m for m in wanted if (m["name"], m["path"]) not in known])
+    return updated
 
 
 def leftovers(config, keep, test: bool = False) -> Changes:
@@ -161,5 +181,5 @@ def leftovers(config, keep, test: bool = False) -> Changes:
         removed += [Path(p) for p in record.get("outside", []) if os.path.lexists(p)]
         removed += [Path(m["path"]) for m in record.get("mounts", []) if isinstance(m, dict)
                     and _removable_mount_point(m.get("path", ""), test)]
-    after = plan.remembering_mounts(config, {p: r for p, r in manifest.items() if p not in gone}, keep)
+    after = _remembering_mounts(config, {p: r for p, r in manifest.items() if p not in gone}, keep)
     return Changes(removed=sorted(set(removed)), folders=folders, manifest=None if after == manifest else after)
