@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 def new(name) -> dict:
     """A state return that says nothing happened (yet)."""
     return {"name": name, "result": True, "changes": {}, "comment": ""}
 
 
-def report(ret: dict, outcome: dict, test: bool, same: str, would: str, done: str, changes=None) -> dict:
-    """An execution function's outcome as the state's return.
+def converge(name, *, changes: Callable[[], dict], act: Callable[[], object], test: bool,
+             same: str, would, done, errors: tuple, failed: Callable[[dict, Exception], dict]) -> dict:
+    """The five steps every state of the extension takes (the shape of saltext-vault's states):
 
-    outcome is {"error": ...}, {"changes": {...}} or {"changed": bool}; for the last,
-    `changes` is what the state reports when something changed. test=True gives
-    result None with the same changes a real run reports.
+    1. read the current state: `changes()` returns what differs, as the state's changes;
+    2. return early, with `same`, when nothing differs;
+    3. those changes are the state's changes, the same whether predicted or done;
+    4. under test=True, result None with exactly those changes and `would`;
+    5. act (`act()`) and report `done`.
+
+    `would` and `done` are text, or a function of the changes. `errors` are the exceptions that
+    mean an execution function failed (Salt's CommandExecutionError and SaltInvocationError: this
+    core module does not import Salt); `failed(ret, error)` words the failure (result False).
     """
-    if "error" in outcome:
-        ret.update(result=False, comment=outcome["error"])
-        return ret
-    found = outcome.get("changes") if changes is None else (changes if outcome.get("changed") else {})
-    if not found:
-        ret["comment"] = same
-        return ret
-    ret.update(changes=found, result=None if test else True, comment=would if test else done)
-    if outcome.get("comment"):
-        ret["comment"] += f" ({outcome['comment']})"
+    ret = new(name)
+    try:
+        differs = changes()
+        if not differs:
+            ret["comment"] = same
+            return ret
+        ret["changes"] = differs
+        if test:
+            ret.update(result=None, comment=would(differs) if callable(would) else would)
+            return ret
+        act()
+    except errors as error:
+        ret["changes"] = {}
+        return failed(ret, error)
+    ret["comment"] = done(ret["changes"]) if callable(done) else done
     return ret

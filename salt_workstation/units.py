@@ -32,24 +32,6 @@ def enable(unit: str) -> None:
         raise WorkstationError(f"systemctl enable {unit} failed: {(done.stderr or done.stdout).strip()}")
 
 
-def state(state_id: str, function: str, **args) -> dict:
-    """One state as the SLS files lay it out: `{{ id }}: {{ function }}: {{ args }}`."""
-    return {"id": state_id, "function": function, "args": [{key: value} for key, value in args.items()]}
-
-
-def service_state(state_id: str, unit: str, enable_only: bool, require=(), watch=()) -> dict:
-    """Keep `unit` right for the moment: only enabled while an image bakes (or a reboot is due), else running.
-
-    `watch` restarts a running unit when its configuration changed.
-    """
-    if enable_only:
-        return state(state_id, "workstation.unit_enabled", name=unit, require=list(require))
-    args = {"name": unit, "enable": True, "require": list(require)}
-    if watch:
-        args["watch"] = list(watch)
-    return state(state_id, "service.running", **args)
-
-
 def package_plan(wanted: dict, have: dict) -> dict:
     """What installing `wanted` ({name: pin or None}) changes, given the installed versions ('' when absent).
 

@@ -97,7 +97,8 @@ def install_packages(packages, test=False):
     """
     Install OS packages ``{name: pinned version, or None for the repository's
     latest}`` from the configured repositories. Returns ``{"changes": {...},
-    "versions": {...}}`` or ``{"error": ...}``. ``test=True`` installs nothing
+    "versions": {...}}``; raises CommandExecutionError when the package manager
+    fails or leaves a package other than wanted. ``test=True`` installs nothing
     and returns the same changes a real run reports (unpinned ones as "latest").
 
     CLI Example:
@@ -115,20 +116,21 @@ def install_packages(packages, test=False):
     try:
         __salt__["pkg.install"](pkgs=targets)
     except (CommandExecutionError, SaltInvocationError) as exc:
-        return {"error": f"the package manager could not install {', '.join(names)}: {exc}"}
+        raise CommandExecutionError(f"the package manager could not install {', '.join(names)}: {exc}") from None
     versions = package_versions(names)
     wrong = {name: versions[name] or "absent" for name, pinned in packages.items()
              if not versions[name] or (pinned and versions[name] != pinned)}
     if wrong:
-        return {"error": f"after the install these packages are not as wanted: {wrong}"}
+        raise CommandExecutionError(f"after the install these packages are not as wanted: {wrong}")
     return {"changes": changes, "versions": versions}
 
 
 def _install_packages(packages):
     """kind: packages apps: every package pinned, failures as WorkstationError for the engine."""
-    outcome = install_packages(packages)
-    if "error" in outcome:
-        raise WorkstationError(outcome["error"])
+    try:
+        install_packages(packages)
+    except CommandExecutionError as exc:
+        raise WorkstationError(str(exc)) from None
 
 
 def resolve(app, version, spec=None, depot=None):

@@ -8,6 +8,8 @@ what an apply would install, keep, repair or remove.
 
 import json
 
+from salt.exceptions import CommandExecutionError
+
 from salt_workstation import config as ws_config
 from salt_workstation import contract, keys, pillar, report as ws_report, safefs, secrets, units
 from salt_workstation import plan as ws_plan
@@ -127,8 +129,8 @@ def keyring(path, key, fingerprint, armor=False, test=False):
     Install a repository signing key at ``path`` only if its fingerprint is the
     pinned one: binary for apt's ``signed-by``, armoured (``armor=True``) for rpm.
 
-    Returns ``{"changed": bool}``, or ``{"error": ...}`` when the key is not the
-    pinned one (nothing is written then) or cannot be written. ``test=True`` writes nothing.
+    Returns ``{"changed": bool}``; raises CommandExecutionError when the key is not
+    the pinned one (nothing is written then) or cannot be written. ``test=True`` writes nothing.
 
     CLI Example:
 
@@ -139,7 +141,7 @@ def keyring(path, key, fingerprint, armor=False, test=False):
     try:
         wanted = keys.pinned_keyring(key, fingerprint)
     except WorkstationError as exc:
-        return {"error": str(exc)}
+        raise CommandExecutionError(str(exc)) from None
     if armor:
         wanted = key.encode()
     try:
@@ -152,7 +154,7 @@ def keyring(path, key, fingerprint, armor=False, test=False):
         try:
             safefs.write_file(path, wanted, 0o644)
         except WorkstationError as exc:  # a folder there, a full disk
-            return {"error": str(exc)}
+            raise CommandExecutionError(str(exc)) from None
     return {"changed": True}
 
 
@@ -160,7 +162,7 @@ def unit_enabled(unit, test=False):
     """
     Enable a systemd unit for the next boot without starting it (works in an
     image build or chroot, where systemd is not running). Returns
-    ``{"changed": bool}`` or ``{"error": ...}``.
+    ``{"changed": bool}``; raises CommandExecutionError when systemctl fails.
 
     CLI Example:
 
@@ -174,7 +176,7 @@ def unit_enabled(unit, test=False):
         if not test:
             units.enable(unit)
     except WorkstationError as exc:
-        return {"error": str(exc)}
+        raise CommandExecutionError(str(exc)) from None
     return {"changed": True}
 
 

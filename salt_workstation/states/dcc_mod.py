@@ -230,19 +230,20 @@ def packages_installed(name, packages):
         ``{package: pinned version, or null for the repository's latest}``.
         Installed unpinned packages are kept as they are.
     """
-    ret = stateret.new(name)
-    outcome = __salt__["dcc.install_packages"](packages, test=__opts__["test"])
-    if "error" in outcome:
-        ret.update(result=False, comment=f"{name}: {outcome['error']}")
+    versions: dict = {}
+
+    def touched(changes):
+        return sorted({*changes.get("installed", {}), *changes.get("changed", {})})
+
+    def failed(ret, error):
+        ret.update(result=False, comment=f"{name}: {error}")
         return ret
-    if not outcome["changes"]:
-        ret["comment"] = f"{name}: {', '.join(packages)} installed"
-        return ret
-    touched = sorted({*outcome["changes"].get("installed", {}), *outcome["changes"].get("changed", {})})
-    versions = outcome.get("versions", {})
-    ret["changes"] = outcome["changes"]
-    if __opts__["test"]:
-        ret.update(result=None, comment=f"{name}: {', '.join(touched)} would be installed")
-    else:
-        ret["comment"] = f"{name}: installed " + ", ".join(f"{p} {versions.get(p, '')}".strip() for p in touched)
-    return ret
+
+    return stateret.converge(
+        name, changes=lambda: __salt__["dcc.install_packages"](packages, test=True)["changes"],
+        act=lambda: versions.update(__salt__["dcc.install_packages"](packages)["versions"]), test=__opts__["test"],
+        same=f"{name}: {', '.join(packages)} installed",
+        would=lambda changes: f"{name}: {', '.join(touched(changes))} would be installed",
+        done=lambda changes: f"{name}: installed " + ", ".join(f"{p} {versions.get(p, '')}".strip()
+                                                                  for p in touched(changes)),
+        errors=(CommandExecutionError,), failed=failed)

@@ -64,22 +64,14 @@ def config_merged(name, settings, style):
         ``dcv`` (quoted text values), ``pcoip`` (``key = value``) or
         ``tigervnc`` (``key=value`` and bare flags).
     """
-    ret = stateret.new(name)
     keys = ", ".join(key for section in settings.values() for key in section)
-    try:
-        changes = __salt__["display.config_changes"](name, settings, style)
-        if not changes:
-            ret["comment"] = f"{name} holds {keys} as the pillar says"
-            return ret
-        ret["changes"] = changes
-        if __opts__["test"]:
-            ret.update(result=None, comment=f"{name} would change: {', '.join(changes)}")
-            return ret
-        ret["changes"] = __salt__["display.merge_config"](name, settings, style)
-        ret["comment"] = f"{name} changed: {', '.join(ret['changes'])}"
-    except FAILURES as err:
-        return _failed(ret, f"{name} was not merged", err, SOURCES.get(name))
-    return ret
+    return stateret.converge(
+        name, changes=lambda: __salt__["display.config_changes"](name, settings, style),
+        act=lambda: __salt__["display.merge_config"](name, settings, style), test=__opts__["test"],
+        same=f"{name} holds {keys} as the pillar says",
+        would=lambda changes: f"{name} would change: {', '.join(changes)}",
+        done=lambda changes: f"{name} changed: {', '.join(changes)}", errors=FAILURES,
+        failed=lambda ret, err: _failed(ret, f"{name} was not merged", err, SOURCES.get(name)))
 
 
 def owner_exists(name):
@@ -101,20 +93,12 @@ def group_member(name, group):
     """
     Ensure user ``name`` is a member of ``group``; other members stay.
     """
-    ret = stateret.new(name)
-    try:
-        if __salt__["display.in_group"](name, group):
-            ret["comment"] = f"{name} is a member of {group}"
-            return ret
-        ret["changes"] = {"group": group, "added": name}
-        if __opts__["test"]:
-            ret.update(result=None, comment=f"{name} would join {group}")
-            return ret
-        __salt__["display.add_to_group"](name, group)
-        ret["comment"] = f"{name} joined {group}"
-    except FAILURES as err:
-        return _failed(ret, f"{name} did not join {group}", err, path_of("display", "agents"))
-    return ret
+    return stateret.converge(
+        name, changes=lambda: {} if __salt__["display.in_group"](name, group) else {"group": group, "added": name},
+        act=lambda: __salt__["display.add_to_group"](name, group), test=__opts__["test"],
+        same=f"{name} is a member of {group}", would=f"{name} would join {group}", done=f"{name} joined {group}",
+        errors=FAILURES, failed=lambda ret, err: _failed(ret, f"{name} did not join {group}", err,
+                                                          path_of("display", "agents")))
 
 
 def anyware_registered(name, register_tool=None, validate_tool=None):

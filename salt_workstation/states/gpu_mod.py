@@ -63,22 +63,10 @@ def not_managed(name, comment, errors=None):
 
 
 def _converge(name, read, changes, act, same, would, done, failed):
-    """The five steps: read the current state (read() is True when it is right); return when nothing
-    differs; the changes; under test=True result None with exactly those; act, and report."""
-    ret = stateret.new(name)
-    try:
-        if read():
-            ret["comment"] = same
-            return ret
-        ret["changes"] = changes
-        if __opts__["test"]:
-            ret.update(result=None, comment=would)
-            return ret
-        act()
-    except _ERRORS as exc:
-        return _failed(ret, failed, exc)
-    ret["comment"] = done
-    return ret
+    """stateret.converge for a state whose read() is True when all is right, with fixed changes."""
+    return stateret.converge(name, changes=lambda: {} if read() else changes, act=act, test=__opts__["test"],
+                             same=same, would=would, done=done, errors=_ERRORS,
+                             failed=lambda ret, exc: _failed(ret, failed, exc))
 
 
 def nouveau_blacklisted(name, content):

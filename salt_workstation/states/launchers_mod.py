@@ -97,20 +97,10 @@ def pruned(name, keep=()):
 
 
 def _one_file(ret, keep, changes, same, would, done):
-    """The five steps for a state that keeps one file: keep(test=True) reads, keep() writes."""
-    try:
-        if not keep(test=True)["changed"]:
-            ret["comment"] = same
-            return ret
-        ret["changes"] = changes
-        if __opts__["test"]:
-            ret.update(result=None, comment=would)
-            return ret
-        keep()
-    except CommandExecutionError as err:
-        return _failed(ret, err)
-    ret["comment"] = done
-    return ret
+    """stateret.converge for a state that keeps one file: keep(test=True) reads, keep() writes."""
+    return stateret.converge(ret["name"], changes=lambda: changes if keep(test=True)["changed"] else {},
+                             act=keep, test=__opts__["test"], same=same, would=would, done=done,
+                             errors=(CommandExecutionError,), failed=_failed)
 
 
 def command(name):

@@ -4,6 +4,8 @@ with its path in one place, so a TD sees them all at once; the app states
 still fail one by one with their own errors while the valid apps converge.
 """
 
+from salt.exceptions import CommandExecutionError
+
 from salt_workstation import pillar, stateret
 
 __virtualname__ = "workstation"
@@ -44,15 +46,21 @@ def keyring(name, repository, repo, armor=False):
         ret["result"] = False
         ret["comment"] = "The repository was not configured. Fix the pillar:\n" + "\n".join(f"- {p}" for p in problems)
         return ret
-    outcome = __salt__["workstation.keyring"](name, repo["key"], repo["fingerprint"], armor=armor, test=__opts__["test"])
-    if "error" in outcome:
-        outcome = {"error": f"Repository {repository}: {outcome['error']} "
-                            f"({pillar.path_of('repositories', repository, 'fingerprint')})"}
-    return stateret.report(ret, outcome, __opts__["test"],
-                           same=f"The pinned key of repository {repository} is in place at {name}",
-                           would=f"The pinned key of repository {repository} would be written to {name}",
-                           done=f"The pinned key of repository {repository} was written to {name}",
-                           changes={"keyring": name, "fingerprint": repo["fingerprint"]})
+    def write(test=False):
+        return __salt__["workstation.keyring"](name, repo["key"], repo["fingerprint"], armor=armor, test=test)
+
+    def failed(ret, error):
+        # A key that is not the pinned one is fixed at the pin; a disk or folder problem is the repository's.
+        where = ("repositories", repository, "fingerprint") if "fingerprint" in str(error) else ("repositories", repository)
+        ret.update(result=False, comment=f"Repository {repository}: {error} ({pillar.path_of(*where)})")
+        return ret
+
+    return stateret.converge(
+        name, changes=lambda: {"keyring": name, "fingerprint": repo["fingerprint"]} if write(test=True)["changed"] else {},
+        act=write, test=__opts__["test"], same=f"The pinned key of repository {repository} is in place at {name}",
+        would=f"The pinned key of repository {repository} would be written to {name}",
+        done=f"The pinned key of repository {repository} was written to {name}",
+        errors=(CommandExecutionError,), failed=failed)
 
 
 def unit_enabled(name):
@@ -60,7 +68,12 @@ def unit_enabled(name):
     Ensure systemd unit ``name`` is enabled for the next boot, without starting
     it: what ``workstation:phase: bake`` uses while an image is built.
     """
-    outcome = __salt__["workstation.unit_enabled"](name, test=__opts__["test"])
-    return stateret.report(stateret.new(name), outcome, __opts__["test"], same=f"{name} is enabled",
-                           would=f"{name} would be enabled (not started: phase bake)",
-                           done=f"{name} was enabled (not started: phase bake)", changes={"enabled": name})
+    def failed(ret, error):
+        ret.update(result=False, comment=f"{name} was not enabled: {error}")
+        return ret
+
+    return stateret.converge(
+        name, changes=lambda: {"enabled": name} if __salt__["workstation.unit_enabled"](name, test=True)["changed"] else {},
+        act=lambda: __salt__["workstation.unit_enabled"](name), test=__opts__["test"], same=f"{name} is enabled",
+        would=f"{name} would be enabled (not started now)", done=f"{name} was enabled (not started now)",
+        errors=(CommandExecutionError,), failed=failed)
