@@ -12,6 +12,7 @@ include:
 {%- endif %}
 
 {#- Every pillar error of this feature, each with its path and the fix; passes when there is none. #}
+
 workstation-licenses-pillar-valid:
   licenses.pillar_valid:
     - name: workstation:licenses
