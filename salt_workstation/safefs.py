@@ -254,18 +254,31 @@ class Dir:
         self._wrap(os.mkdir, component(name), mode, dir_fd=self.fd)
         return self.child(name)
 
-    def write_file(self, name: str, data: bytes, mode: int, uid: int | None = None, gid: int | None = None) -> None:
-        """Replace `name` with `data` in one rename: a temporary beside it, owner and mode before
-        the first byte, every byte written and fsynced, then the rename and the folder fsynced.
-        A folder at `name` is refused; a symlink there is replaced, never written through."""
+    def _replace(self, name: str, what: str, make) -> None:
+        """Make `name` anew in one rename: `make(temporary)` creates it beside its place, then the
+        rename and the folder fsynced. A folder at `name` is refused; a symlink there is replaced,
+        never followed; a failure leaves no temporary behind."""
         component(name)
         info = self.lstat(name)
         if info is not None and stat.S_ISDIR(info.st_mode):
-            raise WorkstationError(f"{self.join(name)} is a folder; remove it so the file can be written")
+            raise WorkstationError(f"{self.join(name)} is a folder; remove it so the {what}")
         temporary = f".{name[:200]}.{secrets.token_hex(6)}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = self._wrap(os.open, temporary, flags, mode, dir_fd=self.fd, needed=len(data))
         try:
+            make(temporary)
+            self._wrap(os.rename, temporary, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=self.fd)
+            raise
+        self.fsync()
+
+    def write_file(self, name: str, data: bytes, mode: int, uid: int | None = None, gid: int | None = None) -> None:
+        """Replace `name` with `data` in one rename (see _replace): owner and mode set before the
+        first byte, every byte written and fsynced before the rename."""
+
+        def make(temporary):
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = self._wrap(os.open, temporary, flags, mode, dir_fd=self.fd, needed=len(data))
             try:
                 if uid is not None or gid is not None:
                     os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
@@ -276,28 +289,13 @@ class Dir:
                 self._wrap(os.fsync, fd)
             finally:
                 os.close(fd)
-            self._wrap(os.rename, temporary, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary, dir_fd=self.fd)
-            raise
-        self.fsync()
+
+        self._replace(name, "file can be written", make)
 
     def symlink(self, name: str, target: str) -> None:
-        """Make `name` a symlink to `target` in one rename (a folder there is refused)."""
-        component(name)
-        info = self.lstat(name)
-        if info is not None and stat.S_ISDIR(info.st_mode):
-            raise WorkstationError(f"{self.join(name)} is a folder; remove it so the link can be made")
-        temporary = f".{name[:200]}.{secrets.token_hex(6)}.tmp"
-        self._wrap(os.symlink, target, temporary, dir_fd=self.fd)
-        try:
-            self._wrap(os.rename, temporary, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary, dir_fd=self.fd)
-            raise
-        self.fsync()
+        """Make `name` a symlink to `target` in one rename (see _replace)."""
+        self._replace(name, "link can be made",
+                      lambda temporary: self._wrap(os.symlink, target, temporary, dir_fd=self.fd))
 
     def chmod(self, name: str, mode: int) -> None:
         """chmod a folder or file found here, never through a symlink."""
