@@ -23,13 +23,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# (line, Python, pin). 3006 is the LTS most studios' onedir packages carry; 3006.30 and
-# 3008.5 need a certifi newer than the package index serves, hence these pins.
-LINES = {
-    "3006": ("3.10", "salt==3006.29"),
-    "3007": ("3.11", "salt==3007.16"),
-}
+# line: (Python, pin, tiers, why a tier is left out). 3006 is the LTS most studios' onedir
+# packages carry; 3006.30 and 3008.5 need a certifi newer than the package index serves.
 TIERS = {"unit": "tests/unit", "functional": "tests/functional", "integration": "tests/integration"}
+LINES = {
+    "3006": ("3.10", "salt==3006.29", tuple(TIERS), ""),
+    # With pytest-salt-factories 1.0.5, a 3007.16 minion's requests to its master time out ("The
+    # minion failed to return the job information"): salt:// fetches hang until the CLI's timeout.
+    "3007": ("3.11", "salt==3007.16", ("unit", "functional"),
+             "integration not run: minion-to-master requests time out on 3007.16"),
+}
 
 
 def find_python(version: str) -> str | None:
@@ -74,11 +77,11 @@ def ensure_venv(line: str, python: str, pin: str) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", default=",".join(LINES), help="Salt lines to run (default: all)")
-    parser.add_argument("--tiers", default=",".join(TIERS), help="test tiers to run (default: all three)")
+    parser.add_argument("--tiers", help="test tiers to run (default: each line's own, see LINES)")
     args = parser.parse_args()
     rows, failed = [], False
     for line in args.lines.split(","):
-        version, pin = LINES[line]
+        version, pin, line_tiers, left_out = LINES[line]
         python = find_python(version)
         if python is None:
             rows.append((line, pin, f"python{version}", "NOT COVERED: no Python", "-"))
@@ -92,17 +95,18 @@ def main() -> int:
             continue
         salt = subprocess.run([str(venv / "bin" / "python"), "-c", "import salt.version; print(salt.version.__version__)"],
                               capture_output=True, text=True, check=False).stdout.strip()
-        tiers = [TIERS[tier] for tier in args.tiers.split(",")]
+        tiers = [TIERS[tier] for tier in (args.tiers.split(",") if args.tiers else line_tiers)]
         print(f"\n==> Salt {salt} on {python}: {' '.join(tiers)}", flush=True)
         done = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", *tiers],
                               cwd=REPO, check=False)
         outcome = "passed" if done.returncode == 0 else f"FAILED (pytest exit {done.returncode})"
+        outcome += f" ({', '.join(tier.split('/')[1] for tier in tiers)})" + (f"; {left_out}" if left_out and not args.tiers else "")
         failed |= done.returncode != 0
         rows.append((line, f"salt {salt}", python, outcome, f"{time.monotonic() - started:.0f} s"))
     print("\nSalt version matrix (the main venv ran every tier on Salt 3008):")
-    print(f"{'line':6} {'salt':14} {'python':48} {'result':32} {'wall':>6}")
+    print(f"{'line':6} {'salt':14} {'python':48} {'wall':>6}  result")
     for row in rows:
-        print(f"{row[0]:6} {row[1]:14} {row[2]:48} {row[3]:32} {row[4]:>6}")
+        print(f"{row[0]:6} {row[1]:14} {row[2]:48} {row[4]:>6}  {row[3]}")
     return 1 if failed else 0
 
 
