@@ -181,11 +181,9 @@ class AppStore:
     def status(self, spec: VersionSpec, package_versions=None, deep: bool = False) -> str:
         """INSTALLED, ABSENT, CHANGED, DAMAGED or FOREIGN, from the manifest and a few stats
         (and, when `deep`, every file re-hashed against the manifest)."""
-        if self.blocker(spec.app, spec.version):
-            return FOREIGN
         manifest = self.manifest(spec.app, spec.version)
-        if manifest is None:
-            return ABSENT
+        if manifest is None:  # readable only through real folders: a symlink or a foreign folder blocks
+            return FOREIGN if self.blocker(spec.app, spec.version) else ABSENT
         if identity(spec) != manifest.get("identity"):
             return CHANGED
         if spec.kind == "packages":
@@ -286,7 +284,6 @@ class AppStore:
     def _check_space(self, job: _Job, source_size: int | None) -> None:
         """Before the first byte is read: the catalog `size`, or at least the download's, must fit."""
         needed = job.spec.size or source_size
-        job.needed = needed
         if not needed:
             return
         free = safefs.free_bytes(job.app_dir.fd)
@@ -530,7 +527,6 @@ class _Job:
         self.spec = spec
         self.app_dir: safefs.Dir | None = None
         self.budget = None
-        self.needed: int | None = None
         self.scratch: list[str] = []
 
     def scratch_name(self, suffix: str) -> str:
