@@ -58,9 +58,14 @@ matrix: venv-tests
 	$(PYTHON) tests/matrix.py
 
 # The architecture's import rules (.importlinter): core never imports loader code or Salt,
-# capabilities never import each other, no import cycles.
+# capabilities never import each other, no import cycles. Then ruff (lint and format),
+# yamllint on plain YAML (.yamllint), salt-lint on the formula's SLS.
 lint: venv-tests
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/yamllint --strict pillar_examples formulas .yamllint
+	$(VENV)/bin/salt-lint formulas/workstation/*.sls
 
 test-unit: venv-tests
 	$(PY) -m pytest -q tests/unit

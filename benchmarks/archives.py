@@ -32,17 +32,37 @@ POOL_BYTES = 16 << 20
 # (extension, content kind, weight) per size class.
 _KINDS = {
     "large": [(".so", "binary", 0.55), (".exr", "random", 0.10), (".pak", "text", 0.35)],
-    "medium": [(".so", "binary", 0.35), (".py", "text", 0.25), (".h", "text", 0.30), (".png", "random", 0.10)],
-    "small": [(".py", "text", 0.40), (".h", "text", 0.20), (".json", "text", 0.17), (".pyc", "binary", 0.15),
-              (".png", "random", 0.08)],
+    "medium": [
+        (".so", "binary", 0.35),
+        (".py", "text", 0.25),
+        (".h", "text", 0.30),
+        (".png", "random", 0.10),
+    ],
+    "small": [
+        (".py", "text", 0.40),
+        (".h", "text", 0.20),
+        (".json", "text", 0.17),
+        (".pyc", "binary", 0.15),
+        (".png", "random", 0.08),
+    ],
 }
 # Share of the content bytes and of the file count per size class.
 _CLASS_BYTES = {"large": 0.45, "medium": 0.40, "small": 0.15}
 _CLASS_FILES = {"large": 0.004, "medium": 0.12}
 
 _TOP_DIRS = [
-    "bin", "lib", "lib/plugins", "python/lib/python3.11/site-packages", "houdini/otls", "houdini/scripts",
-    "toolkit/include", "toolkit/samples", "resources/icons", "resources/fonts", "docs/html", "config",
+    "bin",
+    "lib",
+    "lib/plugins",
+    "python/lib/python3.11/site-packages",
+    "houdini/otls",
+    "houdini/scripts",
+    "toolkit/include",
+    "toolkit/samples",
+    "resources/icons",
+    "resources/fonts",
+    "docs/html",
+    "config",
 ]
 
 
@@ -56,14 +76,16 @@ class _Pools:
     slices of one pool compress like the pool itself, never like a repeat)."""
 
     def __init__(self, rng: random.Random):
-        vocab = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz_") for _ in range(rng.randint(2, 12)))
-                 for _ in range(2000)]
+        vocab = [
+            "".join(rng.choice("abcdefghijklmnopqrstuvwxyz_") for _ in range(rng.randint(2, 12)))
+            for _ in range(2000)
+        ]
         separators = [" ", " ", " ", "(", ")", ", ", ".", "\n", "\n    ", " = ", ": "]
         text = bytearray()
         while len(text) < POOL_BYTES:
             words = _zipf(rng, vocab, 200_000, 1.1)
             seps = rng.choices(separators, k=len(words))
-            text += "".join(w + s for w, s in zip(words, seps)).encode()
+            text += "".join(w + s for w, s in zip(words, seps, strict=False)).encode()
         self.text = bytes(text[:POOL_BYTES])
         tokens = [rng.randbytes(rng.randint(2, 10)) for _ in range(3000)]
         binary = bytearray()
@@ -79,7 +101,7 @@ class _Pools:
         while left:
             take = min(left, rng.randint(256 << 10, 4 << 20))
             start = rng.randrange(0, len(pool) - take + 1)
-            parts.append(pool[start:start + take])
+            parts.append(pool[start : start + take])
             left -= take
         return b"".join(parts)
 
@@ -98,8 +120,10 @@ def _tree(rng: random.Random, dirs: int) -> list[str]:
         parent = rng.choice(tree)
         if parent.count("/") >= 7:
             continue
-        tree.append(f"{parent}/{rng.choice(['core', 'ui', 'nodes', 'sim', 'io', 'render', 'utils', 'geo'])}"
-                    f"{rng.randint(0, 999):03d}")
+        tree.append(
+            f"{parent}/{rng.choice(['core', 'ui', 'nodes', 'sim', 'io', 'render', 'utils', 'geo'])}"
+            f"{rng.randint(0, 999):03d}"
+        )
     return tree
 
 
@@ -133,11 +157,20 @@ def _info(name: str, kind=tarfile.REGTYPE, size=0, mode=0o644, linkname="") -> t
     return info
 
 
-def build(path: Path, *, app: str, version: str, size_mib: float, files: int, seed: int, launcher: str) -> dict:
+def build(
+    path: Path, *, app: str, version: str, size_mib: float, files: int, seed: int, launcher: str
+) -> dict:
     """Write the archive at path (if its sidecar says it is not there yet) and return the sidecar."""
     sidecar = path.with_suffix(".json")
-    params = {"app": app, "version": version, "size_mib": size_mib, "files": files, "seed": seed,
-              "launcher": launcher, "generator": GENERATOR_VERSION}
+    params = {
+        "app": app,
+        "version": version,
+        "size_mib": size_mib,
+        "files": files,
+        "seed": seed,
+        "launcher": launcher,
+        "generator": GENERATOR_VERSION,
+    }
     if path.exists() and sidecar.exists():
         meta = json.loads(sidecar.read_text())
         if meta.get("params") == params:
@@ -163,9 +196,13 @@ def build(path: Path, *, app: str, version: str, size_mib: float, files: int, se
             digest.update(data)
             return self.raw.write(data)
 
-    with open(temporary, "wb") as raw, \
-            gzip.GzipFile(filename="", mode="wb", compresslevel=6, fileobj=_Hashing(raw), mtime=0) as gz, \
-            tarfile.open(fileobj=gz, mode="w|", format=tarfile.GNU_FORMAT) as tar:
+    with (
+        open(temporary, "wb") as raw,
+        gzip.GzipFile(
+            filename="", mode="wb", compresslevel=6, fileobj=_Hashing(raw), mtime=0
+        ) as gz,
+        tarfile.open(fileobj=gz, mode="w|", format=tarfile.GNU_FORMAT) as tar,
+    ):
         dirs = {top}
         for folder in sorted(tree):
             parts = folder.split("/")

@@ -26,10 +26,18 @@ def main(demo: Path) -> None:
         "catalog": catalog,
         "productions": example_productions(),
         # studio-launch, desktop entries, menus and fstab land in the demo folder, not in the system
-        "lookup": {"os": {"bin_dir": str(demo / "bin"), "xdg_data_dir": str(demo / "share"),
-                          "xdg_config_dir": str(demo / "xdg"), "fstab": str(demo / "fstab")}},
+        "lookup": {
+            "os": {
+                "bin_dir": str(demo / "bin"),
+                "xdg_data_dir": str(demo / "share"),
+                "xdg_config_dir": str(demo / "xdg"),
+                "fstab": str(demo / "fstab"),
+            }
+        },
     }
-    (pillar_dir / "workstation.sls").write_text(yaml.safe_dump({"workstation": workstation}, sort_keys=False))
+    (pillar_dir / "workstation.sls").write_text(
+        yaml.safe_dump({"workstation": workstation}, sort_keys=False)
+    )
     (demo / "empty").mkdir(exist_ok=True)
     (demo / "etc").mkdir(exist_ok=True)
     minion = {
@@ -42,7 +50,9 @@ def main(demo: Path) -> None:
         "pillar_roots": {"base": [str(pillar_dir)]},
     }
     (demo / "etc" / "minion").write_text(yaml.safe_dump(minion, sort_keys=False))
-    print(f"demo depot: {demo / 'depot'} ({sum(len(e['versions']) for e in catalog.values())} app versions)")
+    print(
+        f"demo depot: {demo / 'depot'} ({sum(len(e['versions']) for e in catalog.values())} app versions)"
+    )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,18 @@ SALT_CALL = Path(sys.executable).parent / "salt-call"
 
 def main(demo: Path) -> None:
     out = subprocess.run(
-        [str(SALT_CALL), "--local", "-c", str(demo / "etc"), "--out", "json", "workstation.inventory"],
-        capture_output=True, text=True, check=True,
+        [
+            str(SALT_CALL),
+            "--local",
+            "-c",
+            str(demo / "etc"),
+            "--out",
+            "json",
+            "workstation.inventory",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     inventory = json.loads(out.stdout)["local"]
     print("\nInstalled on this demo workstation:")

@@ -14,7 +14,11 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # Formulas ship inside the package (setup.cfg maps the top-level formulas/ here);
 # in a source checkout they sit beside the package.
 FORMULA_ROOT = next(
-    (path for path in (PACKAGE_DIR / "formulas", PACKAGE_DIR.parent / "formulas") if (path / "workstation").is_dir()),
+    (
+        path
+        for path in (PACKAGE_DIR / "formulas", PACKAGE_DIR.parent / "formulas")
+        if (path / "workstation").is_dir()
+    ),
     PACKAGE_DIR / "formulas",
 )
 FORMULA_DIR = FORMULA_ROOT / "workstation"

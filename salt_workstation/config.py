@@ -7,14 +7,14 @@ here, so the CLI and `state.apply` always agree on what the pillar means.
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
+from functools import cache
 
 import yaml
 
 from salt_workstation import FORMULA_DIR
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_yaml(name: str) -> dict:
     with open(FORMULA_DIR / name, encoding="utf-8") as handle:
         return yaml.safe_load(handle) or {}
@@ -47,9 +47,18 @@ def load(pillar_workstation, grains: dict | None = None) -> dict:
     grains = grains or {}
     pillar_workstation = pillar_workstation if isinstance(pillar_workstation, dict) else {}
     # The GPUs ride along so that workstation.validate checks workstation:gpu against the cards.
-    config = merge(defaults(), {"os": {"codename": grains.get("oscodename") or "",
-                                       "gpus": grains.get("workstation_gpus") or []}})
+    config = merge(
+        defaults(),
+        {
+            "os": {
+                "codename": grains.get("oscodename") or "",
+                "gpus": grains.get("workstation_gpus") or [],
+            }
+        },
+    )
     config = merge(config, os_parameters(grains.get("os_family")))
     config = merge(config, pillar_workstation.get("lookup") or {})
-    config = merge(config, {key: value for key, value in pillar_workstation.items() if key != "lookup"})
+    config = merge(
+        config, {key: value for key, value in pillar_workstation.items() if key != "lookup"}
+    )
     return config

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import http.client
 import os
-import socket
 import threading
 import time
 import urllib.error
@@ -24,7 +23,9 @@ def redact_url(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
-    return urllib.parse.urlunsplit((parts.scheme, f"***@{_host_port(parts)}", parts.path, parts.query, parts.fragment))
+    return urllib.parse.urlunsplit(
+        (parts.scheme, f"***@{_host_port(parts)}", parts.path, parts.query, parts.fragment)
+    )
 
 
 def _host_port(parts) -> str:
@@ -39,10 +40,16 @@ def _request(url: str) -> urllib.request.Request:
     parts = urllib.parse.urlsplit(url)
     if parts.username is None and parts.password is None:
         return urllib.request.Request(url)
-    request = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=_host_port(parts))))
-    credentials = f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password or '')}"
+    request = urllib.request.Request(
+        urllib.parse.urlunsplit(parts._replace(netloc=_host_port(parts)))
+    )
+    credentials = (
+        f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password or '')}"
+    )
     # unredirected: a redirect to another host must not carry the password along
-    request.add_unredirected_header("Authorization", "Basic " + base64.b64encode(credentials.encode()).decode())
+    request.add_unredirected_header(
+        "Authorization", "Basic " + base64.b64encode(credentials.encode()).decode()
+    )
     return request
 
 
@@ -60,8 +67,16 @@ class HashingReader:
     instant.
     """
 
-    def __init__(self, raw, algorithm: str, total: int | None = None, progress=None,
-                 idle: float | None = None, deadline: float | None = None, shown: str = "the source"):
+    def __init__(
+        self,
+        raw,
+        algorithm: str,
+        total: int | None = None,
+        progress=None,
+        idle: float | None = None,
+        deadline: float | None = None,
+        shown: str = "the source",
+    ):
         self._raw = raw
         self._hash = hashlib.new(algorithm)
         self.total = total
@@ -85,21 +100,32 @@ class HashingReader:
         if self.error is not None:
             raise self.error
         if self._deadline is not None and time.monotonic() - self._started > self._deadline:
-            raise self._fail(LimitExceeded(
-                f"the download of {self._shown} did not finish within {self._deadline} s "
-                f"(workstation:limits:depot_deadline): {self._so_far()} arrived"))
+            raise self._fail(
+                LimitExceeded(
+                    f"the download of {self._shown} did not finish within {self._deadline} s "
+                    f"(workstation:limits:depot_deadline): {self._so_far()} arrived"
+                )
+            )
         try:
             count = self._raw.readinto(buffer) or 0
-        except (socket.timeout, TimeoutError):
-            raise self._fail(DepotError(
-                f"the depot stopped sending {self._shown} after {self._so_far()} for {self._idle or IDLE_TIMEOUT} s "
-                "(workstation:limits:depot_idle_timeout); is the depot overloaded or the network down?")) from None
+        except TimeoutError:
+            raise self._fail(
+                DepotError(
+                    f"the depot stopped sending {self._shown} after {self._so_far()} for {self._idle or IDLE_TIMEOUT} s "
+                    "(workstation:limits:depot_idle_timeout); is the depot overloaded or the network down?"
+                )
+            ) from None
         except (OSError, http.client.HTTPException) as exc:
-            raise self._fail(DepotError(
-                f"the depot connection broke while sending {self._shown} after {self._so_far()}: "
-                f"{exc.__class__.__name__} {exc}".rstrip())) from None
+            raise self._fail(
+                DepotError(
+                    f"the depot connection broke while sending {self._shown} after {self._so_far()}: "
+                    f"{exc.__class__.__name__} {exc}".rstrip()
+                )
+            ) from None
         if not count and self.total is not None and self.done < self.total and len(buffer):
-            raise self._fail(DepotError(f"the depot sent only {self._so_far()} of {self._shown}, then closed"))
+            raise self._fail(
+                DepotError(f"the depot sent only {self._so_far()} of {self._shown}, then closed")
+            )
         return count
 
     def readinto(self, buffer) -> int:
@@ -107,7 +133,9 @@ class HashingReader:
         if count:
             self._hash.update(memoryview(buffer).cast("B")[:count])
             self.done += count
-            if threading.get_ident() == self._owner:  # a read-ahead thread leaves reporting to report()
+            if (
+                threading.get_ident() == self._owner
+            ):  # a read-ahead thread leaves reporting to report()
                 self.report()
         return count
 
@@ -151,20 +179,34 @@ def open_source(url: str, fetch_salt=None, timeout: float = IDLE_TIMEOUT):
                 raise DepotError(f"{shown}: salt:// sources need a Salt minion to fetch them")
             local = fetch_salt(url)
             if not local:
-                raise DepotError(f"{shown} was not found on the Salt fileserver; check the depot path and the master's file roots")
+                raise DepotError(
+                    f"{shown} was not found on the Salt fileserver; check the depot path and the master's file roots"
+                )
             return _open_file(local)
         if scheme == "file":
             return _open_file(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
         if scheme in ("http", "https"):
-            response = urllib.request.urlopen(_request(url), timeout=timeout)  # noqa: S310 - scheme checked above
+            response = urllib.request.urlopen(_request(url), timeout=timeout)
             length = response.headers.get("Content-Length")
             return response, int(length) if length and length.isdigit() else None
     except urllib.error.HTTPError as exc:
-        raise DepotError(f"the depot answered {exc.code} {exc.reason} for {shown}; check the source path and the depot") from None
-    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException, ValueError) as exc:
+        raise DepotError(
+            f"the depot answered {exc.code} {exc.reason} for {shown}; check the source path and the depot"
+        ) from None
+    except (
+        urllib.error.URLError,
+        OSError,
+        TimeoutError,
+        http.client.HTTPException,
+        ValueError,
+    ) as exc:
         reason = getattr(exc, "reason", exc)
-        raise DepotError(f"could not read {shown}: {reason}; is the depot up and reachable from this machine?") from None
-    raise DepotError(f"{shown}: unsupported URL scheme '{scheme}'; use salt://, http(s):// or file://")
+        raise DepotError(
+            f"could not read {shown}: {reason}; is the depot up and reachable from this machine?"
+        ) from None
+    raise DepotError(
+        f"{shown}: unsupported URL scheme '{scheme}'; use salt://, http(s):// or file://"
+    )
 
 
 def _open_file(path: str):
@@ -173,4 +215,3 @@ def _open_file(path: str):
     except FileNotFoundError:
         raise DepotError(f"{path} does not exist in the depot; check the source path") from None
     return handle, os.fstat(handle.fileno()).st_size
-

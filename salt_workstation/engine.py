@@ -28,14 +28,31 @@ from dataclasses import dataclass
 
 from salt_workstation import __version__, safefs
 from salt_workstation.depot import IDLE_TIMEOUT, HashingReader, open_source, redact_url
-from salt_workstation.errors import DiskError, HashMismatch, InstallError, UnsafePath, WorkstationError
-from salt_workstation.paths import FILE_LIST, HISTORY, LOCK, MANIFEST, RESERVED_NAMES, STAGING_PREFIX, TRASH_PREFIX, Layout
+from salt_workstation.errors import (
+    DiskError,
+    HashMismatch,
+    InstallError,
+    UnsafePath,
+    WorkstationError,
+)
+from salt_workstation.paths import (
+    FILE_LIST,
+    HISTORY,
+    LOCK,
+    MANIFEST,
+    RESERVED_NAMES,
+    STAGING_PREFIX,
+    TRASH_PREFIX,
+    Layout,
+)
 from salt_workstation.pillar import VersionSpec
 
 INSTALLED = "installed"
 ABSENT = "absent"
 CHANGED = "changed"  # another build of this version is installed (hash or unpacking differs)
-DAMAGED = "damaged"  # our manifest is there but a launcher is not (or, verified deep, a file changed)
+DAMAGED = (
+    "damaged"  # our manifest is there but a launcher is not (or, verified deep, a file changed)
+)
 FOREIGN = "foreign"  # a folder we did not install, or a symlink, holds the version's place
 
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -54,7 +71,9 @@ class Limits:
 
     @classmethod
     def from_config(cls, limits: dict | None) -> Limits:
-        known = {key: value for key, value in (limits or {}).items() if key in cls.__dataclass_fields__}
+        known = {
+            key: value for key, value in (limits or {}).items() if key in cls.__dataclass_fields__
+        }
         return cls(**known)
 
 
@@ -132,15 +151,19 @@ class AppStore:
                 if info is None:
                     return None
                 if stat.S_ISLNK(info.st_mode):
-                    return (f"{dest} is a symlink; salt-workstation does not follow or replace what it did not "
-                            "create there. Move it aside, then apply again")
+                    return (
+                        f"{dest} is a symlink; salt-workstation does not follow or replace what it did not "
+                        "create there. Move it aside, then apply again"
+                    )
         except FileNotFoundError:
             return None
         except UnsafePath as exc:
             return str(exc)
         if self.manifest(app, version) is None:
-            return (f"{dest} exists but salt-workstation did not install it (no manifest); nothing was changed. "
-                    "Move it aside or delete it, then apply again")
+            return (
+                f"{dest} exists but salt-workstation did not install it (no manifest); nothing was changed. "
+                "Move it aside or delete it, then apply again"
+            )
         return None
 
     def strangers(self, app: str) -> list[str]:
@@ -168,9 +191,16 @@ class AppStore:
                 with apps.child(app) as app_dir:
                     for version in app_dir.listdir():
                         info = app_dir.lstat(version)
-                        if version.startswith(".") or info is None or not stat.S_ISDIR(info.st_mode):
+                        if (
+                            version.startswith(".")
+                            or info is None
+                            or not stat.S_ISDIR(info.st_mode)
+                        ):
                             continue
-                        with app_dir.child(version) as folder, contextlib.suppress(OSError, WorkstationError):
+                        with (
+                            app_dir.child(version) as folder,
+                            contextlib.suppress(OSError, WorkstationError),
+                        ):
                             manifest = _loads(folder.read_bytes(MANIFEST))
                             if manifest is not None:
                                 versions[version] = manifest
@@ -182,7 +212,9 @@ class AppStore:
         """INSTALLED, ABSENT, CHANGED, DAMAGED or FOREIGN, from the manifest and a few stats
         (and, when `deep`, every file re-hashed against the manifest)."""
         manifest = self.manifest(spec.app, spec.version)
-        if manifest is None:  # readable only through real folders: a symlink or a foreign folder blocks
+        if (
+            manifest is None
+        ):  # readable only through real folders: a symlink or a foreign folder blocks
             return FOREIGN if self.blocker(spec.app, spec.version) else ABSENT
         if identity(spec) != manifest.get("identity"):
             return CHANGED
@@ -208,8 +240,10 @@ class AppStore:
                 lock = os.open(LOCK, _LOCK_FLAGS, 0o644, dir_fd=app_dir.fd)
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
-                    raise UnsafePath(f"{app_dir.join(LOCK)} is a symlink; salt-workstation does not follow it. "
-                                     "Remove it, then apply again") from None
+                    raise UnsafePath(
+                        f"{app_dir.join(LOCK)} is a symlink; salt-workstation does not follow it. "
+                        "Remove it, then apply again"
+                    ) from None
                 raise
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX)
@@ -229,7 +263,9 @@ class AppStore:
                     cleaned.append(name)
         return cleaned
 
-    def install(self, spec: VersionSpec, fetch_salt=None, install_packages=None, progress=None) -> dict:
+    def install(
+        self, spec: VersionSpec, fetch_salt=None, install_packages=None, progress=None
+    ) -> dict:
         """Install one version and return its manifest. Raises WorkstationError on any failure;
         nothing is promoted, and no staging is left, unless every byte was written and flushed.
 
@@ -261,19 +297,25 @@ class AppStore:
         started = time.monotonic()
         if spec.kind == "packages":
             if install_packages is None:
-                raise InstallError("kind packages needs the OS package manager (run it through Salt)")
+                raise InstallError(
+                    "kind packages needs the OS package manager (run it through Salt)"
+                )
             install_packages(spec.packages)
             records = []
         else:
             records = self._fill_staging(job, staging_name, fetch_salt, progress)
         with app_dir.child(staging_name) as staging:
             if spec.kind != "packages":
-                missing = [f"{command} -> {target}" for command, target in spec.launchers.items()
-                           if not _target_exists(staging, target)]
+                missing = [
+                    f"{command} -> {target}"
+                    for command, target in spec.launchers.items()
+                    if not _target_exists(staging, target)
+                ]
                 if missing:
                     raise InstallError(
                         f"launcher path(s) {', '.join(missing)} are not in the installed files; fix "
-                        f"workstation:catalog:{spec.app}:versions:{spec.version}:launchers")
+                        f"workstation:catalog:{spec.app}:versions:{spec.version}:launchers"
+                    )
             staging.sync_filesystem()  # every unpacked byte on disk before the manifest says installed
             manifest = self._manifest(spec, records, time.monotonic() - started)
             staging.write_file(FILE_LIST, _dumps([record.as_list() for record in records]), 0o644)
@@ -289,9 +331,11 @@ class AppStore:
         free = safefs.free_bytes(job.app_dir.fd)
         if needed > free:
             what = "needs" if job.spec.size else "needs at least (its download size)"
-            raise DiskError(f"disk full under {self.layout.root}: {safefs.mib(needed - free)} more needed "
-                            f"({job.spec.app} {job.spec.version} {what} {safefs.mib(needed)}, "
-                            f"{safefs.mib(free)} free); nothing was downloaded")
+            raise DiskError(
+                f"disk full under {self.layout.root}: {safefs.mib(needed - free)} more needed "
+                f"({job.spec.app} {job.spec.version} {what} {safefs.mib(needed)}, "
+                f"{safefs.mib(free)} free); nothing was downloaded"
+            )
 
     def _disk_error(self, exc: OSError, job: _Job) -> WorkstationError:
         """An OSError during an install, in words: where, and how much more space it takes."""
@@ -304,21 +348,32 @@ class AppStore:
         if job.spec.size:
             more = f": {safefs.mib(max(job.spec.size - free, 1))} more needed"
         else:
-            more = (f" after {safefs.mib(written)} were unpacked ({safefs.mib(free)} free now): more than that "
-                    "is needed; declare the unpacked `size` in the catalog so it is checked before downloading")
+            more = (
+                f" after {safefs.mib(written)} were unpacked ({safefs.mib(free)} free now): more than that "
+                "is needed; declare the unpacked `size` in the catalog so it is checked before downloading"
+            )
         return DiskError(f"disk full under {self.layout.root}{more}. Nothing was installed")
 
     def _fill_staging(self, job: _Job, staging_name: str, fetch_salt, progress) -> list:
         spec, app_dir, limits = job.spec, job.app_dir, self.limits
         stream, size = open_source(spec.source, fetch_salt, timeout=limits.depot_idle_timeout)
-        reader = HashingReader(stream, spec.hash_algorithm, size,
-                               (lambda done, total: progress("download", done, total)) if progress else None,
-                               idle=limits.depot_idle_timeout, deadline=limits.depot_deadline,
-                               shown=redact_url(spec.source))
-        job.budget = _unpack().Budget(limits.max_unpacked_bytes, spec.size, limits.max_expansion, lambda: reader.done)
+        reader = HashingReader(
+            stream,
+            spec.hash_algorithm,
+            size,
+            (lambda done, total: progress("download", done, total)) if progress else None,
+            idle=limits.depot_idle_timeout,
+            deadline=limits.depot_deadline,
+            shown=redact_url(spec.source),
+        )
+        job.budget = _unpack().Budget(
+            limits.max_unpacked_bytes, spec.size, limits.max_expansion, lambda: reader.done
+        )
         with contextlib.closing(reader):
             self._check_space(job, size)
-            unpacked_name = staging_name if spec.kind != "installer" else job.scratch_name("-source")
+            unpacked_name = (
+                staging_name if spec.kind != "installer" else job.scratch_name("-source")
+            )
             if unpacked_name != staging_name:
                 app_dir.mkdir(unpacked_name, 0o700).close()
             with app_dir.child(unpacked_name) as target, self._source_stream(job, reader) as stream:
@@ -375,9 +430,13 @@ class AppStore:
             log = os.open(log_path.name, _LOG_FLAGS, 0o644, dir_fd=logs.fd)
         try:
             # Its own process group (the reaper leads it), so a timeout stops everything the installer started.
-            process = subprocess.Popen(  # noqa: S603 - an argv list, never a shell
-                [sys.executable or "python3", _REAPER, str(os.getpid()), "--", *argv], cwd=source_dir,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            process = subprocess.Popen(
+                [sys.executable or "python3", _REAPER, str(os.getpid()), "--", *argv],
+                cwd=source_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         except OSError as exc:
             raise InstallError(f"the installer could not start: {exc}") from None
@@ -386,7 +445,9 @@ class AppStore:
         try:
             returncode = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise InstallError(f"the installer ran past its {timeout} s timeout and was stopped; log: {log_path}") from None
+            raise InstallError(
+                f"the installer ran past its {timeout} s timeout and was stopped; log: {log_path}"
+            ) from None
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)  # the installer, or what it left running
@@ -437,12 +498,16 @@ class AppStore:
             return False
         dest = app_dir.join(version)
         if app_dir.is_symlink(version):
-            raise UnsafePath(f"{dest} is a symlink salt-workstation did not create; it is left as it is (and what "
-                             "it points to). Remove it by hand if it should go")
+            raise UnsafePath(
+                f"{dest} is a symlink salt-workstation did not create; it is left as it is (and what "
+                "it points to). Remove it by hand if it should go"
+            )
         with app_dir.child(version) as folder:
             if _loads(folder.read_bytes(MANIFEST)) is None:
-                raise WorkstationError(f"{dest} was not installed by salt-workstation (no manifest); "
-                                       "remove it by hand if it should go")
+                raise WorkstationError(
+                    f"{dest} was not installed by salt-workstation (no manifest); "
+                    "remove it by hand if it should go"
+                )
         trash = f"{TRASH_PREFIX}{version}-{os.getpid()}"
         app_dir.rename(version, trash)
         app_dir.fsync()
@@ -464,8 +529,10 @@ class AppStore:
         history = self._history(app)
         keep = [version for version in keep if version in installed]
         ordered = [v for v in history if v in installed and v not in keep]
-        ordered = [v for v in installed if v not in keep and v not in ordered] + ordered  # unknown = oldest
-        kept_previous = ordered[len(ordered) - retain:] if retain else []
+        ordered = [
+            v for v in installed if v not in keep and v not in ordered
+        ] + ordered  # unknown = oldest
+        kept_previous = ordered[len(ordered) - retain :] if retain else []
         remove = [v for v in ordered if v not in kept_previous]
         return remove, kept_previous + sorted(keep)
 
@@ -491,20 +558,36 @@ class AppStore:
         try:
             folder = self._open("apps", app, version)
         except (OSError, WorkstationError) as exc:
-            return {"app": app, "version": version, "ok": False, "error": f"{dest} cannot be read: {exc}"}
+            return {
+                "app": app,
+                "version": version,
+                "ok": False,
+                "error": f"{dest} cannot be read: {exc}",
+            }
         with folder:
             rows = _loads(folder.read_bytes(FILE_LIST))
             if _loads(folder.read_bytes(MANIFEST)) is None or rows is None:
-                return {"app": app, "version": version, "ok": False, "error": f"{dest} has no manifest; reinstall it"}
+                return {
+                    "app": app,
+                    "version": version,
+                    "ok": False,
+                    "error": f"{dest} has no manifest; reinstall it",
+                }
             unpack = _unpack()
             records = {row[0]: unpack.Record.from_list(row) for row in rows}
             # Folders the archive created without an entry of their own hold known paths: they are not extra.
-            implied = {rel.rsplit("/", depth)[0] for rel in records for depth in range(1, rel.count("/") + 1)}
+            implied = {
+                rel.rsplit("/", depth)[0]
+                for rel in records
+                for depth in range(1, rel.count("/") + 1)
+            }
             missing, changed, extra, seen = [], [], [], set()
             for entry in folder.walk():
                 record = records.get(entry.rel)
                 if record is None:
-                    if entry.rel not in RESERVED_NAMES and not (entry.is_dir and entry.rel in implied):
+                    if entry.rel not in RESERVED_NAMES and not (
+                        entry.is_dir and entry.rel in implied
+                    ):
                         extra.append(entry.rel)
                     continue
                 seen.add(entry.rel)
@@ -514,9 +597,16 @@ class AppStore:
             missing = [rel for rel in records if rel not in seen]
         folders = sum(1 for record in records.values() if record.type == "dir")
         return {
-            "app": app, "version": version, "ok": not (missing or changed or extra), "checked": len(records),
-            "files": len(records) - folders, "folders": folders,
-            "deep": deep, "missing": missing, "changed": changed, "extra": extra,
+            "app": app,
+            "version": version,
+            "ok": not (missing or changed or extra),
+            "checked": len(records),
+            "files": len(records) - folders,
+            "folders": folders,
+            "deep": deep,
+            "missing": missing,
+            "changed": changed,
+            "extra": extra,
         }
 
 
@@ -539,7 +629,10 @@ class _Job:
 def _check_entry(entry: safefs.Entry, record, deep: bool, unpack) -> str | None:
     info = entry.info
     if record.type == "symlink":
-        same = stat.S_ISLNK(info.st_mode) and os.readlink(entry.name, dir_fd=entry.parent_fd) == record.target
+        same = (
+            stat.S_ISLNK(info.st_mode)
+            and os.readlink(entry.name, dir_fd=entry.parent_fd) == record.target
+        )
         return None if same else "link target changed"
     if record.type == "dir":
         return None if stat.S_ISDIR(info.st_mode) else "no longer a folder"

@@ -15,9 +15,9 @@ import re
 import shutil
 import subprocess
 import sys
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -38,7 +38,7 @@ _LSPCI = re.compile(
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def table() -> dict:
     """gpu.yaml: vendors, architectures, model names, per-OS packages."""
     with open(FORMULA_DIR / "gpu.yaml", encoding="utf-8") as handle:
@@ -76,8 +76,10 @@ def loaded_driver(root="/") -> dict:
     text = _read(root / "proc/driver/nvidia/version")
     if text:
         found = _NVRM.search(text)
-        return {"version": found.group(1) if found else None,
-                "kernel_module": "open" if "Open Kernel Module" in text else "proprietary"}
+        return {
+            "version": found.group(1) if found else None,
+            "kernel_module": "open" if "Open Kernel Module" in text else "proprietary",
+        }
     # /proc/driver/nvidia may be hidden (containers); the module's version does not say its flavour.
     return {"version": _read(root / "sys/module/nvidia/version") or None, "kernel_module": None}
 
@@ -101,7 +103,7 @@ def _pci_ids_name(root: Path, vendor_id: str, device_id: str) -> str | None:
     """The device's name in the system's pci.ids ('GA102GL [RTX A6000]' gives 'RTX A6000')."""
     for relative in PCI_IDS:
         try:
-            handle = open(root / relative, encoding="utf-8", errors="replace")
+            handle = open(root / relative, encoding="utf-8", errors="replace")  # noqa: SIM115 (closed by the with below; open alone may fail)
         except OSError:
             continue
         with handle:
@@ -121,11 +123,16 @@ def _model(root: Path, vendor_id: str, device_id: str, fallback: str | None = No
     known = table()["models"].get(f"{vendor_id}:{device_id}")
     if known:
         return known
-    return (_pci_ids_name(root, vendor_id, device_id) or fallback
-            or f"{table()['vendors'].get(vendor_id, 'unknown')} device {vendor_id}:{device_id}")
+    return (
+        _pci_ids_name(root, vendor_id, device_id)
+        or fallback
+        or f"{table()['vendors'].get(vendor_id, 'unknown')} device {vendor_id}:{device_id}"
+    )
 
 
-def _card(root: Path, loaded: dict, *, slot, class_id, vendor_id, device_id, driver, name=None, **extra) -> dict:
+def _card(
+    root: Path, loaded: dict, *, slot, class_id, vendor_id, device_id, driver, name=None, **extra
+) -> dict:
     arch = architecture(vendor_id, device_id)
     bound_nvidia = driver == "nvidia"
     return {
@@ -159,12 +166,19 @@ def _from_sysfs(root: Path, loaded: dict) -> list[dict] | None:
         # The link's last part names the driver; it is relative, so a recorded copy dangles.
         driver = os.path.basename(os.readlink(driver_link)) if driver_link.is_symlink() else None
         boot_vga = _read(entry / "boot_vga")
-        cards.append(_card(
-            root, loaded, slot=entry.name, class_id=raw_class[2:6], vendor_id=_hex_id(entry / "vendor") or "",
-            device_id=_hex_id(entry / "device") or "", driver=driver,
-            subsystem=f"{_hex_id(entry / 'subsystem_vendor')}:{_hex_id(entry / 'subsystem_device')}",
-            boot_vga=None if boot_vga is None else boot_vga == "1",
-        ))
+        cards.append(
+            _card(
+                root,
+                loaded,
+                slot=entry.name,
+                class_id=raw_class[2:6],
+                vendor_id=_hex_id(entry / "vendor") or "",
+                device_id=_hex_id(entry / "device") or "",
+                driver=driver,
+                subsystem=f"{_hex_id(entry / 'subsystem_vendor')}:{_hex_id(entry / 'subsystem_device')}",
+                boot_vga=None if boot_vga is None else boot_vga == "1",
+            )
+        )
     return cards
 
 
@@ -180,11 +194,21 @@ def parse_lspci(text: str, root: Path, loaded: dict) -> list[dict]:
         found = _LSPCI.match(line)
         if not found:
             if not line.startswith(("\t", " ")):
-                found_cards.append({"ignored": True, "driver": "-"})  # another device's driver lines follow
+                found_cards.append(
+                    {"ignored": True, "driver": "-"}
+                )  # another device's driver lines follow
             continue
         slot = found["slot"] if found["slot"].count(":") == 2 else "0000:" + found["slot"]
-        found_cards.append({"slot": slot.lower(), "class_id": found["cls"].lower(), "vendor_id": found["vendor"].lower(),
-                            "device_id": found["device"].lower(), "driver": None, "name": found["name"]})
+        found_cards.append(
+            {
+                "slot": slot.lower(),
+                "class_id": found["cls"].lower(),
+                "vendor_id": found["vendor"].lower(),
+                "device_id": found["device"].lower(),
+                "driver": None,
+                "name": found["name"],
+            }
+        )
     return [_card(root, loaded, **fields) for fields in found_cards if "ignored" not in fields]
 
 
@@ -194,7 +218,9 @@ def run_lspci() -> str | None:
     if lspci is None:
         return None
     try:
-        done = subprocess.run([lspci, "-nnk"], capture_output=True, text=True, timeout=30, check=False)  # noqa: S603
+        done = subprocess.run(
+            [lspci, "-nnk"], capture_output=True, text=True, timeout=30, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout if done.returncode == 0 else None
@@ -221,7 +247,9 @@ def grains_of(root="/") -> dict:
     if str(root) == "/":
         return grains("/")
     recorded = Path(root) / "commands" / "lspci-nn.txt"
-    return grains(root, lambda: recorded.read_text(encoding="utf-8") if recorded.is_file() else None)
+    return grains(
+        root, lambda: recorded.read_text(encoding="utf-8") if recorded.is_file() else None
+    )
 
 
 def main(argv=None) -> int:
@@ -237,4 +265,6 @@ if __name__ == "__main__":
 
 def nvidia_cards(cards) -> list[dict]:
     """The NVIDIA cards among the workstation_gpus grain's entries."""
-    return [card for card in cards or [] if isinstance(card, dict) and card.get("vendor") == "nvidia"]
+    return [
+        card for card in cards or [] if isinstance(card, dict) and card.get("vendor") == "nvidia"
+    ]

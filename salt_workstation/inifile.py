@@ -147,7 +147,9 @@ def merge(text: str, wanted: dict, dialect: Dialect) -> tuple[str, dict]:
             want = _wanted_text(value, dialect)
             present = [line for line in lines if line.section == section and line.key == key]
             if present:
-                old = present[-1].value  # the last one wins for most readers: report what is in force
+                old = present[
+                    -1
+                ].value  # the last one wins for most readers: report what is in force
                 if want is None:
                     lines = [line for line in lines if line not in present]
                     changes[label(section, key)] = {"old": _shown(old), "new": None}
@@ -205,16 +207,24 @@ def write_atomically(path: str, text: str, mode: int = 0o644) -> None:
     try:
         holder = safefs.Dir.root(directory or ".")
     except FileNotFoundError:
-        raise WorkstationError(f"{directory} does not exist: is the agent's package installed?") from None
+        raise WorkstationError(
+            f"{directory} does not exist: is the agent's package installed?"
+        ) from None
     with holder:
         current = holder.lstat(name)
         keep = current is not None and stat.S_ISREG(current.st_mode)
-        holder.write_file(name, text.encode("utf-8", "surrogateescape"),
-                          stat.S_IMODE(current.st_mode) if keep else mode,
-                          current.st_uid if keep else None, current.st_gid if keep else None)
+        holder.write_file(
+            name,
+            text.encode("utf-8", "surrogateescape"),
+            stat.S_IMODE(current.st_mode) if keep else mode,
+            current.st_uid if keep else None,
+            current.st_gid if keep else None,
+        )
 
 
-def merge_file(path: str, wanted: dict, dialect: Dialect, test: bool = False, mode: int = 0o644) -> dict:
+def merge_file(
+    path: str, wanted: dict, dialect: Dialect, test: bool = False, mode: int = 0o644
+) -> dict:
     """Merge the wanted keys into path; returns the changes (written only when there are some, never under test)."""
     text = read(path)
     merged, changes = merge(text or "", wanted, dialect)

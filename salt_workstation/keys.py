@@ -29,14 +29,21 @@ def _gpg(args: list[str], data: bytes) -> bytes:
     """Run gpg with a throwaway home, so no keyring of the machine is read or changed."""
     with _scratch_home() as home:
         try:
-            completed = subprocess.run(  # noqa: S603 - argv list, never a shell
+            completed = subprocess.run(
                 [GPG, "--homedir", home, "--batch", "--no-tty", *args],
-                input=data, capture_output=True, timeout=60, check=False,
+                input=data,
+                capture_output=True,
+                timeout=60,
+                check=False,
             )
         except FileNotFoundError:
-            raise WorkstationError("gpg is not installed; install the gnupg package to manage repository keys") from None
+            raise WorkstationError(
+                "gpg is not installed; install the gnupg package to manage repository keys"
+            ) from None
     if completed.returncode != 0:
-        raise WorkstationError(f"gpg could not read the key: {completed.stderr.decode(errors='replace').strip()}")
+        raise WorkstationError(
+            f"gpg could not read the key: {completed.stderr.decode(errors='replace').strip()}"
+        )
     return completed.stdout
 
 

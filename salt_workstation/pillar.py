@@ -21,8 +21,22 @@ HASH_ALGORITHMS = {"sha256": 64, "sha512": 128}
 DEPOT_SCHEMES = ("salt://", "http://", "https://", "file://")
 DEFAULT_INSTALLER_TIMEOUT = 3600
 
-TOP_KEYS = ("install_root", "depot", "retain", "catalog", "productions", "repositories", "phase", "lookup", "os",
-            "gpu", "licenses", "display", "limits", "verify")
+TOP_KEYS = (
+    "install_root",
+    "depot",
+    "retain",
+    "catalog",
+    "productions",
+    "repositories",
+    "phase",
+    "lookup",
+    "os",
+    "gpu",
+    "licenses",
+    "display",
+    "limits",
+    "verify",
+)
 PHASES = ("all", "bake", "boot")
 VERIFY_MODES = ("shallow", "deep")
 # workstation:limits: what one install may take (sizes in bytes, times in seconds).
@@ -43,7 +57,15 @@ _COMMON_KEYS = ("kind", "launchers", "env", "licenses")
 _PLUGIN_KEYS = ("host", "host_versions")
 VERSION_KEYS = {
     "archive": ("source", "hash", "strip_components", "size", *_COMMON_KEYS, *_PLUGIN_KEYS),
-    "installer": ("source", "hash", "strip_components", "size", "installer", *_COMMON_KEYS, *_PLUGIN_KEYS),
+    "installer": (
+        "source",
+        "hash",
+        "strip_components",
+        "size",
+        "installer",
+        *_COMMON_KEYS,
+        *_PLUGIN_KEYS,
+    ),
     "packages": ("packages", "services", *_COMMON_KEYS),
 }
 ALL_VERSION_KEYS = sorted({key for keys in VERSION_KEYS.values() for key in keys})
@@ -107,15 +129,20 @@ def did_you_mean(key, choices):
     return f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(choices)}"
 
 
-def name_issue(name, path, what="names", pattern=_NAME, allowed="lower case letters, digits and . _ -"):
+def name_issue(
+    name, path, what="names", pattern=_NAME, allowed="lower case letters, digits and . _ -"
+):
     """The Issue for a pillar name that is not one safe path component, else None.
 
     Every pillar name that becomes part of a path goes through here once: app, version,
     production, launcher command, plugin, license, mount and desktop-entry names.
     """
     if not isinstance(name, str) or not pattern.match(name):
-        return Issue(path, f"{what} are {allowed}, starting with a letter or digit "
-                           f"(they become folder and file names), got {name!r}")
+        return Issue(
+            path,
+            f"{what} are {allowed}, starting with a letter or digit "
+            f"(they become folder and file names), got {name!r}",
+        )
     if len(name) > NAME_MAX_LENGTH:
         return Issue(path, f"{what} are at most {NAME_MAX_LENGTH} characters, got {len(name)}")
     return None
@@ -139,7 +166,7 @@ def version_text(raw, path) -> tuple[str, list[Issue]]:
             Issue(
                 path,
                 f"version {raw!r} is a number, not text: YAML reads unquoted versions as numbers "
-                f"(2025.10 becomes 2025.1); quote it, e.g. \"{raw}\"",
+                f'(2025.10 becomes 2025.1); quote it, e.g. "{raw}"',
             )
         ]
     return str(raw), [Issue(path, f"version must be a quoted string, got {type(raw).__name__}")]
@@ -150,24 +177,52 @@ def check_settings(config) -> list[Issue]:
     issues = []
     root = config.get("install_root")
     if not isinstance(root, str) or not root.startswith("/"):
-        issues.append(Issue(path_of("install_root"), f"must be an absolute path such as /opt/studio, got {root!r}"))
+        issues.append(
+            Issue(
+                path_of("install_root"),
+                f"must be an absolute path such as /opt/studio, got {root!r}",
+            )
+        )
     elif paths.is_system_dir(root):
-        issues.append(Issue(path_of("install_root"), f"{root} is a system folder; use a folder of its own such as /opt/studio"))
+        issues.append(
+            Issue(
+                path_of("install_root"),
+                f"{root} is a system folder; use a folder of its own such as /opt/studio",
+            )
+        )
     depot = config.get("depot")
     if not isinstance(depot, str) or not (depot.startswith(DEPOT_SCHEMES) or depot.startswith("/")):
         issues.append(
-            Issue(path_of("depot"), f"must be a salt://, http(s)://, file:// URL or an absolute path, got {depot!r}")
+            Issue(
+                path_of("depot"),
+                f"must be a salt://, http(s)://, file:// URL or an absolute path, got {depot!r}",
+            )
         )
     phase = config.get("phase", "all")
     if phase not in PHASES:
-        issues.append(Issue(path_of("phase"), f"must be one of {', '.join(PHASES)} (bake: image build, boot: first start), got {phase!r}"))
+        issues.append(
+            Issue(
+                path_of("phase"),
+                f"must be one of {', '.join(PHASES)} (bake: image build, boot: first start), got {phase!r}",
+            )
+        )
     retain = config.get("retain")
     if isinstance(retain, bool) or not isinstance(retain, int) or retain < 0:
-        issues.append(Issue(path_of("retain"), f"must be a whole number of previous versions to keep (0 or more), got {retain!r}"))
+        issues.append(
+            Issue(
+                path_of("retain"),
+                f"must be a whole number of previous versions to keep (0 or more), got {retain!r}",
+            )
+        )
     verify = config.get("verify", "shallow")
     if verify not in VERIFY_MODES:
-        issues.append(Issue(path_of("verify"), "must be shallow (manifest and launchers: converged runs stay cheap) "
-                                               f"or deep (re-hash every installed file, repair what changed), got {verify!r}"))
+        issues.append(
+            Issue(
+                path_of("verify"),
+                "must be shallow (manifest and launchers: converged runs stay cheap) "
+                f"or deep (re-hash every installed file, repair what changed), got {verify!r}",
+            )
+        )
     return issues + check_limits(config.get("limits", {}))
 
 
@@ -178,21 +233,40 @@ def check_limits(limits) -> list[Issue]:
     issues = []
     for key, value in limits.items():
         if key not in LIMIT_KEYS:
-            issues.append(Issue(path_of("limits", key), f"unknown key{did_you_mean(key, list(LIMIT_KEYS))}"))
+            issues.append(
+                Issue(path_of("limits", key), f"unknown key{did_you_mean(key, list(LIMIT_KEYS))}")
+            )
         elif isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            issues.append(Issue(path_of("limits", key), f"must be a positive whole number, got {value!r}"))
+            issues.append(
+                Issue(path_of("limits", key), f"must be a positive whole number, got {value!r}")
+            )
     return issues
 
 
 def check_hash(value, path) -> list[Issue]:
     if not isinstance(value, str) or ":" not in value:
-        return [Issue(path, "is required as '<algorithm>:<hex digest>', e.g. sha256:<64 hex>; nothing is installed without it")]
+        return [
+            Issue(
+                path,
+                "is required as '<algorithm>:<hex digest>', e.g. sha256:<64 hex>; nothing is installed without it",
+            )
+        ]
     algorithm, digest = value.split(":", 1)
     if algorithm not in HASH_ALGORITHMS:
-        return [Issue(path, f"algorithm '{algorithm}' is not supported; use one of {', '.join(HASH_ALGORITHMS)}")]
+        return [
+            Issue(
+                path,
+                f"algorithm '{algorithm}' is not supported; use one of {', '.join(HASH_ALGORITHMS)}",
+            )
+        ]
     want = HASH_ALGORITHMS[algorithm]
     if len(digest) != want or not re.fullmatch(r"[0-9a-fA-F]+", digest):
-        return [Issue(path, f"a {algorithm} digest is {want} hex characters, got {len(digest)}: '{digest}'")]
+        return [
+            Issue(
+                path,
+                f"a {algorithm} digest is {want} hex characters, got {len(digest)}: '{digest}'",
+            )
+        ]
     return []
 
 
@@ -201,17 +275,22 @@ def _check_relative_path(value, path, what) -> list[Issue]:
         return [Issue(path, f"{what} must be a path inside the version folder, got {value!r}")]
     pure = PurePosixPath(value)
     if pure.is_absolute() or ".." in pure.parts:
-        return [Issue(path, f"{what} '{value}' must stay inside the version folder (relative, no '..')")]
+        return [
+            Issue(path, f"{what} '{value}' must stay inside the version folder (relative, no '..')")
+        ]
     return []
 
 
 def check_version_spec(app, version, spec, path) -> list[Issue]:
     """One catalog entry `workstation:catalog:<app>:versions:<version>`."""
+
     def issue(where, message):
         return Issue(f"{path}:{where}" if where else path, message, app, version)
 
     if not isinstance(spec, dict):
-        return [issue(None, f"must be a mapping with source, hash and kind, got {type(spec).__name__}")]
+        return [
+            issue(None, f"must be a mapping with source, hash and kind, got {type(spec).__name__}")
+        ]
     issues = []
     kind = spec.get("kind", "archive")
     if kind not in KINDS:
@@ -228,38 +307,71 @@ def check_version_spec(app, version, spec, path) -> list[Issue]:
     if kind in ("archive", "installer"):
         source = spec.get("source")
         if not isinstance(source, str) or not source:
-            issues.append(issue("source", "is required: a path relative to the depot or an absolute URL"))
+            issues.append(
+                issue("source", "is required: a path relative to the depot or an absolute URL")
+            )
         elif "://" in source and not source.startswith(DEPOT_SCHEMES):
-            issues.append(issue("source", f"unsupported URL scheme in '{source}'; use salt://, http(s):// or file://"))
+            issues.append(
+                issue(
+                    "source",
+                    f"unsupported URL scheme in '{source}'; use salt://, http(s):// or file://",
+                )
+            )
         elif "://" not in source and ".." in PurePosixPath(source).parts:
             issues.append(issue("source", f"'{source}' must not climb out of the depot with '..'"))
         for problem in check_hash(spec.get("hash"), f"{path}:hash"):
             issues.append(Issue(problem.path, problem.message, app, version))
         strip = spec.get("strip_components", 0)
         if isinstance(strip, bool) or not isinstance(strip, int) or strip < 0:
-            issues.append(issue("strip_components", f"must be a whole number (0 or more), got {strip!r}"))
+            issues.append(
+                issue("strip_components", f"must be a whole number (0 or more), got {strip!r}")
+            )
         size = spec.get("size")
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
-            issues.append(issue("size", f"must be the unpacked size in bytes (a positive whole number), got {size!r}"))
+            issues.append(
+                issue(
+                    "size",
+                    f"must be the unpacked size in bytes (a positive whole number), got {size!r}",
+                )
+            )
     if kind == "installer":
         issues.extend(_check_installer(spec.get("installer"), app, version, f"{path}:installer"))
     if kind == "packages":
         packages = spec.get("packages")
         if not isinstance(packages, dict) or not packages:
-            issues.append(issue("packages", "is required: a mapping of OS package name to pinned version"))
+            issues.append(
+                issue("packages", "is required: a mapping of OS package name to pinned version")
+            )
         else:
             for name, pinned in packages.items():
                 if not isinstance(pinned, str) or not pinned:
-                    issues.append(issue(f"packages:{name}", f"pin an exact version as a quoted string, got {pinned!r}"))
+                    issues.append(
+                        issue(
+                            f"packages:{name}",
+                            f"pin an exact version as a quoted string, got {pinned!r}",
+                        )
+                    )
         services = spec.get("services", [])
-        if not isinstance(services, list) or not all(isinstance(u, str) and UNIT_NAME.match(u) for u in services):
-            issues.append(issue("services", f"must list systemd unit names such as dcvserver.service, got {services!r}"))
+        if not isinstance(services, list) or not all(
+            isinstance(u, str) and UNIT_NAME.match(u) for u in services
+        ):
+            issues.append(
+                issue(
+                    "services",
+                    f"must list systemd unit names such as dcvserver.service, got {services!r}",
+                )
+            )
     launchers = spec.get("launchers", {})
     if not isinstance(launchers, dict):
-        issues.append(issue("launchers", "must map a command name to a path inside the version folder"))
+        issues.append(
+            issue("launchers", "must map a command name to a path inside the version folder")
+        )
     else:
         for command, target in launchers.items():
-            issues.extend(Issue(p.path, p.message, app, version) for p in check_command(command, f"{path}:launchers:{command}"))
+            issues.extend(
+                Issue(p.path, p.message, app, version)
+                for p in check_command(command, f"{path}:launchers:{command}")
+            )
             if kind != "packages":
                 issues.extend(
                     Issue(p.path, p.message, app, version)
@@ -279,21 +391,58 @@ def check_version_spec(app, version, spec, path) -> list[Issue]:
 
 def _check_installer(installer, app, version, path) -> list[Issue]:
     if not isinstance(installer, dict):
-        return [Issue(path, "is required for kind installer: {command: [argv ...], timeout: seconds}", app, version)]
+        return [
+            Issue(
+                path,
+                "is required for kind installer: {command: [argv ...], timeout: seconds}",
+                app,
+                version,
+            )
+        ]
     issues = []
     command = installer.get("command")
-    if not isinstance(command, list) or not command or not all(isinstance(arg, str) for arg in command):
+    if (
+        not isinstance(command, list)
+        or not command
+        or not all(isinstance(arg, str) for arg in command)
+    ):
         issues.append(
-            Issue(f"{path}:command", "must be a list of arguments (no shell), e.g. [./install.sh, --prefix, '{dest}']", app, version)
+            Issue(
+                f"{path}:command",
+                "must be a list of arguments (no shell), e.g. [./install.sh, --prefix, '{dest}']",
+                app,
+                version,
+            )
         )
     elif not any("{dest}" in arg for arg in command):
-        issues.append(Issue(f"{path}:command", "must pass '{dest}' so the installer writes into the staging folder", app, version))
+        issues.append(
+            Issue(
+                f"{path}:command",
+                "must pass '{dest}' so the installer writes into the staging folder",
+                app,
+                version,
+            )
+        )
     timeout = installer.get("timeout", DEFAULT_INSTALLER_TIMEOUT)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
-        issues.append(Issue(f"{path}:timeout", f"must be a positive number of seconds, got {timeout!r}", app, version))
+        issues.append(
+            Issue(
+                f"{path}:timeout",
+                f"must be a positive number of seconds, got {timeout!r}",
+                app,
+                version,
+            )
+        )
     for key in installer:
         if key not in ("command", "timeout"):
-            issues.append(Issue(f"{path}:{key}", f"unknown key{did_you_mean(key, ['command', 'timeout'])}", app, version))
+            issues.append(
+                Issue(
+                    f"{path}:{key}",
+                    f"unknown key{did_you_mean(key, ['command', 'timeout'])}",
+                    app,
+                    version,
+                )
+            )
     return issues
 
 
@@ -315,7 +464,9 @@ def named_entries(mapping, section, shape, keys, issues, scoped=False):
             continue
         for key in entry:
             if key not in keys:
-                issues.append(Issue(f"{path}:{key}", f"unknown key{did_you_mean(key, list(keys))}", app))
+                issues.append(
+                    Issue(f"{path}:{key}", f"unknown key{did_you_mean(key, list(keys))}", app)
+                )
         yield name, entry, path
 
 
@@ -323,10 +474,18 @@ def check_catalog(catalog) -> list[Issue]:
     if not isinstance(catalog, dict):
         return [Issue(path_of("catalog"), "must map app names to {name, versions}")]
     issues = []
-    for app, entry, app_path in named_entries(catalog, "catalog", "'versions'", APP_KEYS, issues, scoped=True):
+    for app, entry, app_path in named_entries(
+        catalog, "catalog", "'versions'", APP_KEYS, issues, scoped=True
+    ):
         versions = entry.get("versions")
         if not isinstance(versions, dict) or not versions:
-            issues.append(Issue(f"{app_path}:versions", "must map each version (quoted) to its source, hash and kind", app))
+            issues.append(
+                Issue(
+                    f"{app_path}:versions",
+                    "must map each version (quoted) to its source, hash and kind",
+                    app,
+                )
+            )
             continue
         for raw_version, spec in versions.items():
             version_path = f"{app_path}:versions:{raw_version}"
@@ -355,15 +514,25 @@ def check_reference(catalog, production, app, raw_version) -> list[Issue]:
     if not isinstance(catalog, dict) or app not in catalog:
         known = ", ".join(sorted(map(str, catalog))) if isinstance(catalog, dict) else ""
         issues.append(
-            Issue(path, f"app '{app}' is not in workstation:catalog; add it there or fix the name"
-                  + (f" (catalog has: {known})" if known else ""), app, version)
+            Issue(
+                path,
+                f"app '{app}' is not in workstation:catalog; add it there or fix the name"
+                + (f" (catalog has: {known})" if known else ""),
+                app,
+                version,
+            )
         )
     elif catalog_entry(catalog, app, version) is None:
         versions = (catalog[app] or {}).get("versions") if isinstance(catalog[app], dict) else None
         known = ", ".join(sorted(map(str, versions))) if isinstance(versions, dict) else "none"
         issues.append(
-            Issue(path, f"{app} {version} is not in workstation:catalog:{app}:versions (known: {known}); "
-                  "add it to the catalog or pick a listed version", app, version)
+            Issue(
+                path,
+                f"{app} {version} is not in workstation:catalog:{app}:versions (known: {known}); "
+                "add it to the catalog or pick a listed version",
+                app,
+                version,
+            )
         )
     return issues
 
@@ -372,9 +541,13 @@ def check_productions(config) -> list[Issue]:
     productions = config.get("productions")
     catalog = config.get("catalog")
     if not isinstance(productions, dict):
-        return [Issue(path_of("productions"), "must map production names to {apps: {app: version}}")]
+        return [
+            Issue(path_of("productions"), "must map production names to {apps: {app: version}}")
+        ]
     issues = []
-    for production, entry, prod_path in named_entries(productions, "productions", "'apps'", PRODUCTION_KEYS, issues):
+    for production, entry, prod_path in named_entries(
+        productions, "productions", "'apps'", PRODUCTION_KEYS, issues
+    ):
         apps = entry.get("apps", {})
         if not isinstance(apps, dict):
             issues.append(Issue(f"{prod_path}:apps", "must map app names to quoted versions"))
@@ -387,25 +560,54 @@ def check_productions(config) -> list[Issue]:
 def check_repositories(repositories) -> list[Issue]:
     """`workstation:repositories:<name>`: a signed package repository, its key pinned by fingerprint."""
     if not isinstance(repositories, dict):
-        return [Issue(path_of("repositories"), "must map repository names to {url, dist, components, key, fingerprint}")]
+        return [
+            Issue(
+                path_of("repositories"),
+                "must map repository names to {url, dist, components, key, fingerprint}",
+            )
+        ]
     issues = []
-    for _name, repo, repo_path in named_entries(repositories, "repositories", "url, key and fingerprint",
-                                                 REPOSITORY_KEYS, issues):
+    for _name, repo, repo_path in named_entries(
+        repositories, "repositories", "url, key and fingerprint", REPOSITORY_KEYS, issues
+    ):
         url = repo.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://", "file://")):
-            issues.append(Issue(f"{repo_path}:url", f"must be an http(s):// or file:// URL, got {url!r}"))
+            issues.append(
+                Issue(f"{repo_path}:url", f"must be an http(s):// or file:// URL, got {url!r}")
+            )
         key = repo.get("key")
         if not isinstance(key, str) or "BEGIN PGP PUBLIC KEY BLOCK" not in key:
-            issues.append(Issue(f"{repo_path}:key", "must be the repository's ASCII-armoured public key (-----BEGIN PGP PUBLIC KEY BLOCK-----)"))
+            issues.append(
+                Issue(
+                    f"{repo_path}:key",
+                    "must be the repository's ASCII-armoured public key (-----BEGIN PGP PUBLIC KEY BLOCK-----)",
+                )
+            )
         fingerprint = "".join(str(repo.get("fingerprint") or "").split())
         if not re.fullmatch(r"[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64}", fingerprint):
-            issues.append(Issue(f"{repo_path}:fingerprint",
-                                "must pin the key's full fingerprint (40 hex characters; gpg --show-keys prints it)"))
+            issues.append(
+                Issue(
+                    f"{repo_path}:fingerprint",
+                    "must pin the key's full fingerprint (40 hex characters; gpg --show-keys prints it)",
+                )
+            )
         components = repo.get("components", ["main"])
-        if not isinstance(components, list) or not all(isinstance(c, str) and c for c in components):
-            issues.append(Issue(f"{repo_path}:components", f"must be a list of component names, got {components!r}"))
+        if not isinstance(components, list) or not all(
+            isinstance(c, str) and c for c in components
+        ):
+            issues.append(
+                Issue(
+                    f"{repo_path}:components",
+                    f"must be a list of component names, got {components!r}",
+                )
+            )
         if "dist" in repo and not (isinstance(repo["dist"], str) and repo["dist"]):
-            issues.append(Issue(f"{repo_path}:dist", f"must be the suite name, e.g. bookworm, got {repo['dist']!r}"))
+            issues.append(
+                Issue(
+                    f"{repo_path}:dist",
+                    f"must be the suite name, e.g. bookworm, got {repo['dist']!r}",
+                )
+            )
     return issues
 
 
@@ -413,7 +615,9 @@ def check_core(config) -> list[Issue]:
     """The apps part of the contract: top-level keys, settings, repositories, catalog, productions.
     contract.validate adds each feature's part."""
     unknown = [key for key in config if key not in TOP_KEYS]
-    issues = [Issue(path_of(key), f"unknown key{did_you_mean(key, list(TOP_KEYS))}") for key in unknown]
+    issues = [
+        Issue(path_of(key), f"unknown key{did_you_mean(key, list(TOP_KEYS))}") for key in unknown
+    ]
     issues += check_settings(config)
     issues += check_repositories(config.get("repositories", {}))
     issues += check_catalog(config.get("catalog"))
@@ -428,7 +632,9 @@ def resolve_source(source: str, depot: str) -> str:
     if source.startswith("/"):
         return "file://" + urllib.parse.quote(source, safe="/+")
     if depot.startswith("salt://"):
-        return depot.rstrip("/") + "/" + source.lstrip("/")  # the Salt fileserver takes paths as they are
+        return (
+            depot.rstrip("/") + "/" + source.lstrip("/")
+        )  # the Salt fileserver takes paths as they are
     base = depot if "://" in depot else "file://" + urllib.parse.quote(depot, safe="/+")
     return base.rstrip("/") + "/" + urllib.parse.quote(source.lstrip("/"), safe="/+")
 
@@ -481,7 +687,10 @@ def wanted_versions(config) -> list[WantedVersion]:
         return []
     for production in sorted(productions, key=str):
         entry = productions[production] if isinstance(productions[production], dict) else {}
-        for section in ("apps", "plugins"):  # plugins install like apps; the launchers wire them into their host
+        for section in (
+            "apps",
+            "plugins",
+        ):  # plugins install like apps; the launchers wire them into their host
             listed = entry.get(section)
             if not isinstance(listed, dict):
                 continue

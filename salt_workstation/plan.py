@@ -65,18 +65,35 @@ def services(config) -> list[dict]:
         spec = wanted.spec if isinstance(wanted.spec, dict) else {}
         listed = spec.get("services") if spec.get("kind") == "packages" else None
         for unit in listed if isinstance(listed, list) else []:
-            if isinstance(unit, str) and unit not in found:  # malformed entries fail their install state
-                found[unit] = {"id": f"workstation-service-{unit}", "unit": unit, "install_id": wanted.state_id}
+            if (
+                isinstance(unit, str) and unit not in found
+            ):  # malformed entries fail their install state
+                found[unit] = {
+                    "id": f"workstation-service-{unit}",
+                    "unit": unit,
+                    "install_id": wanted.state_id,
+                }
     return list(found.values())
+
 
 def _pkgrepo_args(style, name, repo, keyring, os_params) -> list[dict]:
     if style == "apt":
         suite = repo.get("dist") or os_params.get("codename")
         line = f"deb [signed-by={keyring}] {repo['url']} {suite} {' '.join(repo.get('components', ['main']))}"
-        return [{"name": line}, {"file": f"{os_params['sources_dir']}/workstation-{name}.list"},
-                {"aptkey": False}, {"clean_file": True}]
-    return [{"name": f"workstation-{name}"}, {"humanname": f"workstation {name}"}, {"baseurl": repo["url"]},
-            {"gpgcheck": 1}, {"repo_gpgcheck": 1}, {"gpgkey": f"file://{keyring}"}]
+        return [
+            {"name": line},
+            {"file": f"{os_params['sources_dir']}/workstation-{name}.list"},
+            {"aptkey": False},
+            {"clean_file": True},
+        ]
+    return [
+        {"name": f"workstation-{name}"},
+        {"humanname": f"workstation {name}"},
+        {"baseurl": repo["url"]},
+        {"gpgcheck": 1},
+        {"repo_gpgcheck": 1},
+        {"gpgkey": f"file://{keyring}"},
+    ]
 
 
 def repository_states(config) -> list[dict]:
@@ -94,10 +111,22 @@ def repository_states(config) -> list[dict]:
             keyring = f"{os_params['keyring_dir']}/workstation-{name}.gpg"
         else:
             keyring = f"{os_params['keyring_dir']}/RPM-GPG-KEY-workstation-{name}"
-        entry = {"id": f"workstation-repo-{name}", "keyring_id": keyring_id, "name": name, "repo": repo,
-                 "keyring": keyring, "armor": style != "apt", "pkgrepo": None}
-        if not pillar.check_repositories({name: repo}):  # otherwise the keyring state reports the errors
-            entry["pkgrepo"] = [*_pkgrepo_args(style, name, repo, keyring, os_params), {"require": [{"workstation": keyring_id}]}]
+        entry = {
+            "id": f"workstation-repo-{name}",
+            "keyring_id": keyring_id,
+            "name": name,
+            "repo": repo,
+            "keyring": keyring,
+            "armor": style != "apt",
+            "pkgrepo": None,
+        }
+        if not pillar.check_repositories(
+            {name: repo}
+        ):  # otherwise the keyring state reports the errors
+            entry["pkgrepo"] = [
+                *_pkgrepo_args(style, name, repo, keyring, os_params),
+                {"require": [{"workstation": keyring_id}]},
+            ]
         states.append(entry)
     return states
 
@@ -109,10 +138,15 @@ def plan(config, store: AppStore, package_versions=None) -> dict:
     blocked = set()
     for wanted in pillar.wanted_versions(config):
         blocking = issues_for(config, issues, wanted.app, wanted.version)
-        entry = {"version": wanted.version, "dest": str(store.layout.version_dir(wanted.app, wanted.version))}
+        entry = {
+            "version": wanted.version,
+            "dest": str(store.layout.version_dir(wanted.app, wanted.version)),
+        }
         if blocking:
             entry.update(action="invalid", errors=[str(issue) for issue in blocking])
-            blocked.add(wanted.app)  # its retention state requires this install, so it will not prune
+            blocked.add(
+                wanted.app
+            )  # its retention state requires this install, so it will not prune
         else:
             spec = pillar.resolve_spec(wanted.app, wanted.version, wanted.spec, config["depot"])
             status = store.status(spec, package_versions, deep=config.get("verify") == "deep")
@@ -123,7 +157,9 @@ def plan(config, store: AppStore, package_versions=None) -> dict:
             production = path.split(":")[2]
             productions.setdefault(production, {})[wanted.app] = entry
     remove = {}
-    retain = config["retain"] if isinstance(config.get("retain"), int) and config["retain"] >= 0 else 1
+    retain = (
+        config["retain"] if isinstance(config.get("retain"), int) and config["retain"] >= 0 else 1
+    )
     by_app = pillar.wanted_by_app(config)
     for app in sorted((set(by_app) | set(store.installed())) - blocked):
         doomed, _ = store.retention(app, by_app.get(app, []), retain)

@@ -15,7 +15,9 @@ class ProgressReporter:
     one phase. The first call of a phase and the final one always go out.
     """
 
-    def __init__(self, send, app: str, version: str, minion: str, rate: float = 2.0, clock=time.monotonic):
+    def __init__(
+        self, send, app: str, version: str, minion: str, rate: float = 2.0, clock=time.monotonic
+    ):
         self._send = send
         self._base = {"minion": minion, "app": app, "version": version}
         self._interval = 1.0 / rate
@@ -24,7 +26,9 @@ class ProgressReporter:
         self._last = float("-inf")
         self.sent = 0
 
-    def __call__(self, phase: str, done: int = 0, total: int | None = None, error: str | None = None) -> None:
+    def __call__(
+        self, phase: str, done: int = 0, total: int | None = None, error: str | None = None
+    ) -> None:
         now = self._clock()
         if phase == self._phase and phase not in FINAL_PHASES and now - self._last < self._interval:
             return
@@ -48,7 +52,9 @@ class ProgressBoard:
         return key
 
     def finished(self) -> bool:
-        return bool(self.installs) and all(d.get("phase") in FINAL_PHASES for d in self.installs.values())
+        return bool(self.installs) and all(
+            d.get("phase") in FINAL_PHASES for d in self.installs.values()
+        )
 
     @staticmethod
     def line(data: dict) -> str:
@@ -58,5 +64,7 @@ class ProgressBoard:
         if phase == "failed":
             return f"{name}: failed: {data.get('error', '')}"
         done, total = data.get("bytes_done") or 0, data.get("bytes_total")
-        amount = f"{done / 2**20:.1f} MiB" + (f" of {total / 2**20:.1f} MiB ({100 * done // total}%)" if total else "")
+        amount = f"{done / 2**20:.1f} MiB" + (
+            f" of {total / 2**20:.1f} MiB ({100 * done // total}%)" if total else ""
+        )
         return f"{name}: {phase} {amount}"

@@ -29,12 +29,14 @@ def main(argv: list) -> int:
     if os.getppid() != parent:  # the parent died before the request took hold
         _kill_group()
     try:
-        installer = subprocess.Popen(command)  # noqa: S603 - the catalog's argv list, never a shell
+        installer = subprocess.Popen(command)
     except OSError as exc:
         print(f"the installer could not start: {exc}", file=sys.stderr)
         return 127
     returncode = installer.wait()
-    return 128 - returncode if returncode < 0 else returncode  # killed by signal N: 128 + N, as a shell says
+    return (
+        128 - returncode if returncode < 0 else returncode
+    )  # killed by signal N: 128 + N, as a shell says
 
 
 if __name__ == "__main__":

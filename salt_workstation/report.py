@@ -17,34 +17,54 @@ NO_ANSWER = "no answer"
 def drift_of(state_return) -> list[dict]:
     """What a `state.apply workstation test=True` return says an apply would change (or cannot do)."""
     if not isinstance(state_return, dict):
-        return [{"id": "state.apply", "result": False, "comment": "; ".join(map(str, state_return or []))}]
+        return [
+            {
+                "id": "state.apply",
+                "result": False,
+                "comment": "; ".join(map(str, state_return or [])),
+            }
+        ]
     drift = []
     for state in sorted(state_return.values(), key=lambda s: s.get("__run_num__", 0)):
         if state.get("changes") or state.get("result") is not True:
-            drift.append({
-                "id": state.get("__id__", state.get("name")),
-                "result": state.get("result"),
-                "changes": sorted(state.get("changes") or {}),
-                "comment": str(state.get("comment", "")).splitlines()[0][:300] if state.get("comment") else "",
-            })
+            drift.append(
+                {
+                    "id": state.get("__id__", state.get("name")),
+                    "result": state.get("result"),
+                    "changes": sorted(state.get("changes") or {}),
+                    "comment": str(state.get("comment", "")).splitlines()[0][:300]
+                    if state.get("comment")
+                    else "",
+                }
+            )
     return drift
 
 
 def minion_summary(plan: dict, drift: list, extras: dict) -> dict:
     """One minion's answer: its productions' apps, the drift, and whatever features reported."""
     productions = {
-        production: {app: {"wanted": entry["version"], "action": entry["action"]} for app, entry in apps.items()}
+        production: {
+            app: {"wanted": entry["version"], "action": entry["action"]}
+            for app, entry in apps.items()
+        }
         for production, apps in plan.get("productions", {}).items()
     }
-    summary = {"status": "ok", "productions": productions, "remove": plan.get("remove", {}),
-               "pillar_errors": len(plan.get("errors", [])), "drift": drift}
+    summary = {
+        "status": "ok",
+        "productions": productions,
+        "remove": plan.get("remove", {}),
+        "pillar_errors": len(plan.get("errors", [])),
+        "drift": drift,
+    }
     summary.update(extras)
     gpu = extras.get("gpu") if isinstance(extras.get("gpu"), dict) else {}
     summary["reboot_required"] = gpu.get("reboot_required")
     return summary
 
 
-def fleet(returns: dict, expected: list, target: str, seconds: float, answers_seconds: float | None = None) -> dict:
+def fleet(
+    returns: dict, expected: list, target: str, seconds: float, answers_seconds: float | None = None
+) -> dict:
     """The runner's report: every expected minion, those that did not answer listed as such."""
     minions = {}
     for minion in sorted(set(expected) | set(returns)):
@@ -82,8 +102,11 @@ def _status_word(entry: dict) -> str:
 
 
 def render_table(report: dict) -> str:
-    lines = [f"{report['answered']}/{report['expected']} minions answered in {report['answers_seconds']} s "
-             f"({report['target']}); drifted: {', '.join(report['drifted']) or 'none'}", ""]
+    lines = [
+        f"{report['answered']}/{report['expected']} minions answered in {report['answers_seconds']} s "
+        f"({report['target']}); drifted: {', '.join(report['drifted']) or 'none'}",
+        "",
+    ]
     width = max([len(m) for m in report["minions"]] + [6])
     lines.append(f"{'minion':<{width}}  {'state':<10} {'reboot':<7} drift")
     for minion, entry in report["minions"].items():
@@ -93,8 +116,10 @@ def render_table(report: dict) -> str:
     for production, minions in sorted(_productions(report).items()):
         lines += ["", f"production {production}:"]
         for minion, apps in sorted(minions.items()):
-            cells = [f"{app} {info['wanted']}{'' if info['action'] == 'keep' else ' (' + info['action'] + ')'}"
-                     for app, info in sorted(apps.items())]
+            cells = [
+                f"{app} {info['wanted']}{'' if info['action'] == 'keep' else ' (' + info['action'] + ')'}"
+                for app, info in sorted(apps.items())
+            ]
             lines.append(f"  {minion:<{width}}  " + ", ".join(cells))
     return "\n".join(lines)
 
@@ -125,14 +150,20 @@ def render_html(report: dict) -> str:
         word = _status_word(entry)
         css = {"converged": "ok", "drift": "drift"}.get(word, "missing")
         reboot = {True: "yes", False: "no"}.get(entry.get("reboot_required"), "—")
-        drift = "<br>".join(f"{esc(str(item['id']))}: {esc(item['comment'])}" for item in entry.get("drift") or [])
-        parts.append(f"<tr class={css} data-minion='{esc(minion)}'><td>{esc(minion)}<td>{esc(word)}"
-                     f"<td>{reboot}<td>{drift}</tr>")
+        drift = "<br>".join(
+            f"{esc(str(item['id']))}: {esc(item['comment'])}" for item in entry.get("drift") or []
+        )
+        parts.append(
+            f"<tr class={css} data-minion='{esc(minion)}'><td>{esc(minion)}<td>{esc(word)}"
+            f"<td>{reboot}<td>{drift}</tr>"
+        )
     parts.append("</table>")
     for production, minions in sorted(_productions(report).items()):
         apps = sorted({app for entry in minions.values() for app in entry})
-        parts.append(f"<table class=production data-production='{esc(production)}'>"
-                     f"<caption>Production {esc(production)}</caption><tr><th>minion")
+        parts.append(
+            f"<table class=production data-production='{esc(production)}'>"
+            f"<caption>Production {esc(production)}</caption><tr><th>minion"
+        )
         parts += [f"<th>{esc(app)}" for app in apps]
         parts.append("</tr>")
         for minion, entry in sorted(minions.items()):
@@ -143,7 +174,9 @@ def render_html(report: dict) -> str:
                     parts.append("<td>")
                     continue
                 css = "ok" if info["action"] == "keep" else "drift"
-                label = esc(info["wanted"]) + ("" if info["action"] == "keep" else f" ({esc(info['action'])})")
+                label = esc(info["wanted"]) + (
+                    "" if info["action"] == "keep" else f" ({esc(info['action'])})"
+                )
                 parts.append(f"<td class={css}>{label}")
             parts.append("</tr>")
         parts.append("</table>")

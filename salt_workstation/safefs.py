@@ -40,7 +40,9 @@ def component(name, what: str = "name") -> str:
     if not isinstance(name, str) or not name:
         raise UnsafePath(f"{what} {name!r} is not a folder or file name")
     if name in (".", "..") or "/" in name or "\0" in name:
-        raise UnsafePath(f"{what} {name!r} is not a single folder or file name (no '/', NUL, '.' or '..')")
+        raise UnsafePath(
+            f"{what} {name!r} is not a single folder or file name (no '/', NUL, '.' or '..')"
+        )
     if len(os.fsencode(name)) > NAME_MAX:
         raise UnsafePath(f"{what} {name[:40]!r}... is longer than {NAME_MAX} bytes")
     return name
@@ -56,14 +58,20 @@ def free_bytes(fd: int) -> int:
     return info.f_bavail * info.f_frsize
 
 
-def disk_error(exc: OSError, where: str, needed: int | None = None, fd: int | None = None) -> WorkstationError:
+def disk_error(
+    exc: OSError, where: str, needed: int | None = None, fd: int | None = None
+) -> WorkstationError:
     """An OSError from writing under `where` as a message an operator can act on."""
     if exc.errno not in _DISK_ERRNOS:
         return WorkstationError(f"could not write under {where}: {exc.strerror or exc}")
     if exc.errno == errno.EIO:
-        return DiskError(f"the disk under {where} reported an I/O error; check the disk (dmesg) before applying again")
+        return DiskError(
+            f"the disk under {where} reported an I/O error; check the disk (dmesg) before applying again"
+        )
     if exc.errno == errno.EROFS:
-        return DiskError(f"{where} is on a read-only filesystem; remount it read-write or move install_root")
+        return DiskError(
+            f"{where} is on a read-only filesystem; remount it read-write or move install_root"
+        )
     detail = ""
     if needed is not None and fd is not None:
         with contextlib.suppress(OSError):
@@ -73,10 +81,17 @@ def disk_error(exc: OSError, where: str, needed: int | None = None, fd: int | No
 
 
 def _libc():
-    libc = ctypes.CDLL(None, use_errno=True)  # the libc this process runs on; find_library would fork ldconfig
+    libc = ctypes.CDLL(
+        None, use_errno=True
+    )  # the libc this process runs on; find_library would fork ldconfig
     functions = {}
-    for name, argtypes in (("renameat2", [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]),
-                           ("syncfs", [ctypes.c_int])):
+    for name, argtypes in (
+        (
+            "renameat2",
+            [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint],
+        ),
+        ("syncfs", [ctypes.c_int]),
+    ):
         function = getattr(libc, name, None)
         if function is not None:
             function.argtypes = argtypes
@@ -120,7 +135,9 @@ class Dir:
         try:
             if create:
                 os.makedirs(path, mode=mode, exist_ok=True)
-            return cls(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), path.rstrip("/") or "/")
+            return cls(
+                os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), path.rstrip("/") or "/"
+            )
         except FileNotFoundError:
             raise
         except NotADirectoryError:
@@ -143,8 +160,10 @@ class Dir:
             if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
                 raise
         kind = "a symlink" if self.is_symlink(name) else "not a folder"
-        raise UnsafePath(f"{self.join(name)} is {kind}; salt-workstation does not follow or replace what it did not "
-                         "create there. Move it aside (the real folder belongs at that path), then apply again")
+        raise UnsafePath(
+            f"{self.join(name)} is {kind}; salt-workstation does not follow or replace what it did not "
+            "create there. Move it aside (the real folder belongs at that path), then apply again"
+        )
 
     def descend(self, *names: str, create: bool = False, mode: int = 0o755) -> Dir:
         """child() for each name in turn; the folders passed through are closed."""
@@ -195,7 +214,9 @@ class Dir:
             return None
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.EISDIR):
-                raise UnsafePath(f"{self.join(name)} is not a regular file; it is not read") from None
+                raise UnsafePath(
+                    f"{self.join(name)} is not a regular file; it is not read"
+                ) from None
             raise
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder opens read-only too
             os.close(fd)
@@ -215,7 +236,9 @@ class Dir:
         Iterative: one open descriptor per level of the folder being read, so depth costs
         descriptors, not Python stack. Entries of each folder come sorted by name.
         """
-        stack: list[tuple[int, str, list[str], int]] = [(os.dup(self.fd), "", self.listdir()[::-1], 0)]
+        stack: list[tuple[int, str, list[str], int]] = [
+            (os.dup(self.fd), "", self.listdir()[::-1], 0)
+        ]
         try:
             while stack:
                 fd, prefix, pending, depth = stack[-1]
@@ -232,9 +255,13 @@ class Dir:
                 yield entry
                 if entry.is_dir:
                     if max_depth is not None and entry.depth >= max_depth:
-                        raise UnsafePath(f"{self.join(entry.rel[:80])}... is more than {max_depth} folders deep")
+                        raise UnsafePath(
+                            f"{self.join(entry.rel[:80])}... is more than {max_depth} folders deep"
+                        )
                     child = os.open(name, DIR_FLAGS, dir_fd=fd)
-                    stack.append((child, entry.rel + "/", sorted(os.listdir(child))[::-1], depth + 1))
+                    stack.append(
+                        (child, entry.rel + "/", sorted(os.listdir(child))[::-1], depth + 1)
+                    )
         finally:
             for fd, *_ in stack:
                 os.close(fd)
@@ -272,7 +299,9 @@ class Dir:
             raise
         self.fsync()
 
-    def write_file(self, name: str, data: bytes, mode: int, uid: int | None = None, gid: int | None = None) -> None:
+    def write_file(
+        self, name: str, data: bytes, mode: int, uid: int | None = None, gid: int | None = None
+    ) -> None:
         """Replace `name` with `data` in one rename (see _replace): owner and mode set before the
         first byte, every byte written and fsynced before the rename."""
 
@@ -285,7 +314,7 @@ class Dir:
                 os.fchmod(fd, mode)  # the umask may have taken bits off
                 view = memoryview(data)
                 while view:
-                    view = view[self._wrap(os.write, fd, view, needed=len(view)):]
+                    view = view[self._wrap(os.write, fd, view, needed=len(view)) :]
                 self._wrap(os.fsync, fd)
             finally:
                 os.close(fd)
@@ -294,15 +323,20 @@ class Dir:
 
     def symlink(self, name: str, target: str) -> None:
         """Make `name` a symlink to `target` in one rename (see _replace)."""
-        self._replace(name, "link can be made",
-                      lambda temporary: self._wrap(os.symlink, target, temporary, dir_fd=self.fd))
+        self._replace(
+            name,
+            "link can be made",
+            lambda temporary: self._wrap(os.symlink, target, temporary, dir_fd=self.fd),
+        )
 
     def chmod(self, name: str, mode: int) -> None:
         """chmod a folder or file found here, never through a symlink."""
         info = self.lstat(name)
         if info is None or stat.S_ISLNK(info.st_mode):
             return
-        fd = os.open(name, DIR_FLAGS if stat.S_ISDIR(info.st_mode) else FILE_READ_FLAGS, dir_fd=self.fd)
+        fd = os.open(
+            name, DIR_FLAGS if stat.S_ISDIR(info.st_mode) else FILE_READ_FLAGS, dir_fd=self.fd
+        )
         try:
             os.fchmod(fd, mode)
         finally:
@@ -311,7 +345,9 @@ class Dir:
     def rename(self, old: str, new: str, into: Dir | None = None) -> None:
         """Rename `old` here to `new` here (or in `into`, on the same filesystem)."""
         target = into or self
-        self._wrap(os.rename, component(old), component(new), src_dir_fd=self.fd, dst_dir_fd=target.fd)
+        self._wrap(
+            os.rename, component(old), component(new), src_dir_fd=self.fd, dst_dir_fd=target.fd
+        )
 
     def exchange(self, first: str, second: str) -> bool:
         """Swap two entries of this folder in one atomic step; False where the kernel cannot."""
@@ -328,7 +364,9 @@ class Dir:
 
     def fsync(self) -> None:
         """Make renames and creations in this folder durable."""
-        with contextlib.suppress(OSError):  # some filesystems (tmpfs on old kernels) refuse fsync on folders
+        with contextlib.suppress(
+            OSError
+        ):  # some filesystems (tmpfs on old kernels) refuse fsync on folders
             os.fsync(self.fd)
 
     def sync_filesystem(self) -> None:
@@ -367,7 +405,9 @@ class Dir:
                         os.unlink(child, dir_fd=fd)
                         continue
                     if child_info.st_dev != device:
-                        raise UnsafePath(f"{self.join(name)} holds a mount point ({child}); nothing more was removed")
+                        raise UnsafePath(
+                            f"{self.join(name)} holds a mount point ({child}); nothing more was removed"
+                        )
                     child_fd = os.open(child, DIR_FLAGS, dir_fd=fd)
                     stack.append((child_fd, child, os.listdir(child_fd)))
                     continue
@@ -390,11 +430,15 @@ class Dir:
 
     def remove_empty_dirs(self) -> None:
         """Remove every empty folder below this one, deepest first (this one stays)."""
-        folders = sorted((entry.rel for entry in self.walk() if entry.is_dir), key=lambda rel: -rel.count("/"))
+        folders = sorted(
+            (entry.rel for entry in self.walk() if entry.is_dir), key=lambda rel: -rel.count("/")
+        )
         for rel in folders:
             parent, _, leaf = rel.rpartition("/")
-            with self.descend(*parent.split("/")) if parent else self.descend() as holder, \
-                    contextlib.suppress(OSError):  # not empty, or gone: both fine
+            with (
+                self.descend(*parent.split("/")) if parent else self.descend() as holder,
+                contextlib.suppress(OSError),
+            ):  # not empty, or gone: both fine
                 os.rmdir(leaf, dir_fd=holder.fd)
 
 
@@ -416,7 +460,9 @@ def open_under(root, *names: str, create: bool = False, mode: int = 0o755) -> Di
         return top.descend(*names, create=create, mode=mode)
 
 
-def write_file(path, data: bytes, mode: int, uid: int | None = None, gid: int | None = None) -> None:
+def write_file(
+    path, data: bytes, mode: int, uid: int | None = None, gid: int | None = None
+) -> None:
     """Write one file whose folder is a managed place of its own (e.g. /etc/profile.d); the folder is made
     when missing. The folder's path is taken as configured; the file itself is never written through a link."""
     path = os.fspath(path)
@@ -450,7 +496,9 @@ def remove_file(path) -> bool:
         if info is None:
             return False
         if stat.S_ISDIR(info.st_mode):
-            raise WorkstationError(f"{path} is a folder; salt-workstation removes only the files it wrote")
+            raise WorkstationError(
+                f"{path} is a folder; salt-workstation removes only the files it wrote"
+            )
         os.unlink(name, dir_fd=holder.fd)
         holder.fsync()
         return True

@@ -27,11 +27,14 @@ def is_secret(path: str) -> bool:
 
 def redact(config):
     """A deep copy of config with every value at a secret path replaced by MASK."""
+
     def walk(node, path):
         if not isinstance(node, dict):
             return node
         return {
-            key: MASK if is_secret(f"{path}{key}") and value is not None else walk(value, f"{path}{key}:")
+            key: MASK
+            if is_secret(f"{path}{key}") and value is not None
+            else walk(value, f"{path}{key}:")
             for key, value in node.items()
         }
 

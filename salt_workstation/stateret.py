@@ -10,8 +10,18 @@ def new(name) -> dict:
     return {"name": name, "result": True, "changes": {}, "comment": ""}
 
 
-def converge(name, *, changes: Callable[[], dict], act: Callable[[], object], test: bool,
-             same: str, would, done, errors: tuple, failed: Callable[[dict, Exception], dict]) -> dict:
+def converge(
+    name,
+    *,
+    changes: Callable[[], dict],
+    act: Callable[[], object],
+    test: bool,
+    same: str,
+    would,
+    done,
+    errors: tuple,
+    failed: Callable[[dict, Exception], dict],
+) -> dict:
     """The five steps every state of the extension takes (the shape of saltext-vault's states):
 
     1. read the current state: `changes()` returns what differs, as the state's changes;

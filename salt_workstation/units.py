@@ -17,19 +17,30 @@ UNIT_NAME = re.compile(r"^[A-Za-z0-9@:._-]+\.(service|socket|timer|path|target|m
 
 def _systemctl(*args: str) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=120, check=False)  # noqa: S603,S607
+        return subprocess.run(
+            ["systemctl", *args], capture_output=True, text=True, timeout=120, check=False
+        )
     except FileNotFoundError:
-        raise WorkstationError("systemctl is not installed: this machine does not run systemd") from None
+        raise WorkstationError(
+            "systemctl is not installed: this machine does not run systemd"
+        ) from None
 
 
 def is_enabled(unit: str) -> bool:
-    return _systemctl("is-enabled", unit).stdout.strip() in ("enabled", "enabled-runtime", "static", "alias")
+    return _systemctl("is-enabled", unit).stdout.strip() in (
+        "enabled",
+        "enabled-runtime",
+        "static",
+        "alias",
+    )
 
 
 def enable(unit: str) -> None:
     done = _systemctl("enable", unit)
     if done.returncode != 0:
-        raise WorkstationError(f"systemctl enable {unit} failed: {(done.stderr or done.stdout).strip()}")
+        raise WorkstationError(
+            f"systemctl enable {unit} failed: {(done.stderr or done.stdout).strip()}"
+        )
 
 
 def package_plan(wanted: dict, have: dict) -> dict:
@@ -46,4 +57,3 @@ def package_plan(wanted: dict, have: dict) -> dict:
         elif pinned and current != pinned:
             plan.setdefault("changed", {})[name] = {"old": current, "new": pinned}
     return plan
-

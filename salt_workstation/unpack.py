@@ -23,31 +23,44 @@ import stat
 import threading
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import libarchive
 from libarchive import ffi
 from libarchive.exception import ArchiveError
 from libarchive.extract import (
     EXTRACT_PERM,
-    EXTRACT_SECURE_NODOTDOT,
     EXTRACT_SECURE_NOABSOLUTEPATHS,
+    EXTRACT_SECURE_NODOTDOT,
     EXTRACT_SECURE_SYMLINKS,
     EXTRACT_TIME,
     new_archive_write_disk,
 )
 
 from salt_workstation import safefs
-from salt_workstation.errors import DiskError, InstallError, LimitExceeded, UnsafeArchive, WorkstationError
+from salt_workstation.errors import (
+    InstallError,
+    LimitExceeded,
+    UnsafeArchive,
+    WorkstationError,
+)
 from salt_workstation.paths import RESERVED_NAMES
 
 READ_BLOCK = 1 << 20
 FILE_HASH = "sha256"
 # Entries are written relative to the staging folder (the cwd while extracting), so every guard stays on.
-WRITE_FLAGS = EXTRACT_PERM | EXTRACT_TIME | EXTRACT_SECURE_SYMLINKS | EXTRACT_SECURE_NODOTDOT \
+WRITE_FLAGS = (
+    EXTRACT_PERM
+    | EXTRACT_TIME
+    | EXTRACT_SECURE_SYMLINKS
+    | EXTRACT_SECURE_NODOTDOT
     | EXTRACT_SECURE_NOABSOLUTEPATHS
-MAX_DEPTH = 256  # folders; real DCC trees stay under 40, and deeper ones only wedge tools that walk them
-BOMB_FLOOR = 64 << 20  # below this much unpacked, no expansion ratio is judged (small archives compress well)
+)
+MAX_DEPTH = (
+    256  # folders; real DCC trees stay under 40, and deeper ones only wedge tools that walk them
+)
+BOMB_FLOOR = (
+    64 << 20
+)  # below this much unpacked, no expansion ratio is judged (small archives compress well)
 SYMLINK_HOPS = 40  # as the kernel's MAXSYMLINKS
 PRIVILEGE_BITS = stat.S_ISUID | stat.S_ISGID
 GZIP_MAGIC = b"\x1f\x8b"
@@ -72,7 +85,9 @@ class _ReadAhead:
         self._pending = memoryview(b"")
         self._eof = False
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(first,), name="read-ahead", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(first,), name="read-ahead", daemon=True
+        )
         self._thread.start()
 
     def _put(self, item) -> bool:
@@ -104,7 +119,9 @@ class _ReadAhead:
             for block in self._blocks(first):
                 data = block
                 while data:
-                    if inflater.eof:  # another gzip member follows, or trailing bytes libarchive also ignores
+                    if (
+                        inflater.eof
+                    ):  # another gzip member follows, or trailing bytes libarchive also ignores
                         data = inflater.unused_data + data
                         if data[:2] != GZIP_MAGIC:
                             break
@@ -113,10 +130,12 @@ class _ReadAhead:
                     data = inflater.unconsumed_tail
                     if out and not self._put(out):
                         return
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller once libarchive is done
+        except BaseException as exc:
             self.error = exc
         finally:
-            self._put(None)  # a truncated source ends early; libarchive reports it, the hash names it
+            self._put(
+                None
+            )  # a truncated source ends early; libarchive reports it, the hash names it
 
     def readinto(self, buffer) -> int:
         while not self._pending and not self._eof:
@@ -126,7 +145,9 @@ class _ReadAhead:
             else:
                 self._pending = memoryview(block)
                 report = getattr(self._stream, "report", None)
-                if report:  # progress goes out from this thread: Salt's event client is not thread-safe
+                if (
+                    report
+                ):  # progress goes out from this thread: Salt's event client is not thread-safe
                     report()
         count = min(len(buffer), len(self._pending))
         memoryview(buffer).cast("B")[:count] = self._pending[:count]
@@ -164,6 +185,7 @@ def _read_ahead(stream):
     if ahead.error is not None:
         raise ahead.error
 
+
 @dataclass(frozen=True)
 class Record:
     """One extracted entry, as the manifest keeps it."""
@@ -194,20 +216,28 @@ def member_path(name: str, strip_components: int) -> str | None:
     if not parts:
         return None
     if len(parts) > MAX_DEPTH:
-        raise UnsafeArchive(f"member '{name[:80]}...' is {len(parts)} folders deep; the limit is {MAX_DEPTH} "
-                            "folders deep, and no DCC needs more")
+        raise UnsafeArchive(
+            f"member '{name[:80]}...' is {len(parts)} folders deep; the limit is {MAX_DEPTH} "
+            "folders deep, and no DCC needs more"
+        )
     reserved = next((part for part in parts if part in RESERVED_NAMES), None)
     if reserved:
-        raise UnsafeArchive(f"member '{name[:200]}' uses the name {reserved}, which the manifest reserves")
+        raise UnsafeArchive(
+            f"member '{name[:200]}' uses the name {reserved}, which the manifest reserves"
+        )
     too_long = next((part for part in parts if len(os.fsencode(part)) > safefs.NAME_MAX), None)
     if too_long:
-        raise UnsafeArchive(f"member '{name[:80]}...' has a name longer than {safefs.NAME_MAX} bytes")
+        raise UnsafeArchive(
+            f"member '{name[:80]}...' has a name longer than {safefs.NAME_MAX} bytes"
+        )
     return "/".join(parts)
 
 
 def _check_symlink(rel: str, target: str, name: str) -> None:
     if not target or target.startswith("/"):
-        raise UnsafeArchive(f"symlink '{name}' points to the absolute path '{target}', outside the destination")
+        raise UnsafeArchive(
+            f"symlink '{name}' points to the absolute path '{target}', outside the destination"
+        )
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
     if resolved == ".." or resolved.startswith("../"):
         raise UnsafeArchive(f"symlink '{name}' -> '{target}' leaves the destination")
@@ -222,8 +252,13 @@ class Budget:
     bytes per source byte read so far (`source_read()`), judged past BOMB_FLOOR.
     """
 
-    def __init__(self, limit: int | None = None, declared: int | None = None, max_expansion: int | None = None,
-                 source_read=None):
+    def __init__(
+        self,
+        limit: int | None = None,
+        declared: int | None = None,
+        max_expansion: int | None = None,
+        source_read=None,
+    ):
         self.limit = limit
         self.declared = declared
         self.max_expansion = max_expansion if declared is None else None
@@ -233,11 +268,15 @@ class Budget:
     def add(self, count: int) -> None:
         self.used += count
         if self.declared is not None and self.used > self.declared:
-            raise LimitExceeded(f"it unpacks to more than its catalog size of {self.declared} bytes; "
-                                "fix the size in the catalog or the depot file")
+            raise LimitExceeded(
+                f"it unpacks to more than its catalog size of {self.declared} bytes; "
+                "fix the size in the catalog or the depot file"
+            )
         if self.limit is not None and self.used > self.limit:
-            raise LimitExceeded(f"it unpacks to more than {safefs.mib(self.limit)} "
-                                "(workstation:limits:max_unpacked_bytes); raise the limit if the app is that large")
+            raise LimitExceeded(
+                f"it unpacks to more than {safefs.mib(self.limit)} "
+                "(workstation:limits:max_unpacked_bytes); raise the limit if the app is that large"
+            )
         if self.max_expansion and self.used > BOMB_FLOOR:
             read = self.source_read()
             if self.used > self.max_expansion * max(read, 1):
@@ -251,14 +290,19 @@ class Budget:
 def _raw(name: str, argtypes: list, restype=ctypes.c_int):
     """A libarchive call that returns its status as is: libarchive-c's wrappers only log ARCHIVE_WARN,
     which is what a failed write() returns, so a disk-full spell would pass unnoticed."""
-    function = ffi.libarchive["archive_" + name]  # indexing makes a new function object, without errcheck
+    function = ffi.libarchive[
+        "archive_" + name
+    ]  # indexing makes a new function object, without errcheck
     function.argtypes, function.restype = argtypes, restype
     return function
 
 
 _WRITE_HEADER = _raw("write_header", [ffi.c_archive_p, ctypes.c_void_p])
-_WRITE_DATA_BLOCK = _raw("write_data_block", [ffi.c_archive_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_longlong],
-                         ctypes.c_ssize_t)
+_WRITE_DATA_BLOCK = _raw(
+    "write_data_block",
+    [ffi.c_archive_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_longlong],
+    ctypes.c_ssize_t,
+)
 _WRITE_FINISH_ENTRY = _raw("write_finish_entry", [ffi.c_archive_p])
 
 
@@ -284,20 +328,24 @@ def extract(stream, dest, strip_components: int = 0, budget: Budget | None = Non
 
     Disk errors come out as OSError (ENOSPC, EIO, ...), for the caller to word with what it knows.
     """
-    with (dest if isinstance(dest, safefs.Dir) else safefs.Dir.root(dest)) as folder:
+    with dest if isinstance(dest, safefs.Dir) else safefs.Dir.root(dest) as folder:
         return _extract_into(stream, folder, strip_components, budget or Budget())
 
 
-def _extract_into(stream, folder: safefs.Dir, strip_components: int, budget: Budget) -> list[Record]:
+def _extract_into(
+    stream, folder: safefs.Dir, strip_components: int, budget: Budget
+) -> list[Record]:
     records: list[Record] = []
     buff, size, offset = ctypes.c_void_p(), ctypes.c_size_t(), ctypes.c_longlong()
     try:
         # The writer closes first, while the cwd is still the staging folder: libarchive sets
         # folder modes and times in a fix-up pass at close, by relative path.
-        with safefs.working_directory(folder), \
-                _read_ahead(stream) as source, \
-                libarchive.stream_reader(source, block_size=READ_BLOCK) as archive, \
-                new_archive_write_disk(WRITE_FLAGS) as writer:
+        with (
+            safefs.working_directory(folder),
+            _read_ahead(stream) as source,
+            libarchive.stream_reader(source, block_size=READ_BLOCK) as archive,
+            new_archive_write_disk(WRITE_FLAGS) as writer,
+        ):
             for entry in archive:
                 name = entry.pathname
                 rel = member_path(name, strip_components)
@@ -334,7 +382,9 @@ def _prepare(entry, name: str, rel: str, strip_components: int) -> Record:
     if entry.isreg:
         return Record(rel, "file", perm, size=entry.size or 0)
     kind = "device file" if entry.ischr or entry.isblk else "fifo or socket"
-    raise UnsafeArchive(f"member '{name}' is a {kind}; DCC archives carry only files, folders and links")
+    raise UnsafeArchive(
+        f"member '{name}' is a {kind}; DCC archives carry only files, folders and links"
+    )
 
 
 def _copy_data(entry, writer, record, buff, size, offset, budget: Budget) -> Record:
@@ -342,7 +392,10 @@ def _copy_data(entry, writer, record, buff, size, offset, budget: Budget) -> Rec
     digest = hashlib.new(FILE_HASH)
     read_p = entry._archive_p
     written = 0
-    while ffi.read_data_block(read_p, ctypes.byref(buff), ctypes.byref(size), ctypes.byref(offset)) != ffi.ARCHIVE_EOF:
+    while (
+        ffi.read_data_block(read_p, ctypes.byref(buff), ctypes.byref(size), ctypes.byref(offset))
+        != ffi.ARCHIVE_EOF
+    ):
         if not size.value:
             continue
         budget.add(size.value)
@@ -350,7 +403,9 @@ def _copy_data(entry, writer, record, buff, size, offset, budget: Budget) -> Rec
         written += size.value
         _check_write(_WRITE_DATA_BLOCK(writer, buff, size, offset), writer, record.path)
     if record.size and written != record.size:
-        raise InstallError(f"'{record.path[:200]}' holds {written} of its {record.size} bytes in the archive")
+        raise InstallError(
+            f"'{record.path[:200]}' holds {written} of its {record.size} bytes in the archive"
+        )
     return Record(record.path, "file", record.mode, written, digest.hexdigest())
 
 
@@ -386,13 +441,17 @@ def _check_links_resolve_inside(records: list[Record]) -> None:
     """Lexical checks miss chains such as `a -> .` plus `b -> a/..`: follow every link through the others."""
     for record in records:
         if record.type == "symlink" and resolve_inside(records, record.path) is None:
-            raise UnsafeArchive(f"symlink '{record.path}' -> '{record.target}' resolves outside the destination")
+            raise UnsafeArchive(
+                f"symlink '{record.path}' -> '{record.target}' resolves outside the destination"
+            )
 
 
 def hash_file(folder: safefs.Dir | int, name: str) -> str:
     """The sha256 of the regular file `name` in `folder`, opened without following a link."""
     digest = hashlib.new(FILE_HASH)
-    fd = os.open(name, safefs.FILE_READ_FLAGS, dir_fd=folder if isinstance(folder, int) else folder.fd)
+    fd = os.open(
+        name, safefs.FILE_READ_FLAGS, dir_fd=folder if isinstance(folder, int) else folder.fd
+    )
     with os.fdopen(fd, "rb") as handle:
         while chunk := handle.read(READ_BLOCK):
             digest.update(chunk)
@@ -403,14 +462,21 @@ def scan(dest) -> list[Record]:
     """Records for a folder written by a vendor installer rather than by extract()."""
     records = []
     seen_inodes: dict[tuple[int, int], str] = {}
-    with (dest if isinstance(dest, safefs.Dir) else safefs.Dir.root(dest)) as folder:
+    with dest if isinstance(dest, safefs.Dir) else safefs.Dir.root(dest) as folder:
         for entry in folder.walk(max_depth=MAX_DEPTH):
             if entry.rel in RESERVED_NAMES:
                 continue
             info = entry.info
             perm = stat.S_IMODE(info.st_mode)
             if stat.S_ISLNK(info.st_mode):
-                records.append(Record(entry.rel, "symlink", perm, target=os.readlink(entry.name, dir_fd=entry.parent_fd)))
+                records.append(
+                    Record(
+                        entry.rel,
+                        "symlink",
+                        perm,
+                        target=os.readlink(entry.name, dir_fd=entry.parent_fd),
+                    )
+                )
                 continue
             if perm & PRIVILEGE_BITS:
                 perm &= ~PRIVILEGE_BITS
@@ -423,8 +489,18 @@ def scan(dest) -> list[Record]:
                     records.append(Record(entry.rel, "hardlink", perm, target=seen_inodes[key]))
                     continue
                 seen_inodes[key] = entry.rel
-                records.append(Record(entry.rel, "file", perm, info.st_size, hash_file(entry.parent_fd, entry.name)))
+                records.append(
+                    Record(
+                        entry.rel,
+                        "file",
+                        perm,
+                        info.st_size,
+                        hash_file(entry.parent_fd, entry.name),
+                    )
+                )
             else:
-                raise UnsafeArchive(f"the installer created '{entry.rel}', which is not a file, folder or link")
+                raise UnsafeArchive(
+                    f"the installer created '{entry.rel}', which is not a file, folder or link"
+                )
     _check_links_resolve_inside(records)
     return records

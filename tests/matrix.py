@@ -30,8 +30,12 @@ LINES = {
     "3006": ("3.10", "salt==3006.29", tuple(TIERS), ""),
     # With pytest-salt-factories 1.0.5, a 3007.16 minion's requests to its master time out ("The
     # minion failed to return the job information"): salt:// fetches hang until the CLI's timeout.
-    "3007": ("3.11", "salt==3007.16", ("unit", "functional"),
-             "integration not run: minion-to-master requests time out on 3007.16"),
+    "3007": (
+        "3.11",
+        "salt==3007.16",
+        ("unit", "functional"),
+        "integration not run: minion-to-master requests time out on 3007.16",
+    ),
 }
 
 
@@ -39,11 +43,17 @@ def find_python(version: str) -> str | None:
     """An interpreter for `version`: on PATH if it runs, else the newest pyenv build of it."""
     candidates = [shutil.which(f"python{version}")]
     pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-    candidates += sorted(glob.glob(f"{pyenv_root}/versions/{version}.*/bin/python{version}"), reverse=True)
+    candidates += sorted(
+        glob.glob(f"{pyenv_root}/versions/{version}.*/bin/python{version}"), reverse=True
+    )
     candidates += [f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"]
     for candidate in filter(None, candidates):
-        done = subprocess.run([candidate, "-c", "import sys, venv; print(sys.version_info[:2])"],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [candidate, "-c", "import sys, venv; print(sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode == 0:
             return candidate
     return None
@@ -58,8 +68,16 @@ def constraints_for(pin: str) -> str:
 def ensure_venv(line: str, python: str, pin: str) -> Path:
     venv = REPO / f".venv-salt{line}"
     constraints = constraints_for(pin)
-    key = hashlib.sha256(b"".join([(REPO / "setup.cfg").read_bytes(), (REPO / "pyproject.toml").read_bytes(),
-                                   constraints.encode(), python.encode()])).hexdigest()
+    key = hashlib.sha256(
+        b"".join(
+            [
+                (REPO / "setup.cfg").read_bytes(),
+                (REPO / "pyproject.toml").read_bytes(),
+                constraints.encode(),
+                python.encode(),
+            ]
+        )
+    ).hexdigest()
     stamp = venv / ".installed"
     if stamp.exists() and stamp.read_text() == key:
         return venv
@@ -69,13 +87,17 @@ def ensure_venv(line: str, python: str, pin: str) -> Path:
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     constraints_file = venv / "constraints.txt"
     constraints_file.write_text(constraints)
-    subprocess.run([*pip, "-c", str(constraints_file), "-e", f"{REPO}[tests]"], check=True, cwd=REPO)
+    subprocess.run(
+        [*pip, "-c", str(constraints_file), "-e", f"{REPO}[tests]"], check=True, cwd=REPO
+    )
     stamp.write_text(key)
     return venv
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--lines", default=",".join(LINES), help="Salt lines to run (default: all)")
     parser.add_argument("--tiers", help="test tiers to run (default: each line's own, see LINES)")
     args = parser.parse_args()
@@ -93,14 +115,27 @@ def main() -> int:
             rows.append((line, pin, python, f"FAILED: the venv could not be built ({exc})", "-"))
             failed = True
             continue
-        salt = subprocess.run([str(venv / "bin" / "python"), "-c", "import salt.version; print(salt.version.__version__)"],
-                              capture_output=True, text=True, check=False).stdout.strip()
+        salt = subprocess.run(
+            [
+                str(venv / "bin" / "python"),
+                "-c",
+                "import salt.version; print(salt.version.__version__)",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
         tiers = [TIERS[tier] for tier in (args.tiers.split(",") if args.tiers else line_tiers)]
         print(f"\n==> Salt {salt} on {python}: {' '.join(tiers)}", flush=True)
-        done = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", *tiers],
-                              cwd=REPO, check=False)
+        done = subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", *tiers],
+            cwd=REPO,
+            check=False,
+        )
         outcome = "passed" if done.returncode == 0 else f"FAILED (pytest exit {done.returncode})"
-        outcome += f" ({', '.join(tier.split('/')[1] for tier in tiers)})" + (f"; {left_out}" if left_out and not args.tiers else "")
+        outcome += f" ({', '.join(tier.split('/')[1] for tier in tiers)})" + (
+            f"; {left_out}" if left_out and not args.tiers else ""
+        )
         failed |= done.returncode != 0
         rows.append((line, f"salt {salt}", python, outcome, f"{time.monotonic() - started:.0f} s"))
     print("\nSalt version matrix (the main venv ran every tier on Salt 3008):")

@@ -30,8 +30,14 @@ _REDACTED = "********"
 
 def run(argv: list[str], timeout: int = 60, text: bool = True) -> subprocess.CompletedProcess:
     """Run one command: an argv list, no shell, no standard input, its output captured."""
-    return subprocess.run(argv, capture_output=True, text=text, stdin=subprocess.DEVNULL,  # noqa: S603
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=text,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        check=False,
+    )
 
 
 # ---- agent files -----------------------------------------------------------------------------------
@@ -53,7 +59,9 @@ def join_group(user: str, group: str, adduser) -> None:
     try:
         pwd.getpwnam(user)
     except KeyError:
-        raise WorkstationError(f"user {user} does not exist: its package should have created it") from None
+        raise WorkstationError(
+            f"user {user} does not exist: its package should have created it"
+        ) from None
     if not adduser(group, user):
         raise WorkstationError(f"could not add {user} to {group}")
 
@@ -80,7 +88,9 @@ def anyware_registered(validate_tool: str = VALIDATE_TOOL) -> bool:
     try:
         return run([validate_tool], timeout=REGISTRATION_TIMEOUT, text=False).returncode == 0
     except subprocess.TimeoutExpired:
-        raise WorkstationError(f"{validate_tool} did not answer in {REGISTRATION_TIMEOUT} s") from None
+        raise WorkstationError(
+            f"{validate_tool} did not answer in {REGISTRATION_TIMEOUT} s"
+        ) from None
 
 
 def register_anyware(code: str, register_tool: str = REGISTER_TOOL) -> None:
@@ -95,13 +105,17 @@ def register_anyware(code: str, register_tool: str = REGISTER_TOOL) -> None:
         done = run([register_tool, f"--registration-code={code}"], timeout=REGISTRATION_TIMEOUT)
     except subprocess.TimeoutExpired:
         # the exception's own text holds the command line, code included: never pass it on
-        raise WorkstationError(f"{register_tool} did not finish in {REGISTRATION_TIMEOUT} s") from None
+        raise WorkstationError(
+            f"{register_tool} did not finish in {REGISTRATION_TIMEOUT} s"
+        ) from None
     except OSError as exc:
         raise WorkstationError(f"{register_tool} could not run: {exc.strerror}") from None
     if done.returncode != 0:
         output = _redact((done.stderr or done.stdout or "").strip(), code)
-        raise WorkstationError(f"{register_tool} failed (exit {done.returncode}): {output or 'no output'}; "
-                               f"check {path_of('display', 'anyware', 'registration_code')}")
+        raise WorkstationError(
+            f"{register_tool} failed (exit {done.returncode}): {output or 'no output'}; "
+            f"check {path_of('display', 'anyware', 'registration_code')}"
+        )
 
 
 # ---- firewall --------------------------------------------------------------------------------------
@@ -117,7 +131,11 @@ class Firewall:
         if self.backend == "ufw":
             added = run([self.tool, "show", "added"]).stdout
             return f"ufw allow {rule}" in added.splitlines()
-        query = [self.tool, f"--query-port={rule}"] if self.offline else [self.tool, "--permanent", f"--query-port={rule}"]
+        query = (
+            [self.tool, f"--query-port={rule}"]
+            if self.offline
+            else [self.tool, "--permanent", f"--query-port={rule}"]
+        )
         return run(query).returncode == 0
 
     def open(self, rule: str) -> None:
@@ -126,11 +144,16 @@ class Firewall:
         elif self.offline:
             commands = [[self.tool, f"--add-port={rule}"]]
         else:  # permanent for the next boot, runtime for now: no reload that would drop live rules
-            commands = [[self.tool, "--permanent", f"--add-port={rule}"], [self.tool, f"--add-port={rule}"]]
+            commands = [
+                [self.tool, "--permanent", f"--add-port={rule}"],
+                [self.tool, f"--add-port={rule}"],
+            ]
         for argv in commands:
             done = run(argv)
             if done.returncode != 0:
-                raise WorkstationError(f"{' '.join(argv)} failed: {(done.stderr or done.stdout).strip()}")
+                raise WorkstationError(
+                    f"{' '.join(argv)} failed: {(done.stderr or done.stdout).strip()}"
+                )
 
 
 def find_firewall(preference: str, path: str | None = None) -> Firewall | None:
@@ -145,21 +168,27 @@ def find_firewall(preference: str, path: str | None = None) -> Firewall | None:
         if offline:
             return Firewall("firewalld", offline, offline=True)
         if preference == "firewalld":
-            raise WorkstationError(f"{path_of('display', 'firewall')} is firewalld, but neither firewall-cmd "
-                                   "(running) nor firewall-offline-cmd is here; install firewalld or choose auto")
+            raise WorkstationError(
+                f"{path_of('display', 'firewall')} is firewalld, but neither firewall-cmd "
+                "(running) nor firewall-offline-cmd is here; install firewalld or choose auto"
+            )
     if preference in ("auto", "ufw"):
         tool = shutil.which("ufw", path=path)
         if tool:
             return Firewall("ufw", tool)
         if preference == "ufw":
-            raise WorkstationError(f"{path_of('display', 'firewall')} is ufw, but ufw is not installed; "
-                                   "install it or choose auto")
+            raise WorkstationError(
+                f"{path_of('display', 'firewall')} is ufw, but ufw is not installed; "
+                "install it or choose auto"
+            )
     return None
 
 
 def _survey(rules: list[dict], preference: str, path: str | None):
     """The firewall here (or None), every rule as text, and those not open yet."""
-    wanted = sorted({plan.rule_text(rule) for rule in rules}, key=lambda r: (int(r.split("/")[0]), r))
+    wanted = sorted(
+        {plan.rule_text(rule) for rule in rules}, key=lambda r: (int(r.split("/")[0]), r)
+    )
     firewall = find_firewall(preference, path)
     closed = [] if firewall is None else [rule for rule in wanted if not firewall.is_open(rule)]
     return firewall, wanted, closed
@@ -171,7 +200,9 @@ def closed_ports(rules: list[dict], preference: str = "auto", path: str | None =
     return {"backend": firewall.backend if firewall else None, "closed": closed, "ports": wanted}
 
 
-def open_ports(rules: list[dict], preference: str = "auto", test: bool = False, path: str | None = None) -> dict:
+def open_ports(
+    rules: list[dict], preference: str = "auto", test: bool = False, path: str | None = None
+) -> dict:
     """{"backend": name or None, "opened": [rules opened or to open], "ports": [every rule]}."""
     firewall, wanted, closed = _survey(rules, preference, path)
     if not test:

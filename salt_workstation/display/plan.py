@@ -28,7 +28,11 @@ VNC_USERS = "/etc/tigervnc/vncserver.users"
 VNC_BASE_PORT = 5900
 SERVICES = {"dcv": "dcvserver.service", "anyware": "pcoip-agent.service"}
 # TigerVNC's systemd template differs per OS family (Debian renamed it, as it did the package).
-VNC_TEMPLATES = {"Debian": "tigervncserver@.service", "RedHat": "vncserver@.service", "Suse": "vncserver@.service"}
+VNC_TEMPLATES = {
+    "Debian": "tigervncserver@.service",
+    "RedHat": "vncserver@.service",
+    "Suse": "vncserver@.service",
+}
 # The pillar keys each agent file's keys come from, for error messages.
 SOURCES = {
     DCV_CONF: f"{path_of('display', 'dcv')} and {path_of('display', 'owner')}",
@@ -80,7 +84,9 @@ def packages(agent, config, platform: Platform) -> dict:
     if agent == "dcv":
         names = list(contract.DCV_PACKAGES)
         gl = settings.get("gl", "auto")
-        if gl is True or (gl == "auto" and platform.nvidia and platform.cpuarch in ("x86_64", "amd64")):
+        if gl is True or (
+            gl == "auto" and platform.nvidia and platform.cpuarch in ("x86_64", "amd64")
+        ):
             names.append(contract.DCV_GL)
         if settings.get("web_viewer") is True:
             names.append(contract.DCV_WEB_VIEWER)
@@ -120,7 +126,9 @@ def config_file(agent, config) -> ConfigFile | None:
         if settings.get("license_server"):
             wanted[contract.PCOIP_LICENSE_SERVER_KEY] = settings["license_server"]
         return ConfigFile(PCOIP_CONF, inifile.PCOIP.name, {inifile.TOP: wanted}) if wanted else None
-    return ConfigFile(VNC_DEFAULTS, inifile.TIGERVNC.name, {inifile.TOP: wanted}) if wanted else None
+    return (
+        ConfigFile(VNC_DEFAULTS, inifile.TIGERVNC.name, {inifile.TOP: wanted}) if wanted else None
+    )
 
 
 def owner_file(agent, config) -> ConfigFile | None:
@@ -129,18 +137,26 @@ def owner_file(agent, config) -> ConfigFile | None:
     if not owner:
         return None
     if agent == "dcv":
-        return ConfigFile(DCV_CONF, inifile.DCV.name, {
-            "session-management": {"create-session": True},
-            "session-management/automatic-console-session": {"owner": owner},
-        })
+        return ConfigFile(
+            DCV_CONF,
+            inifile.DCV.name,
+            {
+                "session-management": {"create-session": True},
+                "session-management/automatic-console-session": {"owner": owner},
+            },
+        )
     if agent == "vnc":
-        return ConfigFile(VNC_USERS, inifile.TIGERVNC.name, {inifile.TOP: {f":{vnc_display(config)}": owner}})
+        return ConfigFile(
+            VNC_USERS, inifile.TIGERVNC.name, {inifile.TOP: {f":{vnc_display(config)}": owner}}
+        )
     return None
 
 
 def files(agent, config) -> list[ConfigFile]:
     """Every set of keys the agent's files should hold: its settings, then its owner's."""
-    return [item for item in (config_file(agent, config), owner_file(agent, config)) if item is not None]
+    return [
+        item for item in (config_file(agent, config), owner_file(agent, config)) if item is not None
+    ]
 
 
 def ports(agent, config) -> list[dict]:
@@ -201,8 +217,15 @@ def plan(config, platform: Platform) -> dict:
         "after_repositories": isinstance(repositories, dict) and bool(repositories),
         "owner": section(config).get("owner"),
         "check_owner": any(agent["owned"] for agent in agents),
-        "blocked": [{"name": agent, "title": contract.TITLES[agent], "errors": [str(issue) for issue in issues]}
-                    for agent, issues in blocked.items() if issues],
+        "blocked": [
+            {
+                "name": agent,
+                "title": contract.TITLES[agent],
+                "errors": [str(issue) for issue in issues],
+            }
+            for agent, issues in blocked.items()
+            if issues
+        ],
         "agents": agents,
         "firewall": {
             "open": install and bool(agents),

@@ -25,8 +25,10 @@ def owner_problem(owner: str) -> str | None:
     try:
         entry = pwd.getpwnam(owner)
     except KeyError:
-        return (f"user {owner!r} ({where}) does not exist on this machine: create the artist's account "
-                "(or join the machine to the directory) before the display agents start, or fix the name")
+        return (
+            f"user {owner!r} ({where}) does not exist on this machine: create the artist's account "
+            "(or join the machine to the directory) before the display agents start, or fix the name"
+        )
     if entry.pw_uid == 0:
         return f"user {owner!r} ({where}) is root: remote sessions must belong to the artist's own account"
     return None
@@ -72,14 +74,22 @@ def config_drift(files: list[plan.ConfigFile]) -> dict:
             text = inifile.read(item.path) or ""
         except WorkstationError:  # a link or folder where the config belongs: every key drifted
             text = ""
-        for key, (have, want) in inifile.values(text, item.settings, inifile.DIALECTS[item.style]).items():
+        for key, (have, want) in inifile.values(
+            text, item.settings, inifile.DIALECTS[item.style]
+        ).items():
             if have != want:
                 drift.setdefault(item.path, {})[key] = {"want": want, "have": have}
     return drift
 
 
-def report(config, platform: plan.Platform, installed_versions, unit_state, registered=None,
-           proc_root: str = "/proc") -> dict:
+def report(
+    config,
+    platform: plan.Platform,
+    installed_versions,
+    unit_state,
+    registered=None,
+    proc_root: str = "/proc",
+) -> dict:
     """Per listed agent: installed versions, config drift, service state, listening ports.
 
     installed_versions: callable([names]) -> {name: version or ''}; unit_state: callable(unit) ->
@@ -94,8 +104,10 @@ def report(config, platform: plan.Platform, installed_versions, unit_state, regi
             "packages": installed_versions(list(plan.packages(agent, config, platform))),
             "config_drift": config_drift(plan.files(agent, config)),
             "service": {"unit": unit, **unit_state(unit)},
-            "ports": {plan.rule_text(rule): (rule["port"], rule["protocol"]) in bound
-                      for rule in plan.ports(agent, config)},
+            "ports": {
+                plan.rule_text(rule): (rule["port"], rule["protocol"]) in bound
+                for rule in plan.ports(agent, config)
+            },
         }
         if agent == "anyware" and plan.registration_wanted(config) and registered is not None:
             try:

@@ -87,7 +87,11 @@ def file_list(load):
     """Every shipped formula file."""
     if load.get("saltenv", _SALTENV) != _SALTENV:
         return []
-    return [os.path.normpath(os.path.join(rel_dir, name)) for rel_dir, names in _walk() for name in names]
+    return [
+        os.path.normpath(os.path.join(rel_dir, name))
+        for rel_dir, names in _walk()
+        for name in names
+    ]
 
 
 def dir_list(load):

@@ -16,7 +16,13 @@ from salt_workstation.gpu_detect import nvidia_cards, table
 from salt_workstation.pillar import Issue, path_of
 
 KEYS = ("driver", "flavor", "source", "repository", "runfile", "reboot", "persistenced")
-DEFAULTS = {"driver": "auto", "flavor": "auto", "source": "auto", "reboot": False, "persistenced": True}
+DEFAULTS = {
+    "driver": "auto",
+    "flavor": "auto",
+    "source": "auto",
+    "reboot": False,
+    "persistenced": True,
+}
 FLAVORS = ("auto", "open", "proprietary")
 SOURCES = ("auto", "distro", "nvidia-repo", "runfile")
 BRANCH = re.compile(r"^\d{3}$")
@@ -45,27 +51,57 @@ def check(config, cards=None) -> list[Issue]:
     if section is None:
         section = {}
     if not isinstance(section, dict):
-        return [Issue(path_of("gpu"), f"must be a mapping such as {{driver: auto, flavor: auto}}, got {type(section).__name__}")]
-    issues = [Issue(path_of("gpu", key), f"unknown key{pillar.did_you_mean(key, list(KEYS))}")
-              for key in section if key not in KEYS]
+        return [
+            Issue(
+                path_of("gpu"),
+                f"must be a mapping such as {{driver: auto, flavor: auto}}, got {type(section).__name__}",
+            )
+        ]
+    issues = [
+        Issue(path_of("gpu", key), f"unknown key{pillar.did_you_mean(key, list(KEYS))}")
+        for key in section
+        if key not in KEYS
+    ]
     gpu = settings(config)
     driver = gpu["driver"]
     if not isinstance(driver, str):
         issues += pillar.version_text(driver, path_of("gpu", "driver"))[1]
     elif driver != "auto" and not (BRANCH.match(driver) or EXACT.match(driver)):
-        issues.append(Issue(path_of("gpu", "driver"),
-                            f"must be auto, a driver branch such as \"580\", or an exact version such as \"580.95.05\"; got {driver!r}"))
+        issues.append(
+            Issue(
+                path_of("gpu", "driver"),
+                f'must be auto, a driver branch such as "580", or an exact version such as "580.95.05"; got {driver!r}',
+            )
+        )
     if gpu["flavor"] not in FLAVORS:
-        issues.append(Issue(path_of("gpu", "flavor"), f"must be one of {', '.join(FLAVORS)}, got {gpu['flavor']!r}"))
+        issues.append(
+            Issue(
+                path_of("gpu", "flavor"),
+                f"must be one of {', '.join(FLAVORS)}, got {gpu['flavor']!r}",
+            )
+        )
     if gpu["source"] not in SOURCES:
-        issues.append(Issue(path_of("gpu", "source"), f"must be one of {', '.join(SOURCES)}, got {gpu['source']!r}"))
+        issues.append(
+            Issue(
+                path_of("gpu", "source"),
+                f"must be one of {', '.join(SOURCES)}, got {gpu['source']!r}",
+            )
+        )
     if gpu["source"] == "nvidia-repo":
         issues += check_repository(config, gpu)
     if gpu["source"] == "runfile":
         runfile = gpu.get("runfile")
-        if not isinstance(runfile, dict) or not isinstance(runfile.get("source"), str) or not runfile.get("source"):
-            issues.append(Issue(path_of("gpu", "runfile", "source"),
-                                "source runfile needs runfile: {source: <depot path of NVIDIA-Linux-x86_64-<version>.run>, hash: sha256:<64 hex>}"))
+        if (
+            not isinstance(runfile, dict)
+            or not isinstance(runfile.get("source"), str)
+            or not runfile.get("source")
+        ):
+            issues.append(
+                Issue(
+                    path_of("gpu", "runfile", "source"),
+                    "source runfile needs runfile: {source: <depot path of NVIDIA-Linux-x86_64-<version>.run>, hash: sha256:<64 hex>}",
+                )
+            )
         else:
             issues += pillar.check_hash(runfile.get("hash"), path_of("gpu", "runfile", "hash"))
     for flag in ("reboot", "persistenced"):
@@ -80,43 +116,78 @@ def check(config, cards=None) -> list[Issue]:
 
 def check_repository(config, gpu) -> list[Issue]:
     """Source nvidia-repo names a workstation:repositories entry (its key pinned by fingerprint)."""
-    repositories = config.get("repositories") if isinstance(config.get("repositories"), dict) else {}
+    repositories = (
+        config.get("repositories") if isinstance(config.get("repositories"), dict) else {}
+    )
     if gpu.get("repository") in repositories:
         return []
-    return [Issue(path_of("gpu", "repository"),
-                  "source nvidia-repo needs the name of NVIDIA's repository in workstation:repositories "
-                  f"(its key pinned by fingerprint); got {gpu.get('repository')!r}"
-                  + (f", known: {', '.join(sorted(map(str, repositories)))}" if repositories else ""))]
+    return [
+        Issue(
+            path_of("gpu", "repository"),
+            "source nvidia-repo needs the name of NVIDIA's repository in workstation:repositories "
+            f"(its key pinned by fingerprint); got {gpu.get('repository')!r}"
+            + (f", known: {', '.join(sorted(map(str, repositories)))}" if repositories else ""),
+        )
+    ]
 
 
 def _check_cards(gpu, cards) -> list[Issue]:
     """What this pillar asks of these NVIDIA cards that no driver can give them."""
     issues = []
     archs = architectures(cards)
-    unknown = [card for card, arch in zip(cards, archs) if arch is None]
-    pre_turing = [card for card, arch in zip(cards, archs) if arch and not arch["open"]]
-    open_only = [card for card, arch in zip(cards, archs) if arch and not arch["proprietary"]]
+    unknown = [card for card, arch in zip(cards, archs, strict=False) if arch is None]
+    pre_turing = [
+        card for card, arch in zip(cards, archs, strict=False) if arch and not arch["open"]
+    ]
+    open_only = [
+        card for card, arch in zip(cards, archs, strict=False) if arch and not arch["proprietary"]
+    ]
     flavor_path = path_of("gpu", "flavor")
     if gpu["flavor"] == "open" and pre_turing:
-        issues.append(Issue(flavor_path, "open kernel modules need a Turing or newer GPU, and this machine has "
-                            f"{', '.join(map(describe, pre_turing))}; use flavor: proprietary (or auto)"))
+        issues.append(
+            Issue(
+                flavor_path,
+                "open kernel modules need a Turing or newer GPU, and this machine has "
+                f"{', '.join(map(describe, pre_turing))}; use flavor: proprietary (or auto)",
+            )
+        )
     if gpu["flavor"] == "proprietary" and open_only:
-        issues.append(Issue(flavor_path, f"{', '.join(map(describe, open_only))} works only with the open kernel "
-                            "modules; use flavor: open (or auto)"))
+        issues.append(
+            Issue(
+                flavor_path,
+                f"{', '.join(map(describe, open_only))} works only with the open kernel "
+                "modules; use flavor: open (or auto)",
+            )
+        )
     if gpu["flavor"] == "auto":
         if unknown:
-            issues.append(Issue(flavor_path, f"NVIDIA device {', '.join(c.get('device_id', '?') for c in unknown)} is "
-                                "not in gpu.yaml's architecture table, so auto cannot choose; set flavor: open "
-                                "(Turing and newer) or proprietary"))
+            issues.append(
+                Issue(
+                    flavor_path,
+                    f"NVIDIA device {', '.join(c.get('device_id', '?') for c in unknown)} is "
+                    "not in gpu.yaml's architecture table, so auto cannot choose; set flavor: open "
+                    "(Turing and newer) or proprietary",
+                )
+            )
         elif pre_turing and open_only:
-            issues.append(Issue(flavor_path, f"no kernel module serves both {describe(pre_turing[0])} (proprietary "
-                                f"only) and {describe(open_only[0])} (open only); take one of them out"))
+            issues.append(
+                Issue(
+                    flavor_path,
+                    f"no kernel module serves both {describe(pre_turing[0])} (proprietary "
+                    f"only) and {describe(open_only[0])} (open only); take one of them out",
+                )
+            )
     branch = wanted_branch(gpu, cards)
-    for card, arch in zip(cards, archs):
+    for card, arch in zip(cards, archs, strict=False):
         last = (arch or {}).get("last_branch")
         if branch and last and int(branch) > int(last):
-            issues.append(Issue(path_of("gpu", "driver"), f"{describe(card)} is supported up to driver branch "
-                                f"{last}; set driver: \"{last}\" (or auto)"))
+            issues.append(
+                Issue(
+                    path_of("gpu", "driver"),
+                    f"{describe(card)} is supported up to driver branch "
+                    f'{last}; set driver: "{last}" (or auto)',
+                )
+            )
     return issues
 
 
@@ -127,7 +198,11 @@ def wanted_branch(gpu, cards) -> str | None:
         return driver
     if isinstance(driver, str) and EXACT.match(driver):
         return EXACT.match(driver).group(1)
-    lasts = [int(arch["last_branch"]) for arch in architectures(cards) if arch and arch.get("last_branch")]
+    lasts = [
+        int(arch["last_branch"])
+        for arch in architectures(cards)
+        if arch and arch.get("last_branch")
+    ]
     return str(min([int(table()["default_branch"]), *lasts]))
 
 
@@ -152,16 +227,30 @@ def check_machine(config, grains, cards) -> list[Issue]:
     issues = check(config, cards)
     os_data = table()["os"].get(os_key(grains))
     if os_data is None:
-        issues.append(Issue(path_of("gpu"), f"{os_key(grains)} is not supported for the NVIDIA driver yet "
-                            f"(supported: {', '.join(table()['os'])}); remove workstation:gpu from this minion's "
-                            "pillar or add the OS to gpu.yaml"))
+        issues.append(
+            Issue(
+                path_of("gpu"),
+                f"{os_key(grains)} is not supported for the NVIDIA driver yet "
+                f"(supported: {', '.join(table()['os'])}); remove workstation:gpu from this minion's "
+                "pillar or add the OS to gpu.yaml",
+            )
+        )
     source = source_for(gpu, grains)
     if not issues and source == "nvidia-repo":
         issues += check_repository(config, gpu)
     if not issues and source == "runfile":
-        issues.append(Issue(path_of("gpu", "source"), "runfile installs are validated but not implemented yet; "
-                            "use distro or nvidia-repo"))
+        issues.append(
+            Issue(
+                path_of("gpu", "source"),
+                "runfile installs are validated but not implemented yet; use distro or nvidia-repo",
+            )
+        )
     if not issues and source not in os_data["sources"]:
-        issues.append(Issue(path_of("gpu", "source"), f"{os_key(grains)} has no NVIDIA driver from '{source}'; use "
-                            f"{' or '.join(os_data['sources'])}"))
+        issues.append(
+            Issue(
+                path_of("gpu", "source"),
+                f"{os_key(grains)} has no NVIDIA driver from '{source}'; use "
+                f"{' or '.join(os_data['sources'])}",
+            )
+        )
     return issues

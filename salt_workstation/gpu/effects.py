@@ -27,7 +27,9 @@ def run(salt, argv: list[str], timeout: int) -> str:
     done = salt["cmd.run_all"](list(argv), python_shell=False, timeout=timeout)
     if done["retcode"] != 0:
         output = (done["stderr"] or done["stdout"]).strip()[-OUTPUT_TAIL:]
-        raise WorkstationError(f"{' '.join(argv)} failed ({done['retcode']})" + (f": {output}" if output else ""))
+        raise WorkstationError(
+            f"{' '.join(argv)} failed ({done['retcode']})" + (f": {output}" if output else "")
+        )
     return done["stdout"].strip()[-OUTPUT_TAIL:]
 
 
@@ -43,9 +45,13 @@ def install_module_stream(salt, stream: str) -> None:
     run(salt, ["dnf", "-y", "module", "install", stream], timeout=3600)
 
 
-def signal_reboot(salt, package: str, installed: str | None, loaded: dict, flavor: str | None,
-                  schedule: bool) -> None:
+def signal_reboot(
+    salt, package: str, installed: str | None, loaded: dict, flavor: str | None, schedule: bool
+) -> None:
     """Send the reboot-required event; with schedule, reboot the machine in one minute."""
-    salt["event.send"](REBOOT_EVENT, {"package": package, "installed": installed, "loaded": loaded, "flavor": flavor})
+    salt["event.send"](
+        REBOOT_EVENT,
+        {"package": package, "installed": installed, "loaded": loaded, "flavor": flavor},
+    )
     if schedule:
         salt["system.reboot"](at_time=1)

@@ -11,8 +11,16 @@ compares the machine against it. Nothing here reads or changes the system.
 
 from __future__ import annotations
 
-from salt_workstation.gpu.contract import (EXACT, architectures, check_machine, describe, os_key, settings,
-                                            source_for, wanted_branch)
+from salt_workstation.gpu.contract import (
+    EXACT,
+    architectures,
+    check_machine,
+    describe,
+    os_key,
+    settings,
+    source_for,
+    wanted_branch,
+)
 from salt_workstation.gpu_detect import nvidia_cards, table
 
 
@@ -41,7 +49,10 @@ def _loaded_from(cards) -> dict:
     bound = [card for card in cards if card.get("kernel_driver") == "nvidia"]
     if not bound:
         return {"version": None, "kernel_module": None}
-    return {"version": bound[0].get("driver_version"), "kernel_module": bound[0].get("kernel_module")}
+    return {
+        "version": bound[0].get("driver_version"),
+        "kernel_module": bound[0].get("kernel_module"),
+    }
 
 
 def decide(config, grains, loaded=None) -> dict:
@@ -55,14 +66,26 @@ def decide(config, grains, loaded=None) -> dict:
     gpu = settings(config)
     base = {"manage": False, "errors": [], "cards": nvidia, "settings": gpu}
     if not cards:
-        return {**base, "comment": "No GPU was found (grain workstation_gpus is empty): no GPU driver to manage"}
+        return {
+            **base,
+            "comment": "No GPU was found (grain workstation_gpus is empty): no GPU driver to manage",
+        }
     if not nvidia:
-        found = ", ".join(f"{card.get('model')} ({card.get('kernel_driver') or 'no driver'})" for card in cards)
-        return {**base, "comment": f"No NVIDIA GPU here (found: {found}): the NVIDIA driver is not managed"}
+        found = ", ".join(
+            f"{card.get('model')} ({card.get('kernel_driver') or 'no driver'})" for card in cards
+        )
+        return {
+            **base,
+            "comment": f"No NVIDIA GPU here (found: {found}): the NVIDIA driver is not managed",
+        }
     issues = check_machine(config, grains, cards)
     if issues:
-        return {**base, "errors": [str(issue) for issue in issues],
-                "comment": "The NVIDIA driver was not managed. Fix the pillar:\n" + "\n".join(f"- {i}" for i in issues)}
+        return {
+            **base,
+            "errors": [str(issue) for issue in issues],
+            "comment": "The NVIDIA driver was not managed. Fix the pillar:\n"
+            + "\n".join(f"- {i}" for i in issues),
+        }
 
     source = source_for(gpu, grains)
     entry = table()["os"][os_key(grains)]["sources"][source]
@@ -70,8 +93,13 @@ def decide(config, grains, loaded=None) -> dict:
     version = gpu["driver"] if EXACT.match(gpu["driver"]) else None
     flavor = wanted_flavor(gpu, nvidia)
     kernelrelease = grains.get("kernelrelease") or ""
-    values = {"branch": branch, "version": version, "open": "-open" if flavor == "open" else "",
-              "kernelrelease": kernelrelease, "kernel_flavour": kernelrelease.rsplit("-", 1)[-1]}
+    values = {
+        "branch": branch,
+        "version": version,
+        "open": "-open" if flavor == "open" else "",
+        "kernelrelease": kernelrelease,
+        "kernel_flavour": kernelrelease.rsplit("-", 1)[-1],
+    }
     secure_boot = grains.get("workstation_secure_boot") is True
     precompiled = secure_boot and bool(entry.get("precompiled"))
     driver_names = _fill(entry["driver"][flavor], values)
@@ -80,7 +108,9 @@ def decide(config, grains, loaded=None) -> dict:
         pin, hold = entry["pin"].format(**values), True
     elif entry.get("branch_pin"):
         pin, hold = entry["branch_pin"].format(**values), bool(entry.get("hold"))
-    extra = _fill(entry.get("extra"), values) + (_fill(entry.get("precompiled"), values) if precompiled else [])
+    extra = _fill(entry.get("extra"), values) + (
+        _fill(entry.get("precompiled"), values) if precompiled else []
+    )
     if hold:
         extra += entry.get("hold_requires") or []
     headers = [] if precompiled else _fill(entry.get("headers"), values)
@@ -90,24 +120,45 @@ def decide(config, grains, loaded=None) -> dict:
     repository = gpu.get("repository") if source == "nvidia-repo" else None
     notes = []
     if secure_boot and not precompiled:
-        notes.append("Secure Boot is on: DKMS-built modules load only when signed with a key enrolled in MOK")
+        notes.append(
+            "Secure Boot is on: DKMS-built modules load only when signed with a key enrolled in MOK"
+        )
     return {
-        **base, "manage": True, "branch": branch, "version": version, "flavor": flavor, "source": source,
-        "repository": repository, "stream": stream, "driver_packages": driver_names, "pin": pin, "hold": hold,
-        "extra_packages": extra, "headers": headers, "precompiled": precompiled, "version_package": driver_names[0],
-        "initramfs": list(table()["os"][os_key(grains)]["initramfs"]), "loaded": loaded,
-        "reboot_expected": reboot_expected, "notes": notes,
+        **base,
+        "manage": True,
+        "branch": branch,
+        "version": version,
+        "flavor": flavor,
+        "source": source,
+        "repository": repository,
+        "stream": stream,
+        "driver_packages": driver_names,
+        "pin": pin,
+        "hold": hold,
+        "extra_packages": extra,
+        "headers": headers,
+        "precompiled": precompiled,
+        "version_package": driver_names[0],
+        "initramfs": list(table()["os"][os_key(grains)]["initramfs"]),
+        "loaded": loaded,
+        "reboot_expected": reboot_expected,
+        "notes": notes,
         # What gpu.sls writes out: which optional states exist, and the pkg.installed list.
         "from_repository": repository is not None,
         "kernel_headers": bool(headers),
         "module_stream": stream is not None,
         "packages": [{name: pin} if pin else name for name in driver_names] + extra,
-        "blacklist": {"path": table()["blacklist"]["path"], "content": table()["blacklist"]["content"]},
+        "blacklist": {
+            "path": table()["blacklist"]["path"],
+            "content": table()["blacklist"]["content"],
+        },
         "persistenced": gpu["persistenced"],
         "persistenced_unit": table()["persistenced_unit"],
         # Starting it needs the new module loaded: while a reboot is due (or an image bakes), only enable it.
         "start_persistenced": config.get("phase", "all") != "bake" and not reboot_expected,
         "reboot": gpu["reboot"],
-        "comment": (f"NVIDIA driver branch {branch}{f' ({version})' if version else ''}, {flavor} kernel modules, "
-                    f"from {source}, for {', '.join(map(describe, nvidia))}"),
+        "comment": (
+            f"NVIDIA driver branch {branch}{f' ({version})' if version else ''}, {flavor} kernel modules, "
+            f"from {source}, for {', '.join(map(describe, nvidia))}"
+        ),
     }

@@ -54,8 +54,12 @@ def module_stream_installed(salt, stream: str) -> bool:
     Without dnf there is no stream to ask about: WorkstationError."""
     module, _, wanted = stream.partition(":")
     if salt["cmd.which"]("dnf") is None:
-        raise WorkstationError(f"dnf is not installed here: module stream {stream} is for RHEL and Rocky")
-    done = salt["cmd.run_all"](["dnf", "-q", "module", "list", "--installed", module], python_shell=False)
+        raise WorkstationError(
+            f"dnf is not installed here: module stream {stream} is for RHEL and Rocky"
+        )
+    done = salt["cmd.run_all"](
+        ["dnf", "-q", "module", "list", "--installed", module], python_shell=False
+    )
     if done["retcode"] != 0:
         return False
     for line in done["stdout"].splitlines():
@@ -81,7 +85,11 @@ def report(salt, config, grains) -> dict:
         "reboot_required": False,
     }
     if wanted["manage"]:
-        found["wanted"] = {key: wanted[key] for key in ("branch", "version", "flavor", "source", "driver_packages")}
+        found["wanted"] = {
+            key: wanted[key] for key in ("branch", "version", "flavor", "source", "driver_packages")
+        }
         found["installed"] = installed_version(salt, wanted["version_package"])
-        found["reboot_required"] = reboot_required(salt, wanted["version_package"], wanted["flavor"])
+        found["reboot_required"] = reboot_required(
+            salt, wanted["version_package"], wanted["flavor"]
+        )
     return found

@@ -43,7 +43,9 @@ def remove(path: Path, root: Path | None) -> None:
         if info is None:
             return
         if stat.S_ISDIR(info.st_mode):
-            folder.remove_empty_dir(path.name)  # the kernel refuses a mount point or a folder with anything in it
+            folder.remove_empty_dir(
+                path.name
+            )  # the kernel refuses a mount point or a folder with anything in it
         else:
             folder.remove(path.name)
         folder.fsync()
@@ -77,5 +79,7 @@ def apply(settings: Settings, changes: Changes, production: str | None = None) -
         except FileNotFoundError:
             pass
     if changes.manifest is not None:
-        data = json.dumps({"productions": changes.manifest}, indent=1, sort_keys=True).encode() + b"\n"
+        data = (
+            json.dumps({"productions": changes.manifest}, indent=1, sort_keys=True).encode() + b"\n"
+        )
         write_entry(settings.manifest, Entry(data, 0o644), root)

@@ -16,7 +16,15 @@ from salt_workstation import paths, pillar, safefs
 from salt_workstation.engine import expand
 from salt_workstation.launchers import render
 from salt_workstation.launchers.contract import (
-    HOSTS, MOUNT_TYPES, RESERVED_ENV, catalog_spec, is_plugin, mapping, productions, usable, valid_mounts,
+    HOSTS,
+    MOUNT_TYPES,
+    RESERVED_ENV,
+    catalog_spec,
+    is_plugin,
+    mapping,
+    productions,
+    usable,
+    valid_mounts,
 )
 
 MANIFEST = ".launchers.json"
@@ -46,7 +54,10 @@ class Settings:
 
     @classmethod
     def from_config(cls, config) -> Settings:
-        os_params = {**OS_DEFAULTS, **((config.get("os") or {}) if isinstance(config.get("os"), dict) else {})}
+        os_params = {
+            **OS_DEFAULTS,
+            **((config.get("os") or {}) if isinstance(config.get("os"), dict) else {}),
+        }
         return cls(
             install_root=Path(config["install_root"]),
             bin_dir=Path(os_params["bin_dir"]),
@@ -88,7 +99,9 @@ class Settings:
         return self.xdg_data_dir / "desktop-directories" / f"workstation-{production}.directory"
 
     def menu_file(self, production: str) -> Path:
-        return self.xdg_config_dir / "menus" / "applications-merged" / f"workstation-{production}.menu"
+        return (
+            self.xdg_config_dir / "menus" / "applications-merged" / f"workstation-{production}.menu"
+        )
 
 
 def place(folder: Path, root: Path | None) -> tuple:
@@ -132,11 +145,22 @@ def mounts(config, production) -> tuple[list[Mount], set[str] | None]:
     valid = []
     for name, mount in found:
         options = list(dict.fromkeys([*NETWORK_OPTIONS, *mount.get("options", [])]))
-        credentials = str(settings.credentials_file(production, name)) if "credentials" in mount else None
+        credentials = (
+            str(settings.credentials_file(production, name)) if "credentials" in mount else None
+        )
         if credentials:
             options.append(f"credentials={credentials}")
-        valid.append(Mount(production, name, MOUNT_TYPES[mount["type"]], mount["device"], mount["path"],
-                           tuple(options), credentials))
+        valid.append(
+            Mount(
+                production,
+                name,
+                MOUNT_TYPES[mount["type"]],
+                mount["device"],
+                mount["path"],
+                tuple(options),
+                credentials,
+            )
+        )
     return valid, broken
 
 
@@ -152,8 +176,11 @@ def by_name(records) -> list[dict]:
 def mount_records(config, production, previous: dict) -> list[dict]:
     """The mounts to remember for a production: its valid ones, and the last known state of broken ones."""
     valid, broken = mounts(config, production)
-    remembered = [m for m in previous.get("mounts", [])
-                  if isinstance(m, dict) and (broken is None or m.get("name") in broken)]
+    remembered = [
+        m
+        for m in previous.get("mounts", [])
+        if isinstance(m, dict) and (broken is None or m.get("name") in broken)
+    ]
     return by_name([mount_record(m) for m in valid] + remembered)
 
 
@@ -162,8 +189,12 @@ def released_mounts(config, manifest: dict) -> list[tuple[str, dict]]:
     wanted = mapping(config.get("productions"))
     released = []
     for production in sorted(manifest):
-        records = [m for m in mapping(manifest[production]).get("mounts", []) if isinstance(m, dict)]
-        keep = mount_records(config, production, manifest[production]) if production in wanted else []
+        records = [
+            m for m in mapping(manifest[production]).get("mounts", []) if isinstance(m, dict)
+        ]
+        keep = (
+            mount_records(config, production, manifest[production]) if production in wanted else []
+        )
         if production in wanted and not isinstance(wanted[production], dict):
             keep = records  # a wrong entry releases nothing
         kept = {(m["name"], m["path"]) for m in keep}
@@ -173,12 +204,20 @@ def released_mounts(config, manifest: dict) -> list[tuple[str, dict]]:
 
 def credentials_entry(config, production, mount) -> Entry | None:
     """The SMB credentials file's content (0600); None when the mount has none. Holds a secret."""
-    raw = mapping(mapping(mapping(mapping(config.get("productions")).get(production)).get("mounts")).get(mount))
+    raw = mapping(
+        mapping(mapping(mapping(config.get("productions")).get(production)).get("mounts")).get(
+            mount
+        )
+    )
     credentials = raw.get("credentials")
     if not isinstance(credentials, dict):
         return None
-    return Entry(render.smb_credentials(credentials["username"], credentials["password"],
-                                        credentials.get("domain")).encode(), 0o600)
+    return Entry(
+        render.smb_credentials(
+            credentials["username"], credentials["password"], credentials.get("domain")
+        ).encode(),
+        0o600,
+    )
 
 
 # ---- what a production's launchers are -------------------------------------------
@@ -209,8 +248,12 @@ def merge_license_environments(environments) -> dict:
     merged: dict[str, str] = {}
     for environment in environments:
         for name, value in mapping(environment).items():
-            if not isinstance(name, str) or not pillar.ENV_NAME.match(name) or not isinstance(value, str) \
-                    or name in RESERVED_ENV:
+            if (
+                not isinstance(name, str)
+                or not pillar.ENV_NAME.match(name)
+                or not isinstance(value, str)
+                or name in RESERVED_ENV
+            ):
                 continue
             if name not in merged:
                 merged[name] = value
@@ -257,8 +300,12 @@ def launchers(config, production, license_environment=None) -> list[Launcher]:
         dest = layout.version_dir(app, version)
         plugins = _plugins_of(config, production, app)
         env = {**shared, **_expanded(spec.get("env"), dest)}
-        env.update(merge_license_environments(
-            [license_environment(app, version)] + [license_environment(name, v) for name, v, _ in plugins]))
+        env.update(
+            merge_license_environments(
+                [license_environment(app, version)]
+                + [license_environment(name, v) for name, v, _ in plugins]
+            )
+        )
         for name, plugin_version, plugin_spec in plugins:
             env.update(_expanded(plugin_spec.get("env"), layout.version_dir(name, plugin_version)))
         env.update(mapping(entry.get("env")))
@@ -278,12 +325,20 @@ def launchers(config, production, license_environment=None) -> list[Launcher]:
         packages = spec.get("kind") == "packages"
         for command, target in sorted(commands.items()):
             on_path = packages and not str(target).startswith("/")
-            result.append(Launcher(
-                production=production, command=command, app=app, version=version,
-                title=str(mapping(mapping(catalog).get(app)).get("name") or app),
-                target=str(target) if packages else str(dest / target), on_path=on_path,
-                env=env, desktop=command == main, version_dir=dest,
-            ))
+            result.append(
+                Launcher(
+                    production=production,
+                    command=command,
+                    app=app,
+                    version=version,
+                    title=str(mapping(mapping(catalog).get(app)).get("name") or app),
+                    target=str(target) if packages else str(dest / target),
+                    on_path=on_path,
+                    env=env,
+                    desktop=command == main,
+                    version_dir=dest,
+                )
+            )
     return result
 
 
@@ -300,30 +355,52 @@ def desired_files(config, production, license_environment=None, icon=None) -> di
     items = launchers(config, production, license_environment)
     for launcher in items:
         path = bin_dir / safefs.component(launcher.command, "launcher command")
-        files[path] = Entry(render.wrapper(
-            production=production, app=launcher.app, version=launcher.version, command=launcher.command,
-            target=launcher.target, on_path=launcher.on_path, env=launcher.env, production_bin=str(bin_dir),
-        ).encode(), 0o755)
+        files[path] = Entry(
+            render.wrapper(
+                production=production,
+                app=launcher.app,
+                version=launcher.version,
+                command=launcher.command,
+                target=launcher.target,
+                on_path=launcher.on_path,
+                env=launcher.env,
+                production_bin=str(bin_dir),
+            ).encode(),
+            0o755,
+        )
         if launcher.desktop:
             found = icon(launcher.version_dir, launcher.app) if icon else None
-            files[settings.desktop_file(production, launcher.command)] = Entry(render.desktop_entry(
-                production=production, title=launcher.title, version=launcher.version, command=launcher.command,
-                app=launcher.app, launcher=str(path), icon=found or FALLBACK_ICON,
-            ).encode())
+            files[settings.desktop_file(production, launcher.command)] = Entry(
+                render.desktop_entry(
+                    production=production,
+                    title=launcher.title,
+                    version=launcher.version,
+                    command=launcher.command,
+                    app=launcher.app,
+                    launcher=str(path),
+                    icon=found or FALLBACK_ICON,
+                ).encode()
+            )
     if items:
         directory = settings.directory_file(production)
         files[directory] = Entry(render.directory_entry(production).encode())
-        files[settings.menu_file(production)] = Entry(render.menu(production, directory.name).encode())
+        files[settings.menu_file(production)] = Entry(
+            render.menu(production, directory.name).encode()
+        )
     for host in HOSTS:
-        for name, version, _spec_ in _plugins_of(config, production, host):
+        for name, version, _spec in _plugins_of(config, production, host):
             plugin_dir = str(layout.version_dir(name, version))
             wiring = settings.wiring_dir(production, host)
             if host == "maya":
-                files[wiring / f"{name}.mod"] = Entry(render.maya_module(name, version, plugin_dir).encode())
+                files[wiring / f"{name}.mod"] = Entry(
+                    render.maya_module(name, version, plugin_dir).encode()
+                )
             elif host == "houdini":
                 files[wiring / f"{name}.json"] = Entry(render.houdini_package(plugin_dir).encode())
             elif host == "blender":
-                files[wiring / "addons" / re.sub(r"[^A-Za-z0-9_]", "_", name)] = Entry(link=plugin_dir)
+                files[wiring / "addons" / re.sub(r"[^A-Za-z0-9_]", "_", name)] = Entry(
+                    link=plugin_dir
+                )
     return files
 
 
@@ -337,13 +414,18 @@ class Changes:
     """What bringing the machine to the plan changes (status finds it, effects makes it)."""
 
     written: dict[Path, Entry] = field(default_factory=dict)  # each path and what it becomes
-    removed: list[Path] = field(default_factory=list)  # files, links, emptied folders and mount points
+    removed: list[Path] = field(
+        default_factory=list
+    )  # files, links, emptied folders and mount points
     folders: list[Path] = field(default_factory=list)  # production folders removed whole
     manifest: dict | None = None  # the manifest afterwards; None: it stays as it is
 
     def report(self) -> dict:
         """The changes as a state reports them: {"written": [paths], "removed": [paths]}, empty keys left out."""
-        found = {"written": sorted(map(str, self.written)), "removed": sorted(map(str, [*self.folders, *self.removed]))}
+        found = {
+            "written": sorted(map(str, self.written)),
+            "removed": sorted(map(str, [*self.folders, *self.removed])),
+        }
         return {key: paths_ for key, paths_ in found.items() if paths_}
 
 
@@ -358,35 +440,83 @@ def formula(config, manifest: dict) -> dict:
     the productions to keep, and whether the machine gets `studio-launch`. On a pillar too broken
     to write or remove anything by, every list is empty and every boolean False.
     """
-    data = {"usable": False, "storage": False, "mount_clients": {}, "released": [], "productions": [],
-            "keep": [], "released_by_gone": [], "productions_dir": "", "studio_launch": False, "command": "",
-            "fstab": "", "mount_now": False}
+    data = {
+        "usable": False,
+        "storage": False,
+        "mount_clients": {},
+        "released": [],
+        "productions": [],
+        "keep": [],
+        "released_by_gone": [],
+        "productions_dir": "",
+        "studio_launch": False,
+        "command": "",
+        "fstab": "",
+        "mount_now": False,
+    }
     if not usable(config):
         return data
     settings = Settings.from_config(config)
-    keep = sorted(str(name) for name in config["productions"])  # a wrong entry still keeps its production
-    released = [{"production": production, "name": m.get("name"), "path": m.get("path"), "device": m.get("device")}
-                for production, m in released_mounts(config, manifest)
-                if not pillar.name_issue(production, "") and not pillar.name_issue(m.get("name"), "")]  # IDs
+    keep = sorted(
+        str(name) for name in config["productions"]
+    )  # a wrong entry still keeps its production
+    released = [
+        {
+            "production": production,
+            "name": m.get("name"),
+            "path": m.get("path"),
+            "device": m.get("device"),
+        }
+        for production, m in released_mounts(config, manifest)
+        if not pillar.name_issue(production, "") and not pillar.name_issue(m.get("name"), "")
+    ]  # IDs
     for production, entry, _path in productions(config):
-        uses = sorted({(str(app), str(raw)) for section in ("apps", "plugins")
-                       for app, raw in mapping(entry.get(section)).items()})
+        uses = sorted(
+            {
+                (str(app), str(raw))
+                for section in ("apps", "plugins")
+                for app, raw in mapping(entry.get(section)).items()
+            }
+        )
         releases = [r["name"] for r in released if r["production"] == production]
-        data["productions"].append({
-            "name": production,
-            "uses": [{"app": app, "version": version} for app, version in uses],  # each a workstation-app-* state
-            "released": releases,
-            "waits": bool(uses or releases),  # its launchers wait for those installs and unmounts
-            "mounts": [{"name": m.name, "device": m.device, "fstype": m.fstype, "path": m.path,
-                        "options": list(m.options), "credentials": m.credentials_file is not None,
-                        "credentials_file": m.credentials_file or ""} for m in mounts(config, production)[0]],
-        })
+        data["productions"].append(
+            {
+                "name": production,
+                "uses": [
+                    {"app": app, "version": version} for app, version in uses
+                ],  # each a workstation-app-* state
+                "released": releases,
+                "waits": bool(
+                    uses or releases
+                ),  # its launchers wait for those installs and unmounts
+                "mounts": [
+                    {
+                        "name": m.name,
+                        "device": m.device,
+                        "fstype": m.fstype,
+                        "path": m.path,
+                        "options": list(m.options),
+                        "credentials": m.credentials_file is not None,
+                        "credentials_file": m.credentials_file or "",
+                    }
+                    for m in mounts(config, production)[0]
+                ],
+            }
+        )
     fstypes = {m["fstype"] for production in data["productions"] for m in production["mounts"]}
-    clients = {settings.mount_packages.get(kind) for kind, fstype in MOUNT_TYPES.items() if fstype in fstypes}
+    clients = {
+        settings.mount_packages.get(kind)
+        for kind, fstype in MOUNT_TYPES.items()
+        if fstype in fstypes
+    }
     data.update(
         usable=True,
-        storage=bool(fstypes),  # the machine mounts production storage: the client packages come first
-        mount_clients=dict.fromkeys(sorted(clients - {None, ""})),  # {package: None}: the repository's version
+        storage=bool(
+            fstypes
+        ),  # the machine mounts production storage: the client packages come first
+        mount_clients=dict.fromkeys(
+            sorted(clients - {None, ""})
+        ),  # {package: None}: the repository's version
         released=released,
         keep=keep,
         released_by_gone=[r for r in released if r["production"] not in keep],

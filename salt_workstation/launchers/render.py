@@ -18,8 +18,17 @@ HEADER = "# Written by salt-workstation from the workstation pillar; the next ap
 KEEP_ON_RESET = ("PATH", "STUDIO_BASE_PATH")
 
 
-def wrapper(*, production: str, app: str, version: str, command: str, target: str, on_path: bool,
-            env: dict, production_bin: str) -> str:
+def wrapper(
+    *,
+    production: str,
+    app: str,
+    version: str,
+    command: str,
+    target: str,
+    on_path: bool,
+    env: dict,
+    production_bin: str,
+) -> str:
     """The launcher `{production}/bin/{command}`: reset, set `env`, exec the app with the artist's arguments.
 
     target: the absolute path of the binary, or (on_path) a command looked up on the
@@ -40,14 +49,16 @@ def wrapper(*, production: str, app: str, version: str, command: str, target: st
         "set +f",
         "unset studio_var",
         "PATH=${STUDIO_BASE_PATH:-$PATH}",
-        "export STUDIO_BASE_PATH=\"$PATH\"",
+        'export STUDIO_BASE_PATH="$PATH"',
     ]
     if on_path:
-        lines.append(f"studio_target=$(command -v {shlex.quote(target)}) || "
-                     f"{{ echo {shlex.quote(f'studio-launch: {target} is not installed')} >&2; exit 127; }}")
+        lines.append(
+            f"studio_target=$(command -v {shlex.quote(target)}) || "
+            f"{{ echo {shlex.quote(f'studio-launch: {target} is not installed')} >&2; exit 127; }}"
+        )
     lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
     lines += [
-        f"export PATH={shlex.quote(production_bin)}:\"$PATH\"",
+        f'export PATH={shlex.quote(production_bin)}:"$PATH"',
         f"export STUDIO_MANAGED_VARS={shlex.quote(' '.join(names))}",
         f'if [ -n "${{{PRINT_ENV}-}}" ]; then',
         "  printf '%s=%s\\n' " + " ".join(f'{name} "${name}"' for name in names),
@@ -135,7 +146,9 @@ def _exec_argument(argument: str) -> str:
 
 def _string(value: str) -> str:
     """A desktop-entry string value: backslash escapes for the characters the format reserves."""
-    return (value.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r"))
+    return (
+        value.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+    )
 
 
 def menu_category(production: str) -> str:
@@ -144,41 +157,56 @@ def menu_category(production: str) -> str:
 
 def display_name(production: str) -> str:
     """nightfall -> Nightfall, big-show -> Big Show: what the menu shows for a production."""
-    return " ".join(part.capitalize() for part in production.replace("_", "-").replace(".", "-").split("-") if part)
+    return " ".join(
+        part.capitalize()
+        for part in production.replace("_", "-").replace(".", "-").split("-")
+        if part
+    )
 
 
-def desktop_entry(*, production: str, title: str, version: str, command: str, app: str, launcher: str,
-                  icon: str) -> str:
+def desktop_entry(
+    *, production: str, title: str, version: str, command: str, app: str, launcher: str, icon: str
+) -> str:
     """A freedesktop Application entry that runs the production's launcher."""
     label = f"{title} {version}" if command == app else f"{title} {version} ({command})"
     exec_line = _string(_exec_argument(launcher)) + " %F"
-    return "\n".join([
-        "[Desktop Entry]",
-        "Type=Application",
-        "Version=1.0",
-        f"Name={_string(f'{display_name(production)} — {label}')}",
-        f"GenericName={_string(title)}",
-        f"Comment={_string(f'{label} with the {production} environment')}",
-        f"TryExec={_string(launcher)}",
-        f"Exec={exec_line}",
-        f"Icon={_string(icon)}",
-        "Terminal=false",
-        "StartupNotify=true",
-        f"Categories={menu_category(production)};",
-        f"X-Workstation-Production={production}",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                "[Desktop Entry]",
+                "Type=Application",
+                "Version=1.0",
+                f"Name={_string(f'{display_name(production)} — {label}')}",
+                f"GenericName={_string(title)}",
+                f"Comment={_string(f'{label} with the {production} environment')}",
+                f"TryExec={_string(launcher)}",
+                f"Exec={exec_line}",
+                f"Icon={_string(icon)}",
+                "Terminal=false",
+                "StartupNotify=true",
+                f"Categories={menu_category(production)};",
+                f"X-Workstation-Production={production}",
+            ]
+        )
+        + "\n"
+    )
 
 
 def directory_entry(production: str) -> str:
     """The menu folder's name and icon (desktop-directories/*.directory)."""
-    return "\n".join([
-        "[Desktop Entry]",
-        "Type=Directory",
-        "Version=1.0",
-        f"Name={_string(display_name(production))}",
-        f"Comment={_string(f'Apps set up for the {production} production')}",
-        "Icon=folder",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                "[Desktop Entry]",
+                "Type=Directory",
+                "Version=1.0",
+                f"Name={_string(display_name(production))}",
+                f"Comment={_string(f'Apps set up for the {production} production')}",
+                "Icon=folder",
+            ]
+        )
+        + "\n"
+    )
 
 
 def menu(production: str, directory_file: str) -> str:

@@ -21,8 +21,16 @@ from salt_workstation.launchers.plan import MANIFEST, SECRETS, Changes, Entry, S
 from salt_workstation.safefs import Dir
 
 # Where an app's icon is looked for in its version folder, first found wins ({app} is the app name).
-ICON_CANDIDATES = ("{app}.svg", "{app}.png", "icon.svg", "icon.png", "icons/{app}.svg", "icons/{app}.png",
-                   "share/icons/hicolor/scalable/apps/{app}.svg", "share/icons/hicolor/256x256/apps/{app}.png")
+ICON_CANDIDATES = (
+    "{app}.svg",
+    "{app}.png",
+    "icon.svg",
+    "icon.png",
+    "icons/{app}.svg",
+    "icons/{app}.png",
+    "share/icons/hicolor/scalable/apps/{app}.svg",
+    "share/icons/hicolor/256x256/apps/{app}.png",
+)
 
 
 def _folder(path: Path, root: Path | None) -> Dir | None:
@@ -69,8 +77,10 @@ def matches(path: Path, entry: Entry, root: Path | None = None) -> bool:
         if info is None:
             return False
         if stat.S_ISDIR(info.st_mode):
-            raise WorkstationError(f"{path} is a folder; salt-workstation writes a file there. "
-                                   "Move the folder aside, then apply again")
+            raise WorkstationError(
+                f"{path} is a folder; salt-workstation writes a file there. "
+                "Move the folder aside, then apply again"
+            )
         if entry.link is not None:
             return stat.S_ISLNK(info.st_mode) and folder.readlink(path.name) == entry.link
         if not stat.S_ISREG(info.st_mode) or stat.S_IMODE(info.st_mode) != entry.mode:
@@ -111,14 +121,21 @@ def _managed_files(settings: Settings, production: str) -> list[Path]:
             if not folder.exists(top):
                 continue
             with folder.child(top) as below:  # a link or a file there is refused, naming its path
-                found += [production_dir / top / entry.rel for entry in below.walk() if not entry.is_dir]
+                found += [
+                    production_dir / top / entry.rel for entry in below.walk() if not entry.is_dir
+                ]
     return found
 
 
-def _record(settings: Settings, production: str, files: dict[Path, Entry], mounts: list[dict]) -> dict:
+def _record(
+    settings: Settings, production: str, files: dict[Path, Entry], mounts: list[dict]
+) -> dict:
     """What the manifest keeps for a production: its files outside its own folder, and its mounts."""
     production_dir = settings.production_dir(production)
-    return {"outside": sorted(str(p) for p in files if not p.is_relative_to(production_dir)), "mounts": mounts}
+    return {
+        "outside": sorted(str(p) for p in files if not p.is_relative_to(production_dir)),
+        "mounts": mounts,
+    }
 
 
 def pending(config, production: str, files: dict[Path, Entry], test: bool = False) -> Changes:
@@ -128,13 +145,30 @@ def pending(config, production: str, files: dict[Path, Entry], test: bool = Fals
     manifest = read_manifest(settings)
     previous = mapping(manifest.get(production))
     records = plan.mount_records(config, production, previous)
-    keep = {Path(m.credentials_file) for m in plan.mounts(config, production)[0] if m.credentials_file}
-    removed = [path for path in _managed_files(settings, production) if path not in files and path not in keep]
-    written = {path: entry for path, entry in sorted(files.items()) if not matches(path, entry, settings.install_root)}
-    removed += [Path(p) for p in previous.get("outside", []) if Path(p) not in files and os.path.lexists(p)]
+    keep = {
+        Path(m.credentials_file) for m in plan.mounts(config, production)[0] if m.credentials_file
+    }
+    removed = [
+        path
+        for path in _managed_files(settings, production)
+        if path not in files and path not in keep
+    ]
+    written = {
+        path: entry
+        for path, entry in sorted(files.items())
+        if not matches(path, entry, settings.install_root)
+    }
+    removed += [
+        Path(p) for p in previous.get("outside", []) if Path(p) not in files and os.path.lexists(p)
+    ]
     kept_mounts = {(m["name"], m["path"]) for m in records}
-    removed += [Path(m["path"]) for m in previous.get("mounts", []) if isinstance(m, dict)
-                and (m.get("name"), m.get("path")) not in kept_mounts and _removable_mount_point(m["path"], test)]
+    removed += [
+        Path(m["path"])
+        for m in previous.get("mounts", [])
+        if isinstance(m, dict)
+        and (m.get("name"), m.get("path")) not in kept_mounts
+        and _removable_mount_point(m["path"], test)
+    ]
     record = _record(settings, production, files, records)
     after = None if manifest.get(production) == record else {**manifest, production: record}
     return Changes(written=written, removed=sorted(set(removed)), manifest=after)
@@ -158,7 +192,9 @@ def _remembering_mounts(config, manifest: dict, keep) -> dict:
             record = updated.setdefault(production, {"outside": [], "mounts": []})
             mounts = [m for m in record.get("mounts", []) if isinstance(m, dict)]
             known = {(m.get("name"), m.get("path")) for m in mounts}
-            record["mounts"] = plan.by_name(mounts + [m for m in wanted if (m["name"], m["path"]) not in known])
+            record["mounts"] = plan.by_name(
+                mounts + [m for m in wanted if (m["name"], m["path"]) not in known]
+            )
     return updated
 
 
@@ -179,7 +215,12 @@ def leftovers(config, keep, test: bool = False) -> Changes:
     for production in gone:
         record = mapping(manifest[production])
         removed += [Path(p) for p in record.get("outside", []) if os.path.lexists(p)]
-        removed += [Path(m["path"]) for m in record.get("mounts", []) if isinstance(m, dict)
-                    and _removable_mount_point(m.get("path", ""), test)]
+        removed += [
+            Path(m["path"])
+            for m in record.get("mounts", [])
+            if isinstance(m, dict) and _removable_mount_point(m.get("path", ""), test)
+        ]
     after = _remembering_mounts(config, {p: r for p, r in manifest.items() if p not in gone}, keep)
-    return Changes(removed=sorted(set(removed)), folders=folders, manifest=None if after == manifest else after)
+    return Changes(
+        removed=sorted(set(removed)), folders=folders, manifest=None if after == manifest else after
+    )

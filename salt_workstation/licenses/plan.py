@@ -21,9 +21,14 @@ from salt_workstation.pillar import ENV_NAME, path_of
 ENVIRONMENT_STYLES = ("profile", "environment.d")
 # What a variable's value may hold (servers, server chains, paths): nothing environment.d or a shell interprets.
 _ENV_VALUE = re.compile(r"^[A-Za-z0-9._+/:;,@-]*$")
-MANAGED_HEADER = "Managed by salt-workstation from the workstation:licenses pillar; local edits are overwritten."
+MANAGED_HEADER = (
+    "Managed by salt-workstation from the workstation:licenses pillar; local edits are overwritten."
+)
 # (ID part, `workstation:os:licenses` key, style): login shells read profile.d, desktop sessions environment.d.
-ENVIRONMENT_FILES = (("profile", "profile_file", "profile"), ("session", "environment_file", "environment.d"))
+ENVIRONMENT_FILES = (
+    ("profile", "profile_file", "profile"),
+    ("session", "environment_file", "environment.d"),
+)
 # The vendor files some types write, by the `workstation:os:licenses` key they hang off.
 VENDOR_FILES = {"sidefx": "sidefx_file", "chaos": "chaos_dir"}
 
@@ -41,7 +46,9 @@ def desired(config) -> dict:
     issues = contract.check_parameters(config) + judged.issues
     reported = {issue.path for issue in issues}
     issues += [issue for issue in contract.chaos_dir_issues(params) if issue.path not in reported]
-    register_now = config.get("phase", "all") != "bake"  # an image bake registers nothing; its first boot does
+    register_now = (
+        config.get("phase", "all") != "bake"
+    )  # an image bake registers nothing; its first boot does
     installs = installs_needing(config)
     vendor_files, license_files, registrations = [], [], []
     for name in judged.accepted:
@@ -51,15 +58,19 @@ def desired(config) -> dict:
             vendor_files += [item] if item["path"] else []
         elif kind == "nodelocked" and rooted(params, entry["path"]):
             license_files.append(license_file(name, entry, params))
-        elif kind == "autodesk" and contract.safe_path(params["autodesk_helper"]) \
-                and contract.positive_number(params["autodesk_timeout"]):
+        elif (
+            kind == "autodesk"
+            and contract.safe_path(params["autodesk_helper"])
+            and contract.positive_number(params["autodesk_timeout"])
+        ):
             registrations.append(registration(name, entry, params, installs.get(name, [])))
     return {
         "errors": [str(issue) for issue in issues],
         "variables": judged.variables,
         "environment_files": [
             {"scope": scope, "path": rooted(params, params[key]), "style": style}
-            for scope, key, style in ENVIRONMENT_FILES if rooted(params, params[key])
+            for scope, key, style in ENVIRONMENT_FILES
+            if rooted(params, params[key])
         ],
         "vendor_files": vendor_files,
         "license_files": license_files,
@@ -82,20 +93,31 @@ def vendor_file(name, entry, params) -> dict:
 
 def license_file(name, entry, params) -> dict:
     """A node-locked license: where, mode and owner; its content stays in the pillar at content_pillar."""
-    return {"name": name, "path": rooted(params, entry["path"]),
-            "content_pillar": path_of(SECTION, name, "content"),
-            "mode": f"{contract.file_mode(entry.get('mode', '0600')):04o}",
-            "owner": entry.get("owner", "root"), "group": entry.get("group", "root")}
+    return {
+        "name": name,
+        "path": rooted(params, entry["path"]),
+        "content_pillar": path_of(SECTION, name, "content"),
+        "mode": f"{contract.file_mode(entry.get('mode', '0600')):04o}",
+        "owner": entry.get("owner", "root"),
+        "group": entry.get("group", "root"),
+    }
 
 
 def registration(name, entry, params, installs) -> dict:
     """An Autodesk product registered for network licenses; `installs` are the app install states that bring
     the helper (the apps whose catalog entry lists this license)."""
-    return {"name": name, "product_version": entry["product_version"],
-            "product_key_pillar": path_of(SECTION, name, "product_key"),
-            "servers": list(entry["servers"]), "server_type": entry.get("server_type", "SINGLE"),
-            "config_file": entry.get("config_file"), "eula_locale": entry.get("eula_locale", "US"),
-            "helper": params["autodesk_helper"], "timeout": params["autodesk_timeout"], "installs": installs}
+    return {
+        "name": name,
+        "product_version": entry["product_version"],
+        "product_key_pillar": path_of(SECTION, name, "product_key"),
+        "servers": list(entry["servers"]),
+        "server_type": entry.get("server_type", "SINGLE"),
+        "config_file": entry.get("config_file"),
+        "eula_locale": entry.get("eula_locale", "US"),
+        "helper": params["autodesk_helper"],
+        "timeout": params["autodesk_timeout"],
+        "installs": installs,
+    }
 
 
 def installs_needing(config) -> dict[str, list[str]]:
@@ -128,23 +150,36 @@ def environment(section, params) -> tuple[dict[str, str], list]:
 def check_environment(variables, style) -> list[str]:
     """What is wrong with an environment file's variables and style, as given to a state or the CLI."""
     if style not in ENVIRONMENT_STYLES or not isinstance(variables, dict):
-        return [f"style must be one of {', '.join(ENVIRONMENT_STYLES)} (got {style!r}) and variables a mapping "
-                f"of NAME: value (got {type(variables).__name__})"]
-    return [f"variable {name!r}: names are letters, digits and _, values letters, digits and . _ + / : ; , @ -"
-            for name, value in variables.items()
-            if not (isinstance(name, str) and ENV_NAME.match(name) and isinstance(value, str) and _ENV_VALUE.match(value))]
+        return [
+            f"style must be one of {', '.join(ENVIRONMENT_STYLES)} (got {style!r}) and variables a mapping "
+            f"of NAME: value (got {type(variables).__name__})"
+        ]
+    return [
+        f"variable {name!r}: names are letters, digits and _, values letters, digits and . _ + / : ; , @ -"
+        for name, value in variables.items()
+        if not (
+            isinstance(name, str)
+            and ENV_NAME.match(name)
+            and isinstance(value, str)
+            and _ENV_VALUE.match(value)
+        )
+    ]
 
 
 def render_environment(variables: dict, style: str) -> str:
     """A profile.d script (`profile`) or a systemd environment.d file (`environment.d`)."""
     lines = [f"# {MANAGED_HEADER}"]
     if style == "profile":
-        lines += [f"export {name}={shlex.quote(value)}" for name, value in sorted(variables.items())]
+        lines += [
+            f"export {name}={shlex.quote(value)}" for name, value in sorted(variables.items())
+        ]
     elif style == "environment.d":
         # Values are validated to need no quoting: environment.d expands $ and honours quotes.
         lines += [f"{name}={value}" for name, value in sorted(variables.items())]
     else:
-        raise WorkstationError(f"unknown environment file style '{style}'; use profile or environment.d")
+        raise WorkstationError(
+            f"unknown environment file style '{style}'; use profile or environment.d"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -168,5 +203,10 @@ def render_vrlclient(entry) -> str:
 
 def autodesk_changes(action, product_version, servers, server_type) -> dict:
     """What registering reports: the action (register or change) and the network licensing it sets."""
-    return {"action": action, "product_version": product_version, "license_method": "NETWORK",
-            "server_type": server_type, "servers": list(servers)}
+    return {
+        "action": action,
+        "product_version": product_version,
+        "license_method": "NETWORK",
+        "server_type": server_type,
+        "servers": list(servers),
+    }

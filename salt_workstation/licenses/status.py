@@ -22,7 +22,11 @@ from salt_workstation.licenses import contract, plan
 from salt_workstation.licenses.contract import Server
 
 STATUSES = ("ok", "refused", "timeout", "unresolved", "unreachable", "invalid")
-AUTODESK_NETWORK = ("NETWORK", 1, "1")  # `AdskLicensingInstHelper list` reports the method as a number
+AUTODESK_NETWORK = (
+    "NETWORK",
+    1,
+    "1",
+)  # `AdskLicensingInstHelper list` reports the method as a number
 _ASSIGNMENT = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
 
@@ -33,11 +37,15 @@ def account_ids(owner: str, group: str) -> tuple[int, int]:
     try:
         uid = pwd.getpwnam(owner).pw_uid
     except KeyError:
-        raise WorkstationError(f"user '{owner}' does not exist on this machine; create it or pick another owner") from None
+        raise WorkstationError(
+            f"user '{owner}' does not exist on this machine; create it or pick another owner"
+        ) from None
     try:
         gid = grp.getgrnam(group).gr_gid
     except KeyError:
-        raise WorkstationError(f"group '{group}' does not exist on this machine; create it or pick another group") from None
+        raise WorkstationError(
+            f"group '{group}' does not exist on this machine; create it or pick another group"
+        ) from None
     return uid, gid
 
 
@@ -99,11 +107,16 @@ def environment_changes(path: str, variables: dict, style: str) -> dict:
     """What making the environment file hold exactly `variables` would change, each variable's old and new
     value included; with no variables the file goes."""
     old = read_environment(path)
-    changed = {name: {"old": (old or {}).get(name), "new": variables.get(name)}
-               for name in sorted(set(old or {}) | set(variables)) if (old or {}).get(name) != variables.get(name)}
+    changed = {
+        name: {"old": (old or {}).get(name), "new": variables.get(name)}
+        for name in sorted(set(old or {}) | set(variables))
+        if (old or {}).get(name) != variables.get(name)
+    }
     if not variables:
         return {} if old is None else {"path": path, "removed": True, "variables": changed}
-    changes = file_changes(path, plan.render_environment(variables, style).encode(), 0o644, "root", "root")
+    changes = file_changes(
+        path, plan.render_environment(variables, style).encode(), 0o644, "root", "root"
+    )
     if changes:
         changes["variables"] = changed
     return changes
@@ -133,13 +146,17 @@ def helper_installed(helper: str) -> bool:
     return os.access(helper, os.X_OK)
 
 
-def autodesk_registration(listing: str, product_key: str, product_version: str, servers: list, server_type: str) -> str:
+def autodesk_registration(
+    listing: str, product_key: str, product_version: str, servers: list, server_type: str
+) -> str:
     """From `AdskLicensingInstHelper list` output: registered (as wanted), different (another method or
     servers), or absent (the product is not registered at all)."""
     try:
         products = json.loads(listing)
     except ValueError:
-        raise WorkstationError("could not read the output of `AdskLicensingInstHelper list` (not JSON)") from None
+        raise WorkstationError(
+            "could not read the output of `AdskLicensingInstHelper list` (not JSON)"
+        ) from None
     for product in products if isinstance(products, list) else []:
         if not isinstance(product, dict):
             continue
@@ -150,7 +167,11 @@ def autodesk_registration(listing: str, product_key: str, product_version: str, 
         listed = [server for server in product.get("lic_servers") or [] if server]
         listed_type = product.get("lic_server_type")
         wanted_type = contract.AUTODESK_SERVER_TYPES.get(server_type)
-        same_type = listed_type is None or listed_type in (server_type, wanted_type, str(wanted_type))
+        same_type = listed_type is None or listed_type in (
+            server_type,
+            wanted_type,
+            str(wanted_type),
+        )
         if product.get("lic_method") in AUTODESK_NETWORK and listed == list(servers) and same_type:
             return "registered"
         return "different"
@@ -179,7 +200,7 @@ def probe(host: str, port: int, timeout: float) -> str:
                 return "ok"
             except ConnectionRefusedError:
                 status = "refused"
-            except (socket.timeout, TimeoutError):
+            except TimeoutError:
                 status = "timeout"
             except OSError:
                 status = "unreachable"  # no route, network down
@@ -190,12 +211,21 @@ def probe(host: str, port: int, timeout: float) -> str:
 def probe_all(targets: list[tuple[str, Server | None]], timeout: float) -> list[str]:
     """The status of each (text, Server) target, probed in parallel; None servers are `invalid`."""
     statuses = ["invalid" if server is None else None for _text, server in targets]
-    pending = [(index, server) for index, (_text, server) in enumerate(targets) if server is not None]
+    pending = [
+        (index, server) for index, (_text, server) in enumerate(targets) if server is not None
+    ]
     if not pending:
         return statuses
-    executor = ThreadPoolExecutor(max_workers=min(16, len(pending)), thread_name_prefix="license-probe")
-    futures = {executor.submit(probe, server.host, server.port, timeout): index for index, server in pending}
-    done, _late = wait(futures, timeout=timeout + 2)  # name resolution cannot be interrupted: give it a grace
+    executor = ThreadPoolExecutor(
+        max_workers=min(16, len(pending)), thread_name_prefix="license-probe"
+    )
+    futures = {
+        executor.submit(probe, server.host, server.port, timeout): index
+        for index, server in pending
+    }
+    done, _late = wait(
+        futures, timeout=timeout + 2
+    )  # name resolution cannot be interrupted: give it a grace
     executor.shutdown(wait=False, cancel_futures=True)
     for future, index in futures.items():
         statuses[index] = future.result() if future in done else "timeout"
@@ -214,6 +244,10 @@ def reachability(section, timeout: float) -> dict:
             targets.append((name, None, None))
     statuses = probe_all([(text, server) for _name, text, server in targets], timeout)
     servers: dict = {}
-    for (name, text, _server), status in zip(targets, statuses):
+    for (name, text, _server), status in zip(targets, statuses, strict=False):
         servers.setdefault(str(name), {})[text if text is not None else "(malformed)"] = status
-    return {"ok": all(status == "ok" for status in statuses), "timeout": timeout, "servers": servers}
+    return {
+        "ok": all(status == "ok" for status in statuses),
+        "timeout": timeout,
+        "servers": servers,
+    }

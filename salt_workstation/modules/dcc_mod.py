@@ -64,7 +64,6 @@ def _store(install_root=None):
     return AppStore(install_root or config["install_root"], limits=config.get("limits"))
 
 
-
 def _fetch_salt(url):
     """salt:// sources come through the minion's file client into its cache."""
     return __salt__["cp.cache_file"](url)
@@ -111,15 +110,23 @@ def install_packages(packages, test=False):
     changes = units.package_plan(packages, package_versions(names))
     if test or not changes:
         return {"changes": changes}
-    targets = [name if packages[name] is None else {name: packages[name]}
-               for name in names if name in changes.get("installed", {}) or name in changes.get("changed", {})]
+    targets = [
+        name if packages[name] is None else {name: packages[name]}
+        for name in names
+        if name in changes.get("installed", {}) or name in changes.get("changed", {})
+    ]
     try:
         __salt__["pkg.install"](pkgs=targets)
     except (CommandExecutionError, SaltInvocationError) as exc:
-        raise CommandExecutionError(f"the package manager could not install {', '.join(names)}: {exc}") from None
+        raise CommandExecutionError(
+            f"the package manager could not install {', '.join(names)}: {exc}"
+        ) from None
     versions = package_versions(names)
-    wrong = {name: versions[name] or "absent" for name, pinned in packages.items()
-             if not versions[name] or (pinned and versions[name] != pinned)}
+    wrong = {
+        name: versions[name] or "absent"
+        for name, pinned in packages.items()
+        if not versions[name] or (pinned and versions[name] != pinned)
+    }
     if wrong:
         raise CommandExecutionError(f"after the install these packages are not as wanted: {wrong}")
     return {"changes": changes, "versions": versions}
@@ -151,7 +158,9 @@ def resolve(app, version, spec=None, depot=None):
     if spec is None:
         spec = pillar.catalog_entry(config.get("catalog"), app, str(version))
         if spec is None:
-            raise WorkstationError(f"{app} {version} is not in {pillar.path_of('catalog', app, 'versions')}; add it there")
+            raise WorkstationError(
+                f"{app} {version} is not in {pillar.path_of('catalog', app, 'versions')}; add it there"
+            )
     issues = pillar.check_version_spec(app, str(version), spec, version_path)
     if issues:
         raise WorkstationError("; ".join(str(issue) for issue in issues))
@@ -241,7 +250,9 @@ def install(app, version, spec=None, install_root=None, depot=None):
             resolved, fetch_salt=_fetch_salt, install_packages=_install_packages, progress=progress
         )
     except (WorkstationError, OSError) as exc:
-        message = pillar.install_failure(app, version, exc if isinstance(exc, WorkstationError) else f"{exc.strerror or exc}")
+        message = pillar.install_failure(
+            app, version, exc if isinstance(exc, WorkstationError) else f"{exc.strerror or exc}"
+        )
         log.error("%s", message)
         progress("failed", error=message)
         raise CommandExecutionError(message) from None
@@ -261,7 +272,11 @@ _EVENTS_ON = "workstation.progress_events"
 
 
 def _event_bus_reachable():
-    if not __opts__.get("local") or __opts__.get("use_master_when_local") or __opts__.get("ipc_mode") == "tcp":
+    if (
+        not __opts__.get("local")
+        or __opts__.get("use_master_when_local")
+        or __opts__.get("ipc_mode") == "tcp"
+    ):
         return True  # a minion daemon's own process, or a bus we cannot see from here: just try
     return bool(glob.glob(os.path.join(__opts__.get("sock_dir") or "", "minion_event_*_pull.ipc")))
 

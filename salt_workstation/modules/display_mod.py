@@ -14,7 +14,9 @@ import salt.utils.data
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from salt_workstation import inifile
-from salt_workstation.display import effects, plan as display_plan, status as display_status
+from salt_workstation.display import effects
+from salt_workstation.display import plan as display_plan
+from salt_workstation.display import status as display_status
 from salt_workstation.errors import WorkstationError
 
 __virtualname__ = "display"
@@ -36,7 +38,9 @@ def _platform():
 
 def _style(style):
     if style not in inifile.DIALECTS:
-        raise SaltInvocationError(f"unknown config style {style!r}; use one of {', '.join(inifile.DIALECTS)}")
+        raise SaltInvocationError(
+            f"unknown config style {style!r}; use one of {', '.join(inifile.DIALECTS)}"
+        )
     return style
 
 
@@ -70,8 +74,13 @@ def status():
 
         salt '*' display.status
     """
-    return display_status.report(_config(), _platform(), __salt__["dcc.package_versions"], effects.unit_state,
-                                 registered=effects.anyware_registered)
+    return display_status.report(
+        _config(),
+        _platform(),
+        __salt__["dcc.package_versions"],
+        effects.unit_state,
+        registered=effects.anyware_registered,
+    )
 
 
 def config_changes(path, settings, style):
@@ -190,20 +199,28 @@ def register(register_tool=None, validate_tool=None, test=False):
 
         salt '*' display.register
     """
-    register_tool, validate_tool = register_tool or effects.REGISTER_TOOL, validate_tool or effects.VALIDATE_TOOL
+    register_tool, validate_tool = (
+        register_tool or effects.REGISTER_TOOL,
+        validate_tool or effects.VALIDATE_TOOL,
+    )
     try:
         if effects.anyware_registered(validate_tool):
             return False
         # straight from the pillar: pillar.get would hand back Salt's output mask, not the code
-        code = salt.utils.data.traverse_dict_and_list(__pillar__, REGISTRATION_CODE, None, delimiter=":")
+        code = salt.utils.data.traverse_dict_and_list(
+            __pillar__, REGISTRATION_CODE, None, delimiter=":"
+        )
         if not isinstance(code, str) or not code.strip():
-            raise CommandExecutionError(f"the host is not registered and {REGISTRATION_CODE} is empty: "
-                                        "put HP's registration code there (in an encrypted pillar)")
+            raise CommandExecutionError(
+                f"the host is not registered and {REGISTRATION_CODE} is empty: "
+                "put HP's registration code there (in an encrypted pillar)"
+            )
         if not test:
             effects.register_anyware(code, register_tool)
             if not effects.anyware_registered(validate_tool):
-                raise CommandExecutionError(f"{register_tool} succeeded but {validate_tool} still finds "
-                                            "no valid license")
+                raise CommandExecutionError(
+                    f"{register_tool} succeeded but {validate_tool} still finds no valid license"
+                )
     except WorkstationError as exc:
         raise CommandExecutionError(str(exc)) from exc
     return True

@@ -36,15 +36,23 @@ def _text(value, what):
 
 
 def _argv(argv):
-    if not isinstance(argv, (list, tuple)) or not argv or not all(isinstance(arg, str) and arg for arg in argv):
-        raise SaltInvocationError(f"argv must be a non-empty list of strings (never a shell line), got {argv!r}")
+    if (
+        not isinstance(argv, (list, tuple))
+        or not argv
+        or not all(isinstance(arg, str) and arg for arg in argv)
+    ):
+        raise SaltInvocationError(
+            f"argv must be a non-empty list of strings (never a shell line), got {argv!r}"
+        )
     return list(argv)
 
 
 def _stream(stream):
     module, _, wanted = _text(stream, "stream").partition(":")
     if not module or not wanted:
-        raise SaltInvocationError(f"stream must be module:stream such as nvidia-driver:580-open, got {stream!r}")
+        raise SaltInvocationError(
+            f"stream must be module:stream such as nvidia-driver:580-open, got {stream!r}"
+        )
     return stream
 
 
@@ -245,9 +253,16 @@ def signal_reboot(package, flavor=None, schedule=False):
         salt '*' gpu.signal_reboot nvidia-driver-580-open flavor=open
     """
     package = _text(package, "package")
-    sent = {"package": package, "installed": installed_version(package), "loaded": loaded(), "flavor": flavor}
+    sent = {
+        "package": package,
+        "installed": installed_version(package),
+        "loaded": loaded(),
+        "flavor": flavor,
+    }
     try:
-        gpu_effects.signal_reboot(__salt__, package, sent["installed"], sent["loaded"], flavor, bool(schedule))
+        gpu_effects.signal_reboot(
+            __salt__, package, sent["installed"], sent["loaded"], flavor, bool(schedule)
+        )
     except WorkstationError as exc:
         raise CommandExecutionError(str(exc)) from exc
     return {**sent, "event": gpu_effects.REBOOT_EVENT, "scheduled": bool(schedule)}

@@ -41,7 +41,11 @@ def _license_source(config):
 
     def environment(app, version):  # the licenses feature sets the same servers for every app
         if "variables" not in found:
-            variables = __salt__["licenses.environment"](config=config) if "licenses.environment" in __salt__ else {}
+            variables = (
+                __salt__["licenses.environment"](config=config)
+                if "licenses.environment" in __salt__
+                else {}
+            )
             found["variables"] = variables if isinstance(variables, dict) else {}
         return found["variables"]
 
@@ -52,20 +56,26 @@ def _valid(config, production):
     """The production's launchers may be written: else CommandExecutionError with every pillar problem."""
     problems = [str(issue) for issue in contract.production_issues(config, production)]
     if problems:
-        raise CommandExecutionError(f"The launchers of {production} were not updated; nothing of it was touched. "
-                                    "Fix the pillar:\n" + "\n".join(f"- {problem}" for problem in problems))
+        raise CommandExecutionError(
+            f"The launchers of {production} were not updated; nothing of it was touched. "
+            "Fix the pillar:\n" + "\n".join(f"- {problem}" for problem in problems)
+        )
 
 
 def _untouched(production, exc):
     where = path_of("productions", production)
-    return CommandExecutionError(f"The launchers of {production} ({where}) were not updated; nothing of it "
-                                 f"was touched: {exc}")
+    return CommandExecutionError(
+        f"The launchers of {production} ({where}) were not updated; nothing of it "
+        f"was touched: {exc}"
+    )
 
 
 def _files(config, production):
     _valid(config, production)
     try:
-        return plan.desired_files(config, production, _license_source(config), icon=status.find_icon)
+        return plan.desired_files(
+            config, production, _license_source(config), icon=status.find_icon
+        )
     except WorkstationError as exc:
         raise _untouched(production, exc) from exc
 
@@ -77,7 +87,9 @@ def _launcher(config, production, command):
         if launcher.command == command:
             return launcher
     known = ", ".join(sorted(launcher.command for launcher in found)) or "none"
-    raise CommandExecutionError(f"production {production} has no launcher {command} (it has: {known})")
+    raise CommandExecutionError(
+        f"production {production} has no launcher {command} (it has: {known})"
+    )
 
 
 def plan_(config=None):
@@ -94,7 +106,9 @@ def plan_(config=None):
         salt '*' launchers.plan
     """
     config = _config(config)
-    manifest = status.read_manifest(plan.Settings.from_config(config)) if contract.usable(config) else {}
+    manifest = (
+        status.read_manifest(plan.Settings.from_config(config)) if contract.usable(config) else {}
+    )
     return plan.formula(config, manifest)
 
 
@@ -172,8 +186,10 @@ def sync(production, test=False, config=None):
         try:
             effects.apply(plan.Settings.from_config(config), found, production)
         except WorkstationError as exc:
-            raise CommandExecutionError(f"The launchers of {production} ({path_of('productions', production)}) "
-                                        f"could not all be updated: {exc}") from exc
+            raise CommandExecutionError(
+                f"The launchers of {production} ({path_of('productions', production)}) "
+                f"could not all be updated: {exc}"
+            ) from exc
     return found.report()
 
 
@@ -185,8 +201,9 @@ def _leftovers(config, keep, test):
     try:
         return status.leftovers(config, keep, test=test)
     except WorkstationError as exc:
-        raise CommandExecutionError(f"Nothing of the productions no longer in {path_of('productions')} was "
-                                    f"removed: {exc}") from exc
+        raise CommandExecutionError(
+            f"Nothing of the productions no longer in {path_of('productions')} was removed: {exc}"
+        ) from exc
 
 
 def leftovers(keep=None, test=False, config=None):
@@ -202,7 +219,10 @@ def leftovers(keep=None, test=False, config=None):
         salt '*' launchers.leftovers
     """
     found = _leftovers(_config(config), keep, test)
-    return {"removed": found.report().get("removed", []), "manifest_current": found.manifest is None}
+    return {
+        "removed": found.report().get("removed", []),
+        "manifest_current": found.manifest is None,
+    }
 
 
 def prune(keep=None, test=False, config=None):
@@ -224,8 +244,10 @@ def prune(keep=None, test=False, config=None):
         try:
             effects.apply(plan.Settings.from_config(config), found)
         except WorkstationError as exc:
-            raise CommandExecutionError(f"What productions no longer in {path_of('productions')} left was not all "
-                                        f"removed: {exc}") from exc
+            raise CommandExecutionError(
+                f"What productions no longer in {path_of('productions')} left was not all "
+                f"removed: {exc}"
+            ) from exc
     return found.report().get("removed", [])
 
 
@@ -268,7 +290,9 @@ def credentials(production, mount, path=None, test=False, config=None):
     valid, _broken = plan.mounts(config, production)
     where = path_of("productions", production, "mounts", mount)
     if not any(m.name == mount and m.credentials_file for m in valid):
-        raise CommandExecutionError(f"{where} is not a valid smb mount with credentials; run workstation.validate")
+        raise CommandExecutionError(
+            f"{where} is not a valid smb mount with credentials; run workstation.validate"
+        )
     settings = plan.Settings.from_config(config)
     path = Path(path) if path else settings.credentials_file(production, mount)
     entry = plan.credentials_entry(config, production, mount)

@@ -63,13 +63,15 @@ def _mode(mode):
         return int(mode, 8)
     if isinstance(mode, int) and not isinstance(mode, bool) and 0 <= mode <= 0o7777:
         return mode
-    raise SaltInvocationError(f"mode must be an octal mode such as \"0644\", got {mode!r}")
+    raise SaltInvocationError(f'mode must be an octal mode such as "0644", got {mode!r}')
 
 
 def _secret_mode(mode):
     numeric = contract.file_mode(mode)
     if numeric is None:
-        raise SaltInvocationError(f"the mode of a license file must be \"0600\" or \"0640\", got {mode!r}")
+        raise SaltInvocationError(
+            f'the mode of a license file must be "0600" or "0640", got {mode!r}'
+        )
     return numeric
 
 
@@ -104,7 +106,9 @@ def environment(config=None):
         salt '*' licenses.environment
     """
     merged = _config(config)
-    variables, _issues = wanted.environment(merged.get(contract.SECTION, {}), contract.parameters(merged))
+    variables, _issues = wanted.environment(
+        merged.get(contract.SECTION, {}), contract.parameters(merged)
+    )
     return variables
 
 
@@ -164,7 +168,9 @@ def write_environment(path, variables, style="environment.d"):
     changes = environment_changes(path, variables, style)
     if changes:
         with _failing(path):
-            effects.write_environment(path, dict(variables), style, *status.account_ids("root", "root"))
+            effects.write_environment(
+                path, dict(variables), style, *status.account_ids("root", "root")
+            )
     return changes
 
 
@@ -201,7 +207,9 @@ def write_file(path, contents, mode="0644", owner="root", group="root"):
     changes = file_changes(path, contents, mode, owner, group)
     if changes:
         with _failing(path):
-            effects.write_file(path, contents.encode(), _mode(mode), *status.account_ids(owner, group))
+            effects.write_file(
+                path, contents.encode(), _mode(mode), *status.account_ids(owner, group)
+            )
     return changes
 
 
@@ -250,8 +258,9 @@ def _helper(helper, timeout):
     return helper or params["autodesk_helper"], timeout or params["autodesk_timeout"]
 
 
-def autodesk_registration(product_version, product_key_pillar, servers, server_type="SINGLE", helper=None,
-                          timeout=None):
+def autodesk_registration(
+    product_version, product_key_pillar, servers, server_type="SINGLE", helper=None, timeout=None
+):
     """
     Whether the Autodesk product (its key read from the pillar at
     ``product_key_pillar``) is registered for network licenses from
@@ -274,14 +283,26 @@ def autodesk_registration(product_version, product_key_pillar, servers, server_t
     if found["helper_installed"]:
         with _failing(f"Autodesk {product_version}"):
             listing = effects.list_autodesk(helper, timeout, product_key)
-            registered = status.autodesk_registration(listing, product_key, product_version, list(servers), server_type)
+            registered = status.autodesk_registration(
+                listing, product_key, product_version, list(servers), server_type
+            )
         action = {"registered": None, "absent": "register"}.get(registered, "change")
-    found["changes"] = wanted.autodesk_changes(action, product_version, servers, server_type) if action else {}
+    found["changes"] = (
+        wanted.autodesk_changes(action, product_version, servers, server_type) if action else {}
+    )
     return found
 
 
-def register_autodesk(product_version, product_key_pillar, servers, server_type="SINGLE", config_file=None,
-                      eula_locale="US", helper=None, timeout=None):
+def register_autodesk(
+    product_version,
+    product_key_pillar,
+    servers,
+    server_type="SINGLE",
+    config_file=None,
+    eula_locale="US",
+    helper=None,
+    timeout=None,
+):
     """
     Register an Autodesk product with the Autodesk Licensing Service for
     network licenses (``AdskLicensingInstHelper register``, or ``change`` when
@@ -302,15 +323,35 @@ def register_autodesk(product_version, product_key_pillar, servers, server_type=
     product_key = _secret(product_key_pillar, contract.check_product_key)
     with _failing(f"Autodesk {product_version}"):
         listing = effects.list_autodesk(helper, timeout, product_key)
-        found = status.autodesk_registration(listing, product_key, product_version, servers, server_type)
+        found = status.autodesk_registration(
+            listing, product_key, product_version, servers, server_type
+        )
         if found == "registered":
             return {}
         action = "register" if found == "absent" else "change"
-        effects.register_autodesk(helper, action, product_key, product_version, servers, server_type, config_file,
-                                  eula_locale, timeout)
+        effects.register_autodesk(
+            helper,
+            action,
+            product_key,
+            product_version,
+            servers,
+            server_type,
+            config_file,
+            eula_locale,
+            timeout,
+        )
         listing = effects.list_autodesk(helper, timeout, product_key)
-        if status.autodesk_registration(listing, product_key, product_version, servers, server_type) != "registered":
-            raise WorkstationError(f"`{helper} {action}` succeeded, but `{helper} list` does not show it "
-                                   f"registered with {', '.join(servers)}")
-    log.info("licenses: %s Autodesk product %s for network servers %s", action, product_version, servers)
+        if (
+            status.autodesk_registration(
+                listing, product_key, product_version, servers, server_type
+            )
+            != "registered"
+        ):
+            raise WorkstationError(
+                f"`{helper} {action}` succeeded, but `{helper} list` does not show it "
+                f"registered with {', '.join(servers)}"
+            )
+    log.info(
+        "licenses: %s Autodesk product %s for network servers %s", action, product_version, servers
+    )
     return wanted.autodesk_changes(action, product_version, servers, server_type)

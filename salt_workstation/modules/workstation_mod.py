@@ -11,8 +11,9 @@ import json
 from salt.exceptions import CommandExecutionError
 
 from salt_workstation import config as ws_config
-from salt_workstation import contract, keys, pillar, report as ws_report, safefs, secrets, units
+from salt_workstation import contract, keys, safefs, secrets, units
 from salt_workstation import plan as ws_plan
+from salt_workstation import report as ws_report
 from salt_workstation.engine import AppStore
 from salt_workstation.errors import UnsafePath, WorkstationError
 
@@ -30,11 +31,17 @@ def _merged():
     """The merged config, merged once per job although map.jinja (in every SLS) and every state ask
     for it. The cache is keyed by the pillar and grains it was merged from, so a pillar refreshed
     in a long-lived minion process is never served an old merge. Callers treat it as read-only."""
-    inputs = json.dumps([__pillar__.get("workstation"), [__grains__.get(name) for name in ws_config.GRAINS]],
-                        sort_keys=True, default=str)
+    inputs = json.dumps(
+        [__pillar__.get("workstation"), [__grains__.get(name) for name in ws_config.GRAINS]],
+        sort_keys=True,
+        default=str,
+    )
     cached = __context__.get(_MERGED)
     if cached is None or cached[0] != inputs:
-        cached = __context__[_MERGED] = (inputs, ws_config.load(__pillar__.get("workstation"), __grains__))
+        cached = __context__[_MERGED] = (
+            inputs,
+            ws_config.load(__pillar__.get("workstation"), __grains__),
+        )
     return cached[1]
 
 
@@ -206,4 +213,6 @@ def report():
             except Exception as exc:  # pylint: disable=broad-except
                 extras[name] = {"error": str(exc)}
     drift = ws_report.drift_of(__salt__["state.apply"]("workstation", test=True))
-    return ws_report.minion_summary(ws_plan.plan(merged, _store(merged), __salt__["dcc.package_versions"]), drift, extras)
+    return ws_report.minion_summary(
+        ws_plan.plan(merged, _store(merged), __salt__["dcc.package_versions"]), drift, extras
+    )

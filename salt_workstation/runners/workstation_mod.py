@@ -46,8 +46,14 @@ def report(tgt="*", tgt_type="glob", format="table", timeout=60, gather_job_time
     started = time.monotonic()
     client = salt.client.get_local_client(mopts=__opts__)
     expected, returns, last_answer = [], {}, 0.0
-    answers = client.cmd_iter(tgt, "workstation.report", tgt_type=tgt_type, timeout=timeout,
-                              gather_job_timeout=gather_job_timeout, yield_pub_data=True)
+    answers = client.cmd_iter(
+        tgt,
+        "workstation.report",
+        tgt_type=tgt_type,
+        timeout=timeout,
+        gather_job_timeout=gather_job_timeout,
+        yield_pub_data=True,
+    )
     for item in answers:
         if "jid" in item and "minions" in item:
             expected = list(item["minions"])
@@ -75,8 +81,10 @@ def watch(tgt="*", timeout=3600, idle=10):
     """
     board = ws_progress.ProgressBoard()
     started = last_event = time.monotonic()
-    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=True) as bus, \
-            _display(sys.stdout) as show:
+    with (
+        salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=True) as bus,
+        _display(sys.stdout) as show,
+    ):
         while time.monotonic() - started < timeout:
             event = bus.get_event(wait=1, tag=ws_progress.TAG, full=True)
             if event:
@@ -92,7 +100,7 @@ def watch(tgt="*", timeout=3600, idle=10):
     }
 
 
-class _display:  # noqa: N801 - used as a context manager factory
+class _display:
     """Rich progress bars on a terminal; one plain line per event elsewhere (logs, CI, pipes)."""
 
     def __init__(self, stream):
@@ -102,10 +110,19 @@ class _display:  # noqa: N801 - used as a context manager factory
 
     def __enter__(self):
         if self.stream.isatty():
-            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn  # only on a terminal
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+            )  # only on a terminal
 
-            self.bars = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                 TextColumn("{task.fields[phase]}"))
+            self.bars = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TextColumn("{task.fields[phase]}"),
+            )
             self.bars.start()
         return self
 
@@ -114,9 +131,15 @@ class _display:  # noqa: N801 - used as a context manager factory
             print(ws_progress.ProgressBoard.line(data), file=self.stream, flush=True)
             return
         if key not in self.tasks:
-            self.tasks[key] = self.bars.add_task(" ".join(key), total=data.get("bytes_total"), phase="")
-        self.bars.update(self.tasks[key], completed=data.get("bytes_done") or 0,
-                         total=data.get("bytes_total"), phase=data.get("phase"))
+            self.tasks[key] = self.bars.add_task(
+                " ".join(key), total=data.get("bytes_total"), phase=""
+            )
+        self.bars.update(
+            self.tasks[key],
+            completed=data.get("bytes_done") or 0,
+            total=data.get("bytes_total"),
+            phase=data.get("phase"),
+        )
 
     def __exit__(self, *exc):
         if self.bars is not None:

@@ -25,12 +25,12 @@ reports exactly the changes a real run makes.
 import salt.utils.args
 from salt.exceptions import CommandExecutionError
 
-from salt_workstation import pillar
+from salt_workstation import pillar, stateret
 from salt_workstation.depot import redact_url
 from salt_workstation.engine import identity
-from salt_workstation import stateret
 
 __virtualname__ = "dcc"
+
 
 def __virtual__():
     return __virtualname__
@@ -53,8 +53,13 @@ def _problems(name, version, spec, install_root, depot, used_by):
     for path in used_by or []:
         issues += pillar.version_text(version, path)[1]
     if spec is None:
-        issues.append(pillar.Issue(catalog_path, f"{name} {version} is not in the catalog; add it there"
-                                   + (f" or change {', '.join(used_by)}" if used_by else "")))
+        issues.append(
+            pillar.Issue(
+                catalog_path,
+                f"{name} {version} is not in the catalog; add it there"
+                + (f" or change {', '.join(used_by)}" if used_by else ""),
+            )
+        )
     else:
         issues += pillar.check_version_spec(name, str(version), spec, catalog_path)
     settings = pillar.check_settings({"install_root": install_root, "depot": depot, "retain": 0})
@@ -71,13 +76,25 @@ def _changes(status, manifest_or_spec, dest, old_manifest):
     if status == "absent":
         changes["installed"] = True
     elif status == "changed":
-        changes["replaced"] = {"old": (old_manifest or {}).get("identity"), "new": manifest_or_spec["identity"]}
+        changes["replaced"] = {
+            "old": (old_manifest or {}).get("identity"),
+            "new": manifest_or_spec["identity"],
+        }
     else:
         changes["repaired"] = True
     return changes
 
 
-def installed(name, version, spec=None, install_root=None, depot=None, used_by=None, verify="shallow", **kwargs):
+def installed(
+    name,
+    version,
+    spec=None,
+    install_root=None,
+    depot=None,
+    used_by=None,
+    verify="shallow",
+    **kwargs,
+):
     """
     Ensure app ``name`` at ``version`` is installed as its catalog entry describes.
 
@@ -104,38 +121,57 @@ def installed(name, version, spec=None, install_root=None, depot=None, used_by=N
     depot = depot or settings["depot"]
     problems = _problems(name, version, spec, install_root, depot, used_by)
     if verify not in pillar.VERIFY_MODES:
-        problems.append(f"{pillar.path_of('verify')}: must be one of {', '.join(pillar.VERIFY_MODES)}, got {verify!r}")
+        problems.append(
+            f"{pillar.path_of('verify')}: must be one of {', '.join(pillar.VERIFY_MODES)}, got {verify!r}"
+        )
     version = str(version)
     if problems:
         ret["result"] = False
-        ret["comment"] = pillar.install_failure(name, version, "nothing on disk was touched. Fix the pillar:\n" +
-                                                "\n".join(f"- {problem}" for problem in problems))
+        ret["comment"] = pillar.install_failure(
+            name,
+            version,
+            "nothing on disk was touched. Fix the pillar:\n"
+            + "\n".join(f"- {problem}" for problem in problems),
+        )
         return ret
 
     resolved = pillar.resolve_spec(name, version, spec, depot)
     dest = f"{install_root.rstrip('/')}/apps/{name}/{version}"
     try:
-        status = __salt__["dcc.status"](name, version, spec=spec, install_root=install_root, depot=depot,
-                                        deep=verify == "deep")
+        status = __salt__["dcc.status"](
+            name, version, spec=spec, install_root=install_root, depot=depot, deep=verify == "deep"
+        )
         if status == "installed":
-            ret["comment"] = f"{name} {version} is installed at {dest}" + (" (every file verified)" if verify == "deep" else "")
+            ret["comment"] = f"{name} {version} is installed at {dest}" + (
+                " (every file verified)" if verify == "deep" else ""
+            )
             return ret
         if status == "foreign":
             blocker = __salt__["dcc.blocker"](name, version, install_root=install_root)
             raise CommandExecutionError(pillar.install_failure(name, version, blocker))
-        old = __salt__["dcc.manifest"](name, version, install_root=install_root) if status == "changed" else None
+        old = (
+            __salt__["dcc.manifest"](name, version, install_root=install_root)
+            if status == "changed"
+            else None
+        )
     except CommandExecutionError as exc:
         return _failed(ret, exc, used_by)
     if __opts__["test"]:
-        predicted = {"version": version, "source": resolved.source, "hash": resolved.hash,
-                     "identity": identity(resolved)}
+        predicted = {
+            "version": version,
+            "source": resolved.source,
+            "hash": resolved.hash,
+            "identity": identity(resolved),
+        }
         ret["result"] = None
         ret["changes"] = _changes(status, predicted, dest, old)
         ret["comment"] = f"{name} {version} would be {_VERBS[status]} at {dest}"
         return ret
 
     try:
-        manifest = __salt__["dcc.install"](name, version, spec=spec, install_root=install_root, depot=depot)
+        manifest = __salt__["dcc.install"](
+            name, version, spec=spec, install_root=install_root, depot=depot
+        )
     except CommandExecutionError as exc:
         return _failed(ret, exc, used_by)
     ret["changes"] = _changes(status, manifest, dest, old)
@@ -146,7 +182,11 @@ def installed(name, version, spec=None, install_root=None, depot=None, used_by=N
     return ret
 
 
-_VERBS = {"absent": "installed", "changed": "replaced with the catalog's build", "damaged": "repaired"}
+_VERBS = {
+    "absent": "installed",
+    "changed": "replaced with the catalog's build",
+    "damaged": "repaired",
+}
 
 
 def _failed(ret, error, used_by=None):
@@ -159,14 +199,19 @@ def _failed(ret, error, used_by=None):
 def _removal(ret, planned, remove, note=""):
     """Report removing `planned` versions: predicted under test=True, otherwise done by remove()."""
     if __opts__["test"]:
-        ret.update(result=None, changes={"removed": planned},
-                   comment=f"{ret['name']} {', '.join(planned)} would be removed{note}")
+        ret.update(
+            result=None,
+            changes={"removed": planned},
+            comment=f"{ret['name']} {', '.join(planned)} would be removed{note}",
+        )
         return ret
     try:
         removed = remove()
     except CommandExecutionError as exc:
         return _failed(ret, exc)
-    ret.update(changes={"removed": removed}, comment=f"{ret['name']} {', '.join(removed)} removed{note}")
+    ret.update(
+        changes={"removed": removed}, comment=f"{ret['name']} {', '.join(removed)} removed{note}"
+    )
     return ret
 
 
@@ -182,7 +227,11 @@ def absent(name, version=None, install_root=None):
     if not present:
         ret["comment"] = f"{name} {version or ''} is not installed".replace("  ", " ")
         return ret
-    return _removal(ret, present, lambda: [v for v in present if __salt__["dcc.remove"](name, v, install_root=install_root)])
+    return _removal(
+        ret,
+        present,
+        lambda: [v for v in present if __salt__["dcc.remove"](name, v, install_root=install_root)],
+    )
 
 
 def pruned(name, keep=(), retain=1, install_root=None):
@@ -198,15 +247,19 @@ def pruned(name, keep=(), retain=1, install_root=None):
     ret = stateret.new(name)
     if isinstance(retain, bool) or not isinstance(retain, int) or retain < 0:
         ret["result"] = False
-        ret["comment"] = f"{pillar.path_of('retain')} must be a whole number (0 or more), got {retain!r}; nothing was removed"
+        ret["comment"] = (
+            f"{pillar.path_of('retain')} must be a whole number (0 or more), got {retain!r}; nothing was removed"
+        )
         return ret
     keep = [str(v) for v in keep or []]
     doomed = __salt__["dcc.retention"](name, keep=keep, retain=retain, install_root=install_root)
     strangers = __salt__["dcc.strangers"](name, install_root=install_root)
     left_alone = f"; left alone: {'; '.join(strangers)}" if strangers else ""
     if not doomed:
-        ret["comment"] = (f"{name}: nothing to remove (keeping {', '.join(keep) or 'no wanted versions'}, "
-                          f"retain {retain}){left_alone}")
+        ret["comment"] = (
+            f"{name}: nothing to remove (keeping {', '.join(keep) or 'no wanted versions'}, "
+            f"retain {retain}){left_alone}"
+        )
         if not __opts__["test"]:
             try:
                 __salt__["dcc.prune"](name, keep=keep, retain=retain, install_root=install_root)
@@ -214,7 +267,9 @@ def pruned(name, keep=(), retain=1, install_root=None):
                 return _failed(ret, exc)
         return ret
     return _removal(
-        ret, doomed, lambda: __salt__["dcc.prune"](name, keep=keep, retain=retain, install_root=install_root),
+        ret,
+        doomed,
+        lambda: __salt__["dcc.prune"](name, keep=keep, retain=retain, install_root=install_root),
         f" (retain {retain}){left_alone}",
     )
 
@@ -240,10 +295,16 @@ def packages_installed(name, packages):
         return ret
 
     return stateret.converge(
-        name, changes=lambda: __salt__["dcc.install_packages"](packages, test=True)["changes"],
-        act=lambda: versions.update(__salt__["dcc.install_packages"](packages)["versions"]), test=__opts__["test"],
+        name,
+        changes=lambda: __salt__["dcc.install_packages"](packages, test=True)["changes"],
+        act=lambda: versions.update(__salt__["dcc.install_packages"](packages)["versions"]),
+        test=__opts__["test"],
         same=f"{name}: {', '.join(packages)} installed",
         would=lambda changes: f"{name}: {', '.join(touched(changes))} would be installed",
-        done=lambda changes: f"{name}: installed " + ", ".join(f"{p} {versions.get(p, '')}".strip()
-                                                                  for p in touched(changes)),
-        errors=(CommandExecutionError,), failed=failed)
+        done=lambda changes: (
+            f"{name}: installed "
+            + ", ".join(f"{p} {versions.get(p, '')}".strip() for p in touched(changes))
+        ),
+        errors=(CommandExecutionError,),
+        failed=failed,
+    )

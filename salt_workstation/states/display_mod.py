@@ -47,8 +47,10 @@ def pillar_valid(name, errors):
     """
     ret = stateret.new(name)
     ret["result"] = False
-    ret["comment"] = (f"{TITLES.get(name, name)} was not configured; nothing was touched. Fix the pillar:\n"
-                      + "\n".join(f"- {error}" for error in errors))
+    ret["comment"] = (
+        f"{TITLES.get(name, name)} was not configured; nothing was touched. Fix the pillar:\n"
+        + "\n".join(f"- {error}" for error in errors)
+    )
     return ret
 
 
@@ -66,12 +68,16 @@ def config_merged(name, settings, style):
     """
     keys = ", ".join(key for section in settings.values() for key in section)
     return stateret.converge(
-        name, changes=lambda: __salt__["display.config_changes"](name, settings, style),
-        act=lambda: __salt__["display.merge_config"](name, settings, style), test=__opts__["test"],
+        name,
+        changes=lambda: __salt__["display.config_changes"](name, settings, style),
+        act=lambda: __salt__["display.merge_config"](name, settings, style),
+        test=__opts__["test"],
         same=f"{name} holds {keys} as the pillar says",
         would=lambda changes: f"{name} would change: {', '.join(changes)}",
-        done=lambda changes: f"{name} changed: {', '.join(changes)}", errors=FAILURES,
-        failed=lambda ret, err: _failed(ret, f"{name} was not merged", err, SOURCES.get(name)))
+        done=lambda changes: f"{name} changed: {', '.join(changes)}",
+        errors=FAILURES,
+        failed=lambda ret, err: _failed(ret, f"{name} was not merged", err, SOURCES.get(name)),
+    )
 
 
 def owner_exists(name):
@@ -94,11 +100,20 @@ def group_member(name, group):
     Ensure user ``name`` is a member of ``group``; other members stay.
     """
     return stateret.converge(
-        name, changes=lambda: {} if __salt__["display.in_group"](name, group) else {"group": group, "added": name},
-        act=lambda: __salt__["display.add_to_group"](name, group), test=__opts__["test"],
-        same=f"{name} is a member of {group}", would=f"{name} would join {group}", done=f"{name} joined {group}",
-        errors=FAILURES, failed=lambda ret, err: _failed(ret, f"{name} did not join {group}", err,
-                                                          path_of("display", "agents")))
+        name,
+        changes=lambda: (
+            {} if __salt__["display.in_group"](name, group) else {"group": group, "added": name}
+        ),
+        act=lambda: __salt__["display.add_to_group"](name, group),
+        test=__opts__["test"],
+        same=f"{name} is a member of {group}",
+        would=f"{name} would join {group}",
+        done=f"{name} joined {group}",
+        errors=FAILURES,
+        failed=lambda ret, err: _failed(
+            ret, f"{name} did not join {group}", err, path_of("display", "agents")
+        ),
+    )
 
 
 def anyware_registered(name, register_tool=None, validate_tool=None):
@@ -121,13 +136,20 @@ def anyware_registered(name, register_tool=None, validate_tool=None):
         ret["changes"] = {"registered": True}
         if __opts__["test"]:
             __salt__["display.register"](test=True, **tools)  # checks that the pillar holds a code
-            ret.update(result=None, comment="HP Anyware would be registered with the pillar's registration code")
+            ret.update(
+                result=None,
+                comment="HP Anyware would be registered with the pillar's registration code",
+            )
             return ret
         __salt__["display.register"](**tools)
         ret["comment"] = "HP Anyware was registered with the pillar's registration code"
     except FAILURES as err:
-        return _failed(ret, "HP Anyware was not registered", err,
-                       path_of("display", "anyware", "registration_code"))
+        return _failed(
+            ret,
+            "HP Anyware was not registered",
+            err,
+            path_of("display", "anyware", "registration_code"),
+        )
     return ret
 
 
@@ -147,7 +169,11 @@ def ports_open(name, ports, backend="auto"):
         found = __salt__["display.closed_ports"](ports, backend=backend)
         listed = ", ".join(found["ports"])
         if found["backend"] is None:
-            why = "workstation:display:firewall is none" if backend == "none" else "neither firewalld nor ufw is installed"
+            why = (
+                "workstation:display:firewall is none"
+                if backend == "none"
+                else "neither firewalld nor ufw is installed"
+            )
             ret["comment"] = f"No firewall managed ({why}); the display agents listen on {listed}"
             return ret
         if not found["closed"]:
@@ -155,11 +181,16 @@ def ports_open(name, ports, backend="auto"):
             return ret
         ret["changes"] = {"backend": found["backend"], "opened": found["closed"]}
         if __opts__["test"]:
-            ret.update(result=None, comment=f"{', '.join(found['closed'])} would be opened in {found['backend']}")
+            ret.update(
+                result=None,
+                comment=f"{', '.join(found['closed'])} would be opened in {found['backend']}",
+            )
             return ret
         done = __salt__["display.open_ports"](ports, backend=backend)
         ret["changes"] = {"backend": done["backend"], "opened": done["opened"]}
         ret["comment"] = f"{', '.join(done['opened'])} opened in {done['backend']}"
     except FAILURES as err:
-        return _failed(ret, "The display agents' ports were not opened", err, path_of("display", "firewall"))
+        return _failed(
+            ret, "The display agents' ports were not opened", err, path_of("display", "firewall")
+        )
     return ret

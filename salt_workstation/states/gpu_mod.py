@@ -64,9 +64,17 @@ def not_managed(name, comment, errors=None):
 
 def _converge(name, read, changes, act, same, would, done, failed):
     """stateret.converge for a state whose read() is True when all is right, with fixed changes."""
-    return stateret.converge(name, changes=lambda: {} if read() else changes, act=act, test=__opts__["test"],
-                             same=same, would=would, done=done, errors=_ERRORS,
-                             failed=lambda ret, exc: _failed(ret, failed, exc))
+    return stateret.converge(
+        name,
+        changes=lambda: {} if read() else changes,
+        act=act,
+        test=__opts__["test"],
+        same=same,
+        would=would,
+        done=done,
+        errors=_ERRORS,
+        failed=lambda ret, exc: _failed(ret, failed, exc),
+    )
 
 
 def nouveau_blacklisted(name, content):
@@ -77,10 +85,15 @@ def nouveau_blacklisted(name, content):
     this file changed.
     """
     return _converge(
-        name, read=lambda: __salt__["gpu.blacklisted"](name, content), changes={"blacklist": name},
+        name,
+        read=lambda: __salt__["gpu.blacklisted"](name, content),
+        changes={"blacklist": name},
         act=lambda: __salt__["gpu.blacklist"](name, content),
-        same=f"nouveau is blacklisted in {name}", would=f"nouveau would be blacklisted in {name}",
-        done=f"nouveau blacklisted in {name}", failed="nouveau could not be blacklisted")
+        same=f"nouveau is blacklisted in {name}",
+        would=f"nouveau would be blacklisted in {name}",
+        done=f"nouveau blacklisted in {name}",
+        failed="nouveau could not be blacklisted",
+    )
 
 
 def initramfs_rebuilt(name, argv):
@@ -115,10 +128,15 @@ def module_stream_installed(name):
     default profile installed: the stream locks the driver branch.
     """
     return _converge(
-        name, read=lambda: __salt__["gpu.module_stream_installed"](name), changes={"module_stream": name},
+        name,
+        read=lambda: __salt__["gpu.module_stream_installed"](name),
+        changes={"module_stream": name},
         act=lambda: __salt__["gpu.install_module_stream"](name),
-        same=f"dnf module stream {name} is installed", would=f"dnf module stream {name} would be installed",
-        done=f"dnf module stream {name} installed", failed=f"dnf module stream {name} was not installed")
+        same=f"dnf module stream {name} is installed",
+        would=f"dnf module stream {name} would be installed",
+        done=f"dnf module stream {name} installed",
+        failed=f"dnf module stream {name} was not installed",
+    )
 
 
 def reboot_signalled(name, branch, flavor, version=None, reboot=False, notes=None):
@@ -137,28 +155,41 @@ def reboot_signalled(name, branch, flavor, version=None, reboot=False, notes=Non
         installed = __salt__["gpu.installed_version"](name)
         pending = __salt__["gpu.reboot_required"](name, flavor)
     except _ERRORS as exc:
-        return _failed(ret, "The loaded NVIDIA driver could not be compared with the installed one", exc)
+        return _failed(
+            ret, "The loaded NVIDIA driver could not be compared with the installed one", exc
+        )
     if __opts__["test"]:
         # Before the install runs, the wanted driver stands in for the one it will install.
         pending = pending or not loaded_matches(loaded, branch, version, flavor)
     if not pending:
-        ret["comment"] = f"NVIDIA driver {installed or wanted} ({flavor}) is loaded: no reboot needed{note}"
+        ret["comment"] = (
+            f"NVIDIA driver {installed or wanted} ({flavor}) is loaded: no reboot needed{note}"
+        )
         return ret
-    loaded_text = f"{loaded['version']} ({loaded['kernel_module'] or 'flavour unknown'})" if loaded["version"] \
+    loaded_text = (
+        f"{loaded['version']} ({loaded['kernel_module'] or 'flavour unknown'})"
+        if loaded["version"]
         else "no NVIDIA module"
+    )
     if reboot:
         ret["changes"] = {"reboot": "scheduled in 1 minute"}
     if __opts__["test"]:
         ret["result"] = None if reboot else True
-        ret["comment"] = (f"A reboot will be needed to load NVIDIA driver {wanted} ({flavor}); loaded now: "
-                          f"{loaded_text}" + (" (workstation:gpu:reboot would schedule it)" if reboot else "") + note)
+        ret["comment"] = (
+            f"A reboot will be needed to load NVIDIA driver {wanted} ({flavor}); loaded now: "
+            f"{loaded_text}"
+            + (" (workstation:gpu:reboot would schedule it)" if reboot else "")
+            + note
+        )
         return ret
     try:
         sent = __salt__["gpu.signal_reboot"](name, flavor=flavor, schedule=reboot)
     except _ERRORS as exc:
         return _failed(ret, "The reboot was not signalled", exc, path_of("gpu", "reboot"))
-    ret["comment"] = (f"REBOOT REQUIRED: NVIDIA driver {installed} ({flavor}) is installed, loaded now: {loaded_text}; "
-                      f"event {sent['event']} sent")
+    ret["comment"] = (
+        f"REBOOT REQUIRED: NVIDIA driver {installed} ({flavor}) is installed, loaded now: {loaded_text}; "
+        f"event {sent['event']} sent"
+    )
     if reboot:
         ret["comment"] += "; reboot scheduled in 1 minute (workstation:gpu:reboot)"
     else:

@@ -63,8 +63,11 @@ def managed(name):
     except CommandExecutionError as err:
         return _failed(ret, err)
     counts = ", ".join(f"{len(paths)} {key}" for key, paths in ret["changes"].items())
-    ret["comment"] = f"The launchers of {name} were updated: {counts}" if counts else \
-        f"The launchers of {name} are up to date (their record in the manifest was refreshed)"
+    ret["comment"] = (
+        f"The launchers of {name} were updated: {counts}"
+        if counts
+        else f"The launchers of {name} are up to date (their record in the manifest was refreshed)"
+    )
     return ret
 
 
@@ -84,30 +87,49 @@ def pruned(name, keep=()):
             return ret
         ret["changes"] = {"removed": found["removed"]} if found["removed"] else {}
         if __opts__["test"]:
-            ret.update(result=None, comment=f"{len(found['removed'])} path(s) of productions no longer in the "
-                                            "pillar would be removed")
+            ret.update(
+                result=None,
+                comment=f"{len(found['removed'])} path(s) of productions no longer in the "
+                "pillar would be removed",
+            )
             return ret
         removed = __salt__["launchers.prune"](keep=keep)
     except CommandExecutionError as err:
         return _failed(ret, err)
     ret["changes"] = {"removed": removed} if removed else {}
-    ret["comment"] = f"{len(removed)} path(s) of productions no longer in the pillar removed" if removed else \
-        "No production left anything behind (the mounts of the kept productions were recorded)"
+    ret["comment"] = (
+        f"{len(removed)} path(s) of productions no longer in the pillar removed"
+        if removed
+        else "No production left anything behind (the mounts of the kept productions were recorded)"
+    )
     return ret
 
 
 def _one_file(ret, keep, changes, same, would, done):
     """stateret.converge for a state that keeps one file: keep(test=True) reads, keep() writes."""
-    return stateret.converge(ret["name"], changes=lambda: changes if keep(test=True)["changed"] else {},
-                             act=keep, test=__opts__["test"], same=same, would=would, done=done,
-                             errors=(CommandExecutionError,), failed=_failed)
+    return stateret.converge(
+        ret["name"],
+        changes=lambda: changes if keep(test=True)["changed"] else {},
+        act=keep,
+        test=__opts__["test"],
+        same=same,
+        would=would,
+        done=done,
+        errors=(CommandExecutionError,),
+        failed=_failed,
+    )
 
 
 def command(name):
     """Ensure ``studio-launch`` is at ``name``."""
-    return _one_file(stateret.new(name), functools.partial(__salt__["launchers.command"], path=name),
-                     {"written": name}, same=f"{name} is up to date", would=f"{name} would be written",
-                     done=f"{name} was written")
+    return _one_file(
+        stateret.new(name),
+        functools.partial(__salt__["launchers.command"], path=name),
+        {"written": name},
+        same=f"{name} is up to date",
+        would=f"{name} would be written",
+        done=f"{name} was written",
+    )
 
 
 def credentials(name, production, mount):
@@ -117,5 +139,11 @@ def credentials(name, production, mount):
     """
     what = f"The credentials of {production} mount {mount}"
     keep = functools.partial(__salt__["launchers.credentials"], production, mount, path=name)
-    return _one_file(stateret.new(name), keep, {"credentials": name}, same=f"{what} are in place",
-                     would=f"{what} would be written (mode 0600)", done=f"{what} were written (mode 0600)")
+    return _one_file(
+        stateret.new(name),
+        keep,
+        {"credentials": name},
+        same=f"{what} are in place",
+        would=f"{what} would be written (mode 0600)",
+        done=f"{what} were written (mode 0600)",
+    )

@@ -72,8 +72,10 @@ def pillar_valid(name, errors=None):
         ret["comment"] = f"{name} is valid"
         return ret
     ret["result"] = False
-    ret["comment"] = (f"{name} has errors; the states that need it valid did not run and nothing they manage "
-                      "was touched. Fix the pillar:\n" + "\n".join(f"- {error}" for error in errors))
+    ret["comment"] = (
+        f"{name} has errors; the states that need it valid did not run and nothing they manage "
+        "was touched. Fix the pillar:\n" + "\n".join(f"- {error}" for error in errors)
+    )
     return ret
 
 
@@ -92,7 +94,11 @@ def environment_file(name, variables, style="environment.d"):
     try:
         changes = __salt__["licenses.environment_changes"](name, variables, style)
         if not changes:
-            ret["comment"] = f"{name} sets {summary}" if summary else f"{name} is absent: no license sets a variable"
+            ret["comment"] = (
+                f"{name} sets {summary}"
+                if summary
+                else f"{name} is absent: no license sets a variable"
+            )
             return ret
         ret["changes"] = changes
         if __opts__["test"]:
@@ -124,7 +130,7 @@ def _file_written(name, what, read, write, *args):
     return ret
 
 
-def vendor_file(name, contents, license=None):  # noqa: A002 (the pillar's word)
+def vendor_file(name, contents, license=None):
     """
     Ensure a license client's own file ``name`` (hserver's license preference
     file, V-Ray's vrlclient.xml) holds ``contents``, mode 0644 root:root.
@@ -143,12 +149,30 @@ def license_file(name, content_pillar, mode="0600", owner="root", group="root"):
     and group set before its first byte.
     """
     what = f"Node-locked license {name} ({mode} {owner}:{group}, from {content_pillar})"
-    return _file_written(name, what, "licenses.secret_file_changes", "licenses.write_secret_file",
-                         name, content_pillar, mode, owner, group)
+    return _file_written(
+        name,
+        what,
+        "licenses.secret_file_changes",
+        "licenses.write_secret_file",
+        name,
+        content_pillar,
+        mode,
+        owner,
+        group,
+    )
 
 
-def autodesk_registered(name, product_version, product_key_pillar, servers, server_type="SINGLE", config_file=None,
-                        eula_locale="US", helper=None, timeout=None):
+def autodesk_registered(
+    name,
+    product_version,
+    product_key_pillar,
+    servers,
+    server_type="SINGLE",
+    config_file=None,
+    eula_locale="US",
+    helper=None,
+    timeout=None,
+):
     """
     Ensure the Autodesk product of license ``name`` is registered with the
     Autodesk Licensing Service for network licenses from ``servers``.
@@ -175,11 +199,16 @@ def autodesk_registered(name, product_version, product_key_pillar, servers, serv
         ret["changes"] = found["changes"]
         action = found["changes"]["action"]
         if __opts__["test"]:
-            later = "" if found["helper_installed"] else f" (the helper {found['helper']} is not installed yet)"
+            later = (
+                ""
+                if found["helper_installed"]
+                else f" (the helper {found['helper']} is not installed yet)"
+            )
             ret.update(result=None, comment=f"{what} would be {action}ed for {from_servers}{later}")
             return ret
-        __salt__["licenses.register_autodesk"](*args, config_file=config_file, eula_locale=eula_locale,
-                                               helper=helper, timeout=timeout)
+        __salt__["licenses.register_autodesk"](
+            *args, config_file=config_file, eula_locale=eula_locale, helper=helper, timeout=timeout
+        )
         ret["comment"] = f"{what}: {action}ed for {from_servers}"
     except FAILURES as err:
         return _failed(ret, f"{what} was not registered", err)

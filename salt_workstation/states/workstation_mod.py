@@ -25,8 +25,9 @@ def validated(name, config=None):
     if report["valid"]:
         ret["comment"] = "The workstation pillar is valid"
     else:
-        ret["comment"] = f"The workstation pillar has {len(report['errors'])} error(s):\n" + "\n".join(
-            f"- {error['path']}: {error['message']}" for error in report["errors"]
+        ret["comment"] = (
+            f"The workstation pillar has {len(report['errors'])} error(s):\n"
+            + "\n".join(f"- {error['path']}: {error['message']}" for error in report["errors"])
         )
     return ret
 
@@ -44,23 +45,43 @@ def keyring(name, repository, repo, armor=False):
     problems = pillar.check_repositories({repository: repo})
     if problems:
         ret["result"] = False
-        ret["comment"] = "The repository was not configured. Fix the pillar:\n" + "\n".join(f"- {p}" for p in problems)
+        ret["comment"] = "The repository was not configured. Fix the pillar:\n" + "\n".join(
+            f"- {p}" for p in problems
+        )
         return ret
+
     def write(test=False):
-        return __salt__["workstation.keyring"](name, repo["key"], repo["fingerprint"], armor=armor, test=test)
+        return __salt__["workstation.keyring"](
+            name, repo["key"], repo["fingerprint"], armor=armor, test=test
+        )
 
     def failed(ret, error):
         # A key that is not the pinned one is fixed at the pin; a disk or folder problem is the repository's.
-        where = ("repositories", repository, "fingerprint") if "fingerprint" in str(error) else ("repositories", repository)
-        ret.update(result=False, comment=f"Repository {repository}: {error} ({pillar.path_of(*where)})")
+        where = (
+            ("repositories", repository, "fingerprint")
+            if "fingerprint" in str(error)
+            else ("repositories", repository)
+        )
+        ret.update(
+            result=False, comment=f"Repository {repository}: {error} ({pillar.path_of(*where)})"
+        )
         return ret
 
     return stateret.converge(
-        name, changes=lambda: {"keyring": name, "fingerprint": repo["fingerprint"]} if write(test=True)["changed"] else {},
-        act=write, test=__opts__["test"], same=f"The pinned key of repository {repository} is in place at {name}",
+        name,
+        changes=lambda: (
+            {"keyring": name, "fingerprint": repo["fingerprint"]}
+            if write(test=True)["changed"]
+            else {}
+        ),
+        act=write,
+        test=__opts__["test"],
+        same=f"The pinned key of repository {repository} is in place at {name}",
         would=f"The pinned key of repository {repository} would be written to {name}",
         done=f"The pinned key of repository {repository} was written to {name}",
-        errors=(CommandExecutionError,), failed=failed)
+        errors=(CommandExecutionError,),
+        failed=failed,
+    )
 
 
 def unit_enabled(name):
@@ -68,12 +89,23 @@ def unit_enabled(name):
     Ensure systemd unit ``name`` is enabled for the next boot, without starting
     it: what ``workstation:phase: bake`` uses while an image is built.
     """
+
     def failed(ret, error):
         ret.update(result=False, comment=f"{name} was not enabled: {error}")
         return ret
 
     return stateret.converge(
-        name, changes=lambda: {"enabled": name} if __salt__["workstation.unit_enabled"](name, test=True)["changed"] else {},
-        act=lambda: __salt__["workstation.unit_enabled"](name), test=__opts__["test"], same=f"{name} is enabled",
-        would=f"{name} would be enabled (not started now)", done=f"{name} was enabled (not started now)",
-        errors=(CommandExecutionError,), failed=failed)
+        name,
+        changes=lambda: (
+            {"enabled": name}
+            if __salt__["workstation.unit_enabled"](name, test=True)["changed"]
+            else {}
+        ),
+        act=lambda: __salt__["workstation.unit_enabled"](name),
+        test=__opts__["test"],
+        same=f"{name} is enabled",
+        would=f"{name} would be enabled (not started now)",
+        done=f"{name} was enabled (not started now)",
+        errors=(CommandExecutionError,),
+        failed=failed,
+    )

@@ -83,7 +83,9 @@ class Builds:
 
     def _app(self, app, version, kind, files):
         files = {**archives.app_files(app, version), **files}
-        return archives.write_tar(self.root / f"{app}-{version}{kind}.tar.gz", files, top=f"{app}-{version}")
+        return archives.write_tar(
+            self.root / f"{app}-{version}{kind}.tar.gz", files, top=f"{app}-{version}"
+        )
 
     @functools.cache
     def good(self, app: str, version: str) -> Path:
@@ -107,7 +109,9 @@ class Builds:
     @functools.cache
     def deep(self, app: str, version: str, depth: int = 1000) -> Path:
         """An app with a file `depth` folders deep."""
-        return self._app(app, version, f"-deep{depth}", {archives.deep_path(depth): (b"deep\n", 0o644)})
+        return self._app(
+            app, version, f"-deep{depth}", {archives.deep_path(depth): (b"deep\n", 0o644)}
+        )
 
     @functools.cache
     def long_paths(self, app: str, version: str) -> Path:
@@ -117,14 +121,22 @@ class Builds:
     @functools.cache
     def bomb(self, app: str, version: str, inflated: int = 1 << 30) -> Path:
         """About 1 MiB of tar.gz that inflates to `inflated` bytes of zeros."""
-        return archives.write_bomb(self.root / f"{app}-{version}-bomb.tar.gz", inflated,
-                                   archives.app_files(app, version), top=f"{app}-{version}")
+        return archives.write_bomb(
+            self.root / f"{app}-{version}-bomb.tar.gz",
+            inflated,
+            archives.app_files(app, version),
+            top=f"{app}-{version}",
+        )
 
     @functools.cache
     def installer(self, app: str, version: str) -> Path:
         """A `kind: installer` source: install.sh (INSTALL_SCRIPT) and the app under payload/."""
-        payload = {f"payload/{name}": content for name, content in archives.app_files(app, version).items()}
-        return self._app(app, version, "-installer", {"install.sh": (INSTALL_SCRIPT.encode(), 0o755), **payload})
+        payload = {
+            f"payload/{name}": content for name, content in archives.app_files(app, version).items()
+        }
+        return self._app(
+            app, version, "-installer", {"install.sh": (INSTALL_SCRIPT.encode(), 0o755), **payload}
+        )
 
 
 @pytest.fixture(scope="session")
@@ -151,21 +163,32 @@ class Timings:
 
     def record(self, case: str, run: Run, state_id: str) -> None:
         state = run.ids.get(state_id) or {}
-        row = {"surfaced_s": round(float(state.get("duration", 0)) / 1000, 2), "salt_call_s": round(run.seconds, 2),
-               "result": state.get("result")}
+        row = {
+            "surfaced_s": round(float(state.get("duration", 0)) / 1000, 2),
+            "salt_call_s": round(run.seconds, 2),
+            "result": state.get("result"),
+        }
         self.rows[case] = row
-        print(f"{case}: surfaced in {row['surfaced_s']} s (the state), {row['salt_call_s']} s (the salt-call)")
+        print(
+            f"{case}: surfaced in {row['surfaced_s']} s (the state), {row['salt_call_s']} s (the salt-call)"
+        )
 
     def write(self) -> None:
         if self.rows:
-            with contextlib.suppress(OSError):  # a read-only checkout still gets the table in the summary
-                TIMINGS_FILE.write_text(json.dumps(dict(sorted(self.rows.items())), indent=1) + "\n")
+            with contextlib.suppress(
+                OSError
+            ):  # a read-only checkout still gets the table in the summary
+                TIMINGS_FILE.write_text(
+                    json.dumps(dict(sorted(self.rows.items())), indent=1) + "\n"
+                )
 
     def table(self) -> list[str]:
         width = max(map(len, self.rows), default=0)
         lines = [f"{'fault'.ljust(width)}  surfaced_s  salt_call_s  result"]
-        lines += [f"{case.ljust(width)}  {row['surfaced_s']:>10}  {row['salt_call_s']:>11}  {row['result']}"
-                  for case, row in sorted(self.rows.items())]
+        lines += [
+            f"{case.ljust(width)}  {row['surfaced_s']:>10}  {row['salt_call_s']:>11}  {row['result']}"
+            for case, row in sorted(self.rows.items())
+        ]
         return lines
 
 
@@ -181,7 +204,9 @@ def timings():
 
 def pytest_terminal_summary(terminalreporter):
     if _TIMINGS.rows:
-        terminalreporter.write_sep("-", f"fault timings (also in {TIMINGS_FILE.relative_to(HERE.parents[1])})")
+        terminalreporter.write_sep(
+            "-", f"fault timings (also in {TIMINGS_FILE.relative_to(HERE.parents[1])})"
+        )
         for line in _TIMINGS.table():
             terminalreporter.write_line(line)
 
@@ -201,12 +226,16 @@ class Run:
 
     @functools.cached_property
     def data(self):
-        assert self.stdout.strip(), f"salt-call {' '.join(self.args)} printed nothing; stderr:\n{self.stderr}"
+        assert self.stdout.strip(), (
+            f"salt-call {' '.join(self.args)} printed nothing; stderr:\n{self.stderr}"
+        )
         return json.loads(self.stdout)["local"]
 
     @property
     def states(self) -> dict:
-        assert isinstance(self.data, dict), f"state.apply returned no states: {self.data}\n{self.stderr}"
+        assert isinstance(self.data, dict), (
+            f"state.apply returned no states: {self.data}\n{self.stderr}"
+        )
         return self.data
 
     @property
@@ -223,7 +252,9 @@ class Run:
         return {key: state["changes"] for key, state in self.ids.items() if state["changes"]}
 
     def not_true(self) -> dict:
-        return {key: state["comment"] for key, state in self.ids.items() if state["result"] is not True}
+        return {
+            key: state["comment"] for key, state in self.ids.items() if state["result"] is not True
+        }
 
 
 def assert_no_traceback(run: Run) -> None:
@@ -231,12 +262,16 @@ def assert_no_traceback(run: Run) -> None:
     texts = [run.stderr]
     if run.stdout.strip():
         data = run.data
-        texts += [str(state.get("comment", "") if isinstance(state, dict) else state)
-                  for state in (data.values() if isinstance(data, dict) else [data])]
+        texts += [
+            str(state.get("comment", "") if isinstance(state, dict) else state)
+            for state in (data.values() if isinstance(data, dict) else [data])
+        ]
     for text in texts:
         if "Traceback" in text:
-            lines = [line for line in text[text.index("Traceback"):].splitlines() if line.strip()]
-            pytest.fail(f"a traceback reached the user, ending: {' | '.join(lines[-2:])}", pytrace=False)
+            lines = [line for line in text[text.index("Traceback") :].splitlines() if line.strip()]
+            pytest.fail(
+                f"a traceback reached the user, ending: {' | '.join(lines[-2:])}", pytrace=False
+            )
 
 
 def catalog_path(app: str, version: str) -> str:
@@ -275,14 +310,25 @@ class Sandbox:
         self.salt = root / "salt"  # config, cache (salt/root) and log: Salt's own, not checked
         self.pillar_dir = root / "pillar"
         self.install_root = root / "studio"
-        self.system = root / "system"  # bin_dir, xdg dirs, fstab, license files: the OS, played here
+        self.system = (
+            root / "system"
+        )  # bin_dir, xdg dirs, fstab, license files: the OS, played here
         self.outside = root / "outside"  # the rest of the machine
         self.probe = root / "probe"  # what the tests' own helpers write (pid files): not checked
         self.depot_dir = depot.root / self.name
         self.mounts: list[Path] = []
         self.pid_files: list[Path] = []
-        self.scrub: list[Path] = []  # trees too deep for shutil.rmtree (pytest's own cleanup uses it)
-        for folder in (self.pillar_dir, self.install_root, self.system, self.outside, self.probe, self.depot_dir):
+        self.scrub: list[
+            Path
+        ] = []  # trees too deep for shutil.rmtree (pytest's own cleanup uses it)
+        for folder in (
+            self.pillar_dir,
+            self.install_root,
+            self.system,
+            self.outside,
+            self.probe,
+            self.depot_dir,
+        ):
             folder.mkdir(parents=True, exist_ok=True)
         (self.pillar_dir / "top.sls").write_text(TOP)
         minion_config(self.salt, f"ws-fault-{self.name}", self.pillar_dir)
@@ -304,8 +350,12 @@ class Sandbox:
     def entry(self, archive: Path, app: str, **overrides) -> dict:
         """The catalog entry for a built archive, published on this test's depot."""
         self.publish(archive)
-        spec = {"source": archive.name, "hash": archives.sha256_of(archive), "strip_components": 1,
-                "launchers": {app: f"bin/{app}"}}
+        spec = {
+            "source": archive.name,
+            "hash": archives.sha256_of(archive),
+            "strip_components": 1,
+            "launchers": {app: f"bin/{app}"},
+        }
         spec.update(overrides)
         return spec
 
@@ -316,15 +366,25 @@ class Sandbox:
 
     def pillar(self, catalog: dict, productions: dict, **top) -> dict:
         lookup = system_paths_under(self.system)
-        lookup["os"]["mount_packages"] = {}  # never the host's package manager, whatever the pillar says
+        lookup["os"][
+            "mount_packages"
+        ] = {}  # never the host's package manager, whatever the pillar says
         lookup["os"]["licenses"] = {"root": str(self.system)}
-        data = {"install_root": str(self.install_root), "depot": self.depot_url, "retain": 1,
-                "catalog": catalog, "productions": productions, "lookup": lookup}
+        data = {
+            "install_root": str(self.install_root),
+            "depot": self.depot_url,
+            "retain": 1,
+            "catalog": catalog,
+            "productions": productions,
+            "lookup": lookup,
+        }
         data.update(top)
         return data
 
     def write_pillar(self, data: dict) -> dict:
-        (self.pillar_dir / "workstation.sls").write_text(yaml.safe_dump({"workstation": data}, sort_keys=False))
+        (self.pillar_dir / "workstation.sls").write_text(
+            yaml.safe_dump({"workstation": data}, sort_keys=False)
+        )
         return data
 
     # ---- salt-call ---------------------------------------------------------------------------------
@@ -332,11 +392,18 @@ class Sandbox:
     def call(self, *args, timeout: float = APPLY_TIMEOUT) -> Run:
         started = time.monotonic()
         try:
-            done = subprocess.run(salt_call_argv(self.salt, *args), capture_output=True, text=True,
-                                  timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            done = subprocess.run(
+                salt_call_argv(self.salt, *args),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         except subprocess.TimeoutExpired as exc:
-            pytest.fail(f"salt-call {' '.join(args)} did not finish within {timeout} s "
-                        f"(killed); stderr:\n{exc.stderr or ''}")
+            pytest.fail(
+                f"salt-call {' '.join(args)} did not finish within {timeout} s "
+                f"(killed); stderr:\n{exc.stderr or ''}"
+            )
         return Run(args, done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
     def apply(self, *args, timeout: float = APPLY_TIMEOUT) -> Run:
@@ -347,8 +414,12 @@ class Sandbox:
         index = next(_COUNTER)
         out, err = self.probe / f"apply-{index}.out", self.probe / f"apply-{index}.err"
         with open(out, "w") as stdout, open(err, "w") as stderr:
-            process = subprocess.Popen(salt_call_argv(self.salt, "state.apply", "workstation", *args),  # noqa: S603
-                                       stdout=stdout, stderr=stderr, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            process = subprocess.Popen(
+                salt_call_argv(self.salt, "state.apply", "workstation", *args),
+                stdout=stdout,
+                stderr=stderr,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         process.outputs, process.started = (out, err), time.monotonic()
         return process
 
@@ -361,7 +432,13 @@ class Sandbox:
             process.wait()
             pytest.fail(f"a background apply did not finish within {timeout} s (killed)")
         out, err = (path.read_text() for path in process.outputs)
-        return Run(tuple(process.args[5:]), process.returncode, out, err, time.monotonic() - process.started)
+        return Run(
+            tuple(process.args[5:]),
+            process.returncode,
+            out,
+            err,
+            time.monotonic() - process.started,
+        )
 
     def verify(self, app: str, version: str) -> dict:
         run = self.call("dcc.verify", app, version, "deep=True")
@@ -384,7 +461,9 @@ class Sandbox:
         app_dir = self.app_dir(app)
         if not app_dir.is_dir():
             return []
-        return sorted(p.name for p in app_dir.iterdir() if p.name.startswith((".staging-", ".trash-")))
+        return sorted(
+            p.name for p in app_dir.iterdir() if p.name.startswith((".staging-", ".trash-"))
+        )
 
     # ---- faults on this machine --------------------------------------------------------------------
 
@@ -392,8 +471,20 @@ class Sandbox:
         """install_root becomes a tmpfs of size_mib MiB (unmounted at teardown, whatever happened)."""
         if os.geteuid() != 0:
             pytest.skip(ROOT_ONLY)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m,mode=0755", "tmpfs", str(self.install_root)],
-                       check=True, capture_output=True, timeout=30)
+        subprocess.run(
+            [
+                "mount",
+                "-t",
+                "tmpfs",
+                "-o",
+                f"size={size_mib}m,mode=0755",
+                "tmpfs",
+                str(self.install_root),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
         self.mounts.append(self.install_root)
         return self.install_root
 
@@ -422,16 +513,22 @@ class Sandbox:
 
     def teardown(self) -> None:
         self.depot.clear()
-        for pid_file in self.pid_files:  # what a test's installer left running, if the engine did not stop it
+        for (
+            pid_file
+        ) in self.pid_files:  # what a test's installer left running, if the engine did not stop it
             for pid in running_in(pids_in(pid_file)):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         for path in self.scrub:
-            subprocess.run(["rm", "-rf", "--", str(path)], capture_output=True, timeout=60, check=False)
+            subprocess.run(
+                ["rm", "-rf", "--", str(path)], capture_output=True, timeout=60, check=False
+            )
         for mount in reversed(self.mounts):
             subprocess.run(["umount", str(mount)], capture_output=True, timeout=30, check=False)
             if os.path.ismount(mount):
-                subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30, check=False)
+                subprocess.run(
+                    ["umount", "-l", str(mount)], capture_output=True, timeout=30, check=False
+                )
         shutil.rmtree(self.depot_dir, ignore_errors=True)
 
 
@@ -463,7 +560,11 @@ def running_in(leaders: list[int]) -> list[int]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             fields = _stat(int(entry))
-            if fields and fields[0] != "Z" and {int(entry), int(fields[2]), int(fields[3])} & set(leaders):
+            if (
+                fields
+                and fields[0] != "Z"
+                and {int(entry), int(fields[2]), int(fields[3])} & set(leaders)
+            ):
                 found.append(int(entry))
     return found
 
@@ -502,8 +603,14 @@ def assert_recovers(box: Sandbox, *installs: tuple[str, str]) -> None:
 def assert_verifies(box: Sandbox, *installs: tuple[str, str]) -> None:
     """`dcc.verify <app> <version> deep=True` says ok for each (the calls run side by side)."""
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        reports = dict(zip(installs, pool.map(lambda install: box.verify(*install), installs)))
-    bad = {f"{app} {version}": report for (app, version), report in reports.items() if report.get("ok") is not True}
+        reports = dict(
+            zip(installs, pool.map(lambda install: box.verify(*install), installs), strict=False)
+        )
+    bad = {
+        f"{app} {version}": report
+        for (app, version), report in reports.items()
+        if report.get("ok") is not True
+    }
     assert bad == {}, "dcc.verify deep=True found problems"
 
 
@@ -526,19 +633,29 @@ def with_fault_production(box: Sandbox, pillar: dict, apps: dict, **top) -> dict
 
 def assert_contained(run: Run, *apps: str) -> None:
     """Only the faulty apps' states (their installs, their retention, production `fault`) did not succeed."""
-    prefixes = tuple(f"workstation-app-{app}-" for app in apps) + ("workstation-launchers-fault",)
-    others = {key: comment for key, comment in run.not_true().items() if not key.startswith(prefixes)}
+    prefixes = (*tuple(f"workstation-app-{app}-" for app in apps), "workstation-launchers-fault")
+    others = {
+        key: comment for key, comment in run.not_true().items() if not key.startswith(prefixes)
+    }
     assert others == {}, "states of other apps failed too"
 
 
 def launcher_files(production: str, *commands: str) -> set[str]:
     """What a production's launchers rightly write outside install_root (sandbox-relative), and the
     folders whose entries that changes: its desktop entries, menu folder and menu fragment."""
-    menus, applications, directories = "system/etc/xdg/menus/applications-merged", "system/usr/share/applications", \
-        "system/usr/share/desktop-directories"
-    return {menus, applications, directories, f"{menus}/workstation-{production}.menu",
-            f"{directories}/workstation-{production}.directory",
-            *(f"{applications}/workstation-{production}-{command}.desktop" for command in commands)}
+    menus, applications, directories = (
+        "system/etc/xdg/menus/applications-merged",
+        "system/usr/share/applications",
+        "system/usr/share/desktop-directories",
+    )
+    return {
+        menus,
+        applications,
+        directories,
+        f"{menus}/workstation-{production}.menu",
+        f"{directories}/workstation-{production}.directory",
+        *(f"{applications}/workstation-{production}-{command}.desktop" for command in commands),
+    }
 
 
 def assert_in_place(before: dict, after: dict, written=frozenset()) -> None:
@@ -546,5 +663,7 @@ def assert_in_place(before: dict, after: dict, written=frozenset()) -> None:
     writes, see launcher_files): nothing else outside install_root was written or deleted."""
     added = sorted(set(after) - set(before) - set(written))
     removed = sorted(set(before) - set(after))
-    modified = sorted(path for path in set(before) & set(after) - set(written) if before[path] != after[path])
+    modified = sorted(
+        path for path in set(before) & set(after) - set(written) if before[path] != after[path]
+    )
     assert (added, removed, modified) == ([], [], []), "something outside install_root changed"

@@ -9,20 +9,42 @@ import threading
 import pytest
 
 from tests.faults.conftest import (
-    MIB, assert_contained, assert_in_place, assert_no_traceback, assert_not_installed, assert_recovers,
-    assert_verifies, baseline, converge, install_id, launcher_files, with_fault_production,
+    MIB,
+    assert_contained,
+    assert_in_place,
+    assert_no_traceback,
+    assert_not_installed,
+    assert_recovers,
+    assert_verifies,
+    baseline,
+    converge,
+    install_id,
+    launcher_files,
+    with_fault_production,
 )
 
 DEPTH = 1000
 
 
-def test_a_thousand_folders_deep_archive_is_refused_and_another_version_still_installs(sandbox, builds, timings):
+def test_a_thousand_folders_deep_archive_is_refused_and_another_version_still_installs(
+    sandbox, builds, timings
+):
     app = "deep"
     sandbox.scrub.append(sandbox.app_dir(app))
-    catalog = {app: {"versions": {"1.0": sandbox.entry(builds.deep(app, "1.0", DEPTH), app),
-                                  "2.0": sandbox.entry(builds.good(app, "2.0"), app)}}}
+    catalog = {
+        app: {
+            "versions": {
+                "1.0": sandbox.entry(builds.deep(app, "1.0", DEPTH), app),
+                "2.0": sandbox.entry(builds.good(app, "2.0"), app),
+            }
+        }
+    }
     pillar = baseline(sandbox, catalog)
-    productions = {**pillar["productions"], "fault": {"apps": {app: "1.0"}}, "fault-2": {"apps": {app: "2.0"}}}
+    productions = {
+        **pillar["productions"],
+        "fault": {"apps": {app: "1.0"}},
+        "fault-2": {"apps": {app: "2.0"}},
+    }
     sandbox.write_pillar({**pillar, "productions": productions})
     before = sandbox.snapshot()
 
@@ -30,7 +52,9 @@ def test_a_thousand_folders_deep_archive_is_refused_and_another_version_still_in
 
     timings.record("deep archive", run, install_id(app, "1.0"))
     assert_not_installed(run, app, "1.0", "folders deep")
-    assert run.ids[install_id(app, "2.0")]["result"] is True, "another version of the app was wedged"
+    assert run.ids[install_id(app, "2.0")]["result"] is True, (
+        "another version of the app was wedged"
+    )
     assert_contained(run, app)
     assert not (sandbox.app_dir(app) / "1.0").exists()
     assert_in_place(before, sandbox.snapshot(), launcher_files("fault-2", app))
@@ -55,7 +79,9 @@ def plant_deep_tree(folder, depth: int) -> None:
         os.close(fd)
 
 
-def test_a_deep_tree_planted_in_a_version_is_reported_extra_and_the_version_can_still_be_removed(sandbox, builds):
+def test_a_deep_tree_planted_in_a_version_is_reported_extra_and_the_version_can_still_be_removed(
+    sandbox, builds
+):
     catalog = sandbox.good_catalog("1.0", "2.0")
     pillar = baseline(sandbox, catalog)
     version_dir = sandbox.app_dir("good") / "1.0"
@@ -67,7 +93,9 @@ def test_a_deep_tree_planted_in_a_version_is_reported_extra_and_the_version_can_
     assert report.get("ok") is False and "error" not in report, report.get("error")
     assert "d" in report["extra"] and "/".join(["d"] * DEPTH) in report["extra"]
 
-    sandbox.write_pillar({**pillar, "retain": 0, "productions": {"show": {"apps": {"good": "2.0"}}}})
+    sandbox.write_pillar(
+        {**pillar, "retain": 0, "productions": {"show": {"apps": {"good": "2.0"}}}}
+    )
     before = sandbox.snapshot()
     run = sandbox.apply()
     assert_no_traceback(run)
@@ -78,7 +106,9 @@ def test_a_deep_tree_planted_in_a_version_is_reported_extra_and_the_version_can_
     assert_recovers(sandbox, ("good", "2.0"))
 
 
-def test_paths_longer_than_path_max_install_verify_and_remove_or_fail_cleanly(sandbox, builds, timings):
+def test_paths_longer_than_path_max_install_verify_and_remove_or_fail_cleanly(
+    sandbox, builds, timings
+):
     app = "long"
     sandbox.scrub.append(sandbox.app_dir(app))
     catalog = {app: {"versions": {"1.0": sandbox.entry(builds.long_paths(app, "1.0"), app)}}}
@@ -96,12 +126,16 @@ def test_paths_longer_than_path_max_install_verify_and_remove_or_fail_cleanly(sa
     else:
         assert_not_installed(run, app, "1.0")
         assert_contained(run, app)
-    assert_in_place(before, sandbox.snapshot(), launcher_files("fault", app) if installed else set())
+    assert_in_place(
+        before, sandbox.snapshot(), launcher_files("fault", app) if installed else set()
+    )
     assert_verifies(sandbox, ("good", "1.0"))
 
     sandbox.write_pillar({**pillar, "retain": 0})  # production `fault` goes, and with it `long`
     converge(sandbox)
-    assert not (sandbox.app_dir(app) / "1.0").exists(), "the version with long paths was not removed"
+    assert not (sandbox.app_dir(app) / "1.0").exists(), (
+        "the version with long paths was not removed"
+    )
     assert sandbox.leftovers(app) == []
 
 
@@ -126,7 +160,9 @@ class PeakUsage:
 
 
 @pytest.mark.parametrize("right_hash", [True, False], ids=["right-hash", "wrong-hash"])
-def test_a_compression_bomb_is_refused_before_it_fills_the_disk(sandbox, builds, timings, right_hash):
+def test_a_compression_bomb_is_refused_before_it_fills_the_disk(
+    sandbox, builds, timings, right_hash
+):
     app = "bomb"
     sandbox.mount_tmpfs(400)
     archive = builds.bomb(app, "1.0")  # about 1 MiB that inflates to 1 GiB of zeros
@@ -141,7 +177,9 @@ def test_a_compression_bomb_is_refused_before_it_fills_the_disk(sandbox, builds,
         run = sandbox.apply()
 
     written = usage.peak - used_before
-    timings.record(f"compression bomb, {'right' if right_hash else 'wrong'} hash", run, install_id(app, "1.0"))
+    timings.record(
+        f"compression bomb, {'right' if right_hash else 'wrong'} hash", run, install_id(app, "1.0")
+    )
     print(f"staging peaked at {written / MIB:.0f} MiB")
     if right_hash:
         comment = assert_not_installed(run, app, "1.0")

@@ -10,8 +10,16 @@ from __future__ import annotations
 import pytest
 
 from tests.faults.conftest import (
-    Sandbox, assert_contained, assert_in_place, assert_no_traceback, assert_not_installed, assert_recovers,
-    assert_verifies, baseline, install_id, with_fault_production,
+    Sandbox,
+    assert_contained,
+    assert_in_place,
+    assert_no_traceback,
+    assert_not_installed,
+    assert_recovers,
+    assert_verifies,
+    baseline,
+    install_id,
+    with_fault_production,
 )
 from tests.support.depot import refusing_port
 
@@ -40,19 +48,42 @@ def depot_faults(tmp_path_factory, fault_depot, builds, timings):
     box = Sandbox(tmp_path_factory.mktemp("depot-faults"), fault_depot, builds)
     story = {"box": box}
     try:
-        entries = {app_of(fault): box.entry(builds.sized(app_of(fault), VERSION, 4), app_of(fault)) for fault in FAULTS}
-        pillar = baseline(box, {app: {"versions": {VERSION: entry}} for app, entry in entries.items()})
+        entries = {
+            app_of(fault): box.entry(builds.sized(app_of(fault), VERSION, 4), app_of(fault))
+            for fault in FAULTS
+        }
+        pillar = baseline(
+            box, {app: {"versions": {VERSION: entry}} for app, entry in entries.items()}
+        )
         paths = {fault: f"/{box.name}/{entries[app_of(fault)]['source']}" for fault in FAULTS}
         with refusing_port() as port:
             refused = entries[app_of("refused")]
-            catalog = {**pillar["catalog"], app_of("refused"): {"versions": {VERSION: {
-                **refused, "source": f"http://127.0.0.1:{port}/{refused['source']}"}}}}
-            with_fault_production(box, pillar, {app_of(fault): VERSION for fault in FAULTS},
-                                  catalog=catalog, limits=LIMITS)
+            catalog = {
+                **pillar["catalog"],
+                app_of("refused"): {
+                    "versions": {
+                        VERSION: {
+                            **refused,
+                            "source": f"http://127.0.0.1:{port}/{refused['source']}",
+                        }
+                    }
+                },
+            }
+            with_fault_production(
+                box,
+                pillar,
+                {app_of(fault): VERSION for fault in FAULTS},
+                catalog=catalog,
+                limits=LIMITS,
+            )
             box.depot.truncate(paths["truncate"])
             box.depot.stall(paths["stall"], after=256 * 1024)
-            box.depot.throttle_path(paths["throttle"], rate=256 * 1024)  # 4 MiB in 16 s: far past the deadline
-            box.depot.serve_instead(paths["changed-content"], builds.good("good", "1.0").read_bytes())
+            box.depot.throttle_path(
+                paths["throttle"], rate=256 * 1024
+            )  # 4 MiB in 16 s: far past the deadline
+            box.depot.serve_instead(
+                paths["changed-content"], builds.good("good", "1.0").read_bytes()
+            )
             box.depot.answer(paths["404"], 404)
             box.depot.answer(paths["500"], 500)
             story["before"] = box.snapshot()
@@ -61,7 +92,9 @@ def depot_faults(tmp_path_factory, fault_depot, builds, timings):
         for fault in FAULTS:
             timings.record(f"depot {fault}", story["run"], install_id(app_of(fault), VERSION))
         box.depot.clear()
-        with_fault_production(box, pillar, {app_of(fault): VERSION for fault in FAULTS}, limits=LIMITS)
+        with_fault_production(
+            box, pillar, {app_of(fault): VERSION for fault in FAULTS}, limits=LIMITS
+        )
         yield story
     finally:
         box.teardown()

@@ -14,8 +14,15 @@ import time
 import pytest
 
 from tests.faults.conftest import (
-    MIB, assert_contained, assert_in_place, assert_not_installed, assert_recovers, assert_verifies, baseline,
-    install_id, with_fault_production,
+    MIB,
+    assert_contained,
+    assert_in_place,
+    assert_not_installed,
+    assert_recovers,
+    assert_verifies,
+    baseline,
+    install_id,
+    with_fault_production,
 )
 
 APP, VERSION = "bulky", "1.0"
@@ -26,7 +33,9 @@ def unpacked_size(archive) -> int:
         return sum(member.size for member in tar.getmembers())
 
 
-def test_install_root_too_small_for_the_app_fails_cleanly_and_says_how_much_more(sandbox, builds, timings):
+def test_install_root_too_small_for_the_app_fails_cleanly_and_says_how_much_more(
+    sandbox, builds, timings
+):
     sandbox.mount_tmpfs(16)
     archive = builds.sized(APP, VERSION, 24)
     entry = sandbox.entry(archive, APP, size=unpacked_size(archive))
@@ -43,7 +52,9 @@ def test_install_root_too_small_for_the_app_fails_cleanly_and_says_how_much_more
     assert not (sandbox.app_dir(APP) / VERSION).exists()
     assert_verifies(sandbox, ("good", "1.0"))
 
-    subprocess.run(["mount", "-o", "remount,size=64m", str(sandbox.install_root)], check=True, timeout=30)
+    subprocess.run(
+        ["mount", "-o", "remount,size=64m", str(sandbox.install_root)], check=True, timeout=30
+    )
     assert_recovers(sandbox, (APP, VERSION))
 
 
@@ -65,7 +76,11 @@ def test_a_disk_full_spell_never_reports_the_version_installed(sandbox, builds, 
     with sandbox.ballast(leave=4 * MIB):
         apply = sandbox.start_apply()
         deadline = time.monotonic() + 30
-        while spell == "ends-mid-install" and sandbox.free_bytes() > 256 * 1024 and apply.poll() is None:
+        while (
+            spell == "ends-mid-install"
+            and sandbox.free_bytes() > 256 * 1024
+            and apply.poll() is None
+        ):
             assert time.monotonic() < deadline, "the install never filled the disk"
             time.sleep(0.02)
         run = sandbox.finish(apply) if spell == "whole-apply" else None

@@ -9,8 +9,19 @@ import time
 import pytest
 
 from tests.faults.conftest import (
-    MIB, alive, assert_in_place, assert_no_traceback, assert_not_installed, assert_recovers, assert_verifies,
-    baseline, install_id, launcher_files, pids_in, running_in, with_fault_production,
+    MIB,
+    alive,
+    assert_in_place,
+    assert_no_traceback,
+    assert_not_installed,
+    assert_recovers,
+    assert_verifies,
+    baseline,
+    install_id,
+    launcher_files,
+    pids_in,
+    running_in,
+    with_fault_production,
 )
 
 
@@ -24,7 +35,9 @@ def wait_for(condition, seconds: float, what: str, process=None):
 
 def staging_appeared(box, app):
     app_dir = box.app_dir(app)
-    return lambda: app_dir.is_dir() and any(p.name.startswith(".staging-") for p in app_dir.iterdir())
+    return lambda: (
+        app_dir.is_dir() and any(p.name.startswith(".staging-") for p in app_dir.iterdir())
+    )
 
 
 def kill_apply(process) -> None:
@@ -33,12 +46,16 @@ def kill_apply(process) -> None:
     process.wait(timeout=10)
 
 
-def test_salt_call_killed_mid_install_leaves_no_version_and_the_next_apply_converges(sandbox, builds):
+def test_salt_call_killed_mid_install_leaves_no_version_and_the_next_apply_converges(
+    sandbox, builds
+):
     app, version = "slow", "1.0"
     archive = builds.sized(app, version, 4)
     entry = sandbox.entry(archive, app)
     pillar = baseline(sandbox, {app: {"versions": {version: entry}}})
-    sandbox.depot.throttle_path(sandbox.publish(archive), rate=512 * 1024)  # 8 s: time to be killed in
+    sandbox.depot.throttle_path(
+        sandbox.publish(archive), rate=512 * 1024
+    )  # 8 s: time to be killed in
     with_fault_production(sandbox, pillar, {app: version})
     before = sandbox.snapshot()
 
@@ -48,7 +65,9 @@ def test_salt_call_killed_mid_install_leaves_no_version_and_the_next_apply_conve
     finally:
         kill_apply(apply)
 
-    assert app not in sandbox.installed(), "dcc.list_installed lists a version whose install was killed"
+    assert app not in sandbox.installed(), (
+        "dcc.list_installed lists a version whose install was killed"
+    )
     assert not (sandbox.app_dir(app) / version).exists(), "a half version became visible"
     assert_in_place(before, sandbox.snapshot())
     assert_verifies(sandbox, ("good", "1.0"))
@@ -61,8 +80,12 @@ def test_an_installer_killed_with_salt_call_leaves_no_process_behind(sandbox, bu
     app, version = "vendor", "1.0"
     pid_file, hang = sandbox.probe / "installer.pids", sandbox.probe / "hang-once"
     sandbox.pid_files.append(pid_file)
-    entry = sandbox.entry(builds.installer(app, version), app, kind="installer",
-                          installer={"command": ["./install.sh", "{dest}", str(pid_file), str(hang)], "timeout": 120})
+    entry = sandbox.entry(
+        builds.installer(app, version),
+        app,
+        kind="installer",
+        installer={"command": ["./install.sh", "{dest}", str(pid_file), str(hang)], "timeout": 120},
+    )
     pillar = baseline(sandbox, {app: {"versions": {version: entry}}})
     with_fault_production(sandbox, pillar, {app: version})
     hang.touch()
@@ -78,8 +101,9 @@ def test_an_installer_killed_with_salt_call_leaves_no_process_behind(sandbox, bu
     while running_in(leaders) and time.monotonic() < deadline:
         time.sleep(0.1)
 
-    assert [pid for pid in leaders if alive(pid)] == [] and running_in(leaders) == [], \
+    assert [pid for pid in leaders if alive(pid)] == [] and running_in(leaders) == [], (
         "the installer (or the child it left) still runs 5 s after salt-call was killed"
+    )
     assert app not in sandbox.installed()
     assert_in_place(before, sandbox.snapshot())
     assert_verifies(sandbox, ("good", "1.0"))
@@ -87,11 +111,15 @@ def test_an_installer_killed_with_salt_call_leaves_no_process_behind(sandbox, bu
     assert_recovers(sandbox, (app, version))
     time.sleep(0.5)  # a child left behind writes every 0.1 s
     log = sandbox.install_root / "logs" / f"{app}-{version}-install.log"
-    assert "left-behind child" not in log.read_text(errors="replace"), "the old installer's child wrote the new log"
+    assert "left-behind child" not in log.read_text(errors="replace"), (
+        "the old installer's child wrote the new log"
+    )
 
 
 @pytest.mark.parametrize("concurrent", [False, True], ids=["queued", "concurrent"])
-def test_two_applies_at_once_each_end_cleanly_and_leave_a_converged_machine(sandbox, builds, concurrent):
+def test_two_applies_at_once_each_end_cleanly_and_leave_a_converged_machine(
+    sandbox, builds, concurrent
+):
     app, version = "twin", "1.0"
     archive = builds.sized(app, version, 4)
     entry = sandbox.entry(archive, app)
@@ -111,8 +139,11 @@ def test_two_applies_at_once_each_end_cleanly_and_leave_a_converged_machine(sand
             continue
         if run.ids[install_id(app, version)]["result"] is not True:
             assert_not_installed(run, app, version)
-        others = {key: c for key, c in run.not_true().items() if not key.startswith((f"workstation-app-{app}-",
-                                                                                      "workstation-launchers-fault"))}
+        others = {
+            key: c
+            for key, c in run.not_true().items()
+            if not key.startswith((f"workstation-app-{app}-", "workstation-launchers-fault"))
+        }
         assert others == {}
     assert_in_place(before, sandbox.snapshot(), launcher_files("fault", app))
 

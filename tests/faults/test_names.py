@@ -16,7 +16,13 @@ import os
 import pytest
 
 from tests.faults.conftest import (
-    assert_in_place, assert_no_traceback, assert_not_installed, assert_verifies, baseline, converge, install_id,
+    assert_in_place,
+    assert_no_traceback,
+    assert_not_installed,
+    assert_verifies,
+    baseline,
+    converge,
+    install_id,
     launcher_files,
 )
 
@@ -44,45 +50,81 @@ def hostile_pillar(field: str, box, pillar: dict) -> tuple[dict, dict]:
     if field == "app":
         for name in names:
             catalog[name] = {"versions": {"1.0": other}}
-            uses[name] = (f"workstation:catalog:{name}", [install_id(name, "1.0"), f"workstation-app-{name}-retention"],
-                          (name, "1.0"))
+            uses[name] = (
+                f"workstation:catalog:{name}",
+                [install_id(name, "1.0"), f"workstation-app-{name}-retention"],
+                (name, "1.0"),
+            )
         productions["fault"] = {"apps": dict.fromkeys(names, "1.0")}
     elif field == "version":
         catalog["other"] = {"versions": dict.fromkeys(names, other)}
         for index, name in enumerate(names):
             productions[f"fault-{index}"] = {"apps": {"other": name}}
-            uses[name] = (f"workstation:catalog:other:versions:{name}",
-                          [install_id("other", name), "workstation-app-other-retention"], ("other", name))
+            uses[name] = (
+                f"workstation:catalog:other:versions:{name}",
+                [install_id("other", name), "workstation-app-other-retention"],
+                ("other", name),
+            )
     elif field == "production":
         for name in names:
             productions[name] = {"apps": {"good": "1.0"}}
-            uses[name] = (f"workstation:productions:{name}", [f"workstation-launchers-{name}-launchers-managed"], None)
+            uses[name] = (
+                f"workstation:productions:{name}",
+                [f"workstation-launchers-{name}-launchers-managed"],
+                None,
+            )
     elif field == "launcher":
-        catalog["other"] = {"versions": {"1.0": {**other, "launchers": dict.fromkeys(names, "bin/other")}}}
+        catalog["other"] = {
+            "versions": {"1.0": {**other, "launchers": dict.fromkeys(names, "bin/other")}}
+        }
         productions["fault"] = {"apps": {"other": "1.0"}}
         for name in names:
-            uses[name] = (f"workstation:catalog:other:versions:1.0:launchers:{name}", [install_id("other", "1.0")],
-                          ("other", "1.0"))
+            uses[name] = (
+                f"workstation:catalog:other:versions:1.0:launchers:{name}",
+                [install_id("other", "1.0")],
+                ("other", "1.0"),
+            )
     elif field == "plugin":
-        catalog["blender"] = {"versions": {"1.0": box.entry(builds.good("blender", "1.0"), "blender")}}
+        catalog["blender"] = {
+            "versions": {"1.0": box.entry(builds.good("blender", "1.0"), "blender")}
+        }
         plugin = {key: value for key, value in other.items() if key != "launchers"}
         for name in names:
-            catalog[name] = {"versions": {"1.0": {**plugin, "host": "blender", "host_versions": ["1.0"]}}}
-            uses[name] = (f"workstation:productions:fault:plugins:{name}", [install_id(name, "1.0")], (name, "1.0"))
+            catalog[name] = {
+                "versions": {"1.0": {**plugin, "host": "blender", "host_versions": ["1.0"]}}
+            }
+            uses[name] = (
+                f"workstation:productions:fault:plugins:{name}",
+                [install_id(name, "1.0")],
+                (name, "1.0"),
+            )
         productions["fault"] = {"apps": {"blender": "1.0"}, "plugins": dict.fromkeys(names, "1.0")}
     elif field == "license":
-        top["licenses"] = {name: {"type": "rlm", "isv": "foundry", "servers": ["4101@127.0.0.1"]} for name in names}
+        top["licenses"] = {
+            name: {"type": "rlm", "isv": "foundry", "servers": ["4101@127.0.0.1"]} for name in names
+        }
         for name in names:
-            uses[name] = (f"workstation:licenses:{name}", ["workstation-licenses-pillar-valid"], None)
+            uses[name] = (
+                f"workstation:licenses:{name}",
+                ["workstation-licenses-pillar-valid"],
+                None,
+            )
     elif field == "mount":
         top["phase"] = "bake"  # fstab (in the sandbox) and the mount point only: nothing is mounted
         mounts = {}
         for index, name in enumerate(names):
-            mounts[name] = {"type": "smb", "device": f"//fs1/show{index}", "path": str(box.outside / f"mnt{index}"),
-                            "credentials": {"username": "artist", "password": "secret"}}
+            mounts[name] = {
+                "type": "smb",
+                "device": f"//fs1/show{index}",
+                "path": str(box.outside / f"mnt{index}"),
+                "credentials": {"username": "artist", "password": "secret"},
+            }
             state = f"workstation-launchers-fault-mount-{name}"
-            uses[name] = (f"workstation:productions:fault:mounts:{name}", [f"{state}-mounted",
-                                                                            f"{state}-credentials-managed"], None)
+            uses[name] = (
+                f"workstation:productions:fault:mounts:{name}",
+                [f"{state}-mounted", f"{state}-credentials-managed"],
+                None,
+            )
         productions["fault"] = {"apps": {"good": "1.0"}, "mounts": mounts}
     return {**pillar, "catalog": catalog, "productions": productions, **top}, uses
 
@@ -94,14 +136,23 @@ def assert_layout(box, apps: dict) -> None:
     assert set(os.listdir(root / "apps")) <= set(apps), sorted(os.listdir(root / "apps"))
     for app, versions in apps.items():
         folder = root / "apps" / app
-        found = {name for name in os.listdir(folder) if not name.startswith(".")} if folder.is_dir() else set()
+        found = (
+            {name for name in os.listdir(folder) if not name.startswith(".")}
+            if folder.is_dir()
+            else set()
+        )
         assert found <= set(versions), f"{folder}: {sorted(found)}"
     productions = root / "productions"
     if productions.is_dir():
-        assert {name for name in os.listdir(productions) if not name.startswith(".")} <= {"show", "fault"}
+        assert {name for name in os.listdir(productions) if not name.startswith(".")} <= {
+            "show",
+            "fault",
+        }
 
 
-@pytest.mark.parametrize("field", ["app", "version", "production", "launcher", "plugin", "license", "mount"])
+@pytest.mark.parametrize(
+    "field", ["app", "version", "production", "launcher", "plugin", "license", "mount"]
+)
 def test_hostile_names_fail_validation_and_their_states_and_write_nothing(sandbox, field):
     pillar = baseline(sandbox)
     hostile, uses = hostile_pillar(field, sandbox, pillar)
@@ -111,11 +162,17 @@ def test_hostile_names_fail_validation_and_their_states_and_write_nothing(sandbo
     run = sandbox.apply()
 
     assert_no_traceback(run)
-    succeeded = {state_id: run.ids[state_id]["comment"] for _, ids, _ in uses.values() for state_id in ids
-                 if state_id in run.ids and run.ids[state_id]["result"] is not False}
+    succeeded = {
+        state_id: run.ids[state_id]["comment"]
+        for _, ids, _ in uses.values()
+        for state_id in ids
+        if state_id in run.ids and run.ids[state_id]["result"] is not False
+    }
     assert succeeded == {}, "states that use a hostile name did not fail"
     # The mounts' production still gets its launchers: the mount states are the ones using the name.
-    assert_in_place(before, sandbox.snapshot(), launcher_files("fault", "good") if field == "mount" else ())
+    assert_in_place(
+        before, sandbox.snapshot(), launcher_files("fault", "good") if field == "mount" else ()
+    )
     assert_layout(sandbox, {"good": ["1.0"], "other": ["1.0"], "blender": ["1.0"]})
     assert_verifies(sandbox, ("good", "1.0"))
     validated = run.ids["workstation-pillar-validated"]

@@ -13,8 +13,17 @@ import shutil
 import pytest
 
 from tests.faults.conftest import (
-    assert_contained, assert_in_place, assert_no_traceback, assert_not_installed, assert_recovers, assert_verifies,
-    baseline, converge, install_id, launcher_files, with_fault_production,
+    assert_contained,
+    assert_in_place,
+    assert_no_traceback,
+    assert_not_installed,
+    assert_recovers,
+    assert_verifies,
+    baseline,
+    converge,
+    install_id,
+    launcher_files,
+    with_fault_production,
 )
 from tests.support.tree import snapshot
 
@@ -31,9 +40,17 @@ def target_folder(box, name: str):
 
 def fake_install(folder, entry) -> None:
     """A manifest that says the catalog's build is installed there, and the launcher it names."""
-    manifest = {"app": APP, "version": VERSION, "kind": "archive", "hash": entry["hash"],
-                "identity": {"kind": "archive", "hash": entry["hash"], "strip_components": 1},
-                "launchers": entry["launchers"], "env": {}, "files": 1, "bytes": 5}
+    manifest = {
+        "app": APP,
+        "version": VERSION,
+        "kind": "archive",
+        "hash": entry["hash"],
+        "identity": {"kind": "archive", "hash": entry["hash"], "strip_components": 1},
+        "launchers": entry["launchers"],
+        "env": {},
+        "files": 1,
+        "bytes": 5,
+    }
     (folder / ".workstation-manifest.json").write_text(json.dumps(manifest))
     (folder / ".workstation-files.json").write_text("[]")
     (folder / "bin").mkdir()
@@ -41,13 +58,23 @@ def fake_install(folder, entry) -> None:
 
 
 @pytest.mark.parametrize("where", ["apps/<app>", "apps/<app>/<version>", "apps", "logs"])
-def test_a_symlink_planted_where_the_engine_writes_fails_the_install_and_touches_nothing(sandbox, builds, where):
-    kind = {"kind": "installer", "installer": {"command": ["./install.sh", "{dest}", "/dev/null", "/nonexistent"]}} \
-        if where == "logs" else {}
+def test_a_symlink_planted_where_the_engine_writes_fails_the_install_and_touches_nothing(
+    sandbox, builds, where
+):
+    kind = (
+        {
+            "kind": "installer",
+            "installer": {"command": ["./install.sh", "{dest}", "/dev/null", "/nonexistent"]},
+        }
+        if where == "logs"
+        else {}
+    )
     archive = builds.installer(APP, VERSION) if where == "logs" else builds.good(APP, VERSION)
     entry = sandbox.entry(archive, APP, **kind)
     catalog = {APP: {"versions": {VERSION: entry}}}
-    installed = [] if where == "apps" else [("good", "1.0")]  # nothing is installed where `apps` is a link
+    installed = (
+        [] if where == "apps" else [("good", "1.0")]
+    )  # nothing is installed where `apps` is a link
     pillar = baseline(sandbox, catalog, apps=dict(installed))
     target = target_folder(sandbox, "target")
     link = sandbox.install_root / where.replace("<app>", APP).replace("<version>", VERSION)
@@ -93,7 +120,9 @@ def test_retention_leaves_an_old_version_that_is_a_symlink_and_says_so(sandbox, 
     assert run.ids[install_id(APP, "2.0")]["result"] is True
     assert (sandbox.app_dir(APP) / "1.0").is_symlink(), "retention removed the link"
     assert snapshot(target) == target_before, "the folder the link points at changed"
-    assert_in_place(before, sandbox.snapshot(), launcher_files("fault", APP))  # its launcher now starts 2.0
+    assert_in_place(
+        before, sandbox.snapshot(), launcher_files("fault", APP)
+    )  # its launcher now starts 2.0
     assert_verifies(sandbox, ("good", "1.0"), (APP, "2.0"))
 
     (sandbox.app_dir(APP) / "1.0").unlink()

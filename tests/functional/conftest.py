@@ -61,9 +61,18 @@ def signing_key(tmp_path_factory):
     home = tmp_path_factory.mktemp("gnupg")
     home.chmod(0o700)
     gpg = ["gpg", "--homedir", str(home), "--batch", "--passphrase", ""]
-    subprocess.run([*gpg, "--quick-gen-key", "Studio Repo <repo@studio.invalid>", "ed25519", "sign", "never"],
-                   check=True, capture_output=True)
-    armored = subprocess.run([*gpg, "--armor", "--export"], check=True, capture_output=True, text=True).stdout
-    listing = subprocess.run([*gpg, "--with-colons", "--list-keys"], check=True, capture_output=True, text=True).stdout
-    fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr"))
+    subprocess.run(
+        [*gpg, "--quick-gen-key", "Studio Repo <repo@studio.invalid>", "ed25519", "sign", "never"],
+        check=True,
+        capture_output=True,
+    )
+    armored = subprocess.run(
+        [*gpg, "--armor", "--export"], check=True, capture_output=True, text=True
+    ).stdout
+    listing = subprocess.run(
+        [*gpg, "--with-colons", "--list-keys"], check=True, capture_output=True, text=True
+    ).stdout
+    fingerprint = next(
+        line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr")
+    )
     return armored, fingerprint

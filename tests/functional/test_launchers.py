@@ -24,7 +24,11 @@ def _pillar(tmp_path, **extra):
     """The workstation pillar of tests/unit/test_launchers, as a minion reads it."""
     cfg = studio_config(tmp_path)
     pillar = {key: cfg[key] for key in ("install_root", "depot", "catalog", "productions")}
-    pillar["lookup"] = {"os": {key: cfg["os"][key] for key in ("bin_dir", "xdg_data_dir", "xdg_config_dir", "fstab")}}
+    pillar["lookup"] = {
+        "os": {
+            key: cfg["os"][key] for key in ("bin_dir", "xdg_data_dir", "xdg_config_dir", "fstab")
+        }
+    }
     pillar.update(extra)
     install_standins(cfg)
     return pillar
@@ -32,7 +36,11 @@ def _pillar(tmp_path, **extra):
 
 def _contract(result):
     raw = result.full_return
-    assert CONTRACT <= set(raw) and isinstance(raw["changes"], dict) and isinstance(raw["comment"], str)
+    assert (
+        set(raw) >= CONTRACT
+        and isinstance(raw["changes"], dict)
+        and isinstance(raw["comment"], str)
+    )
 
 
 def test_managed_answers_test_then_acts_then_converges(make_loaders, tmp_path):
@@ -54,7 +62,9 @@ def test_managed_answers_test_then_acts_then_converges(make_loaders, tmp_path):
 
 def test_a_production_with_a_pillar_error_fails_alone_and_touches_nothing(make_loaders, tmp_path):
     pillar = _pillar(tmp_path)
-    pillar["productions"]["harbor"]["plugins"]["redshift-houdini"] = "3.6.05"  # built for Houdini 20.5
+    pillar["productions"]["harbor"]["plugins"]["redshift-houdini"] = (
+        "3.6.05"  # built for Houdini 20.5
+    )
     loaders = make_loaders(pillar=pillar)
     states = loaders.states.launchers
 
@@ -62,12 +72,19 @@ def test_a_production_with_a_pillar_error_fails_alone_and_touches_nothing(make_l
     nightfall = states.managed("nightfall")
 
     assert harbor.result is False and harbor.changes == {}
-    assert "workstation:productions:harbor:plugins:redshift-houdini: redshift-houdini 3.6.05 supports houdini" \
+    assert (
+        "workstation:productions:harbor:plugins:redshift-houdini: redshift-houdini 3.6.05 supports houdini"
         in harbor.comment
+    )
     assert not (tmp_path / "studio/productions/harbor").exists()
     assert nightfall.result is True and nightfall.changes["written"]
-    for function in (loaders.modules.launchers.sync, loaders.modules.launchers.diff):  # salt-call exits non-zero
-        with pytest.raises(CommandExecutionError, match="workstation:productions:harbor:plugins:redshift-houdini"):
+    for function in (
+        loaders.modules.launchers.sync,
+        loaders.modules.launchers.diff,
+    ):  # salt-call exits non-zero
+        with pytest.raises(
+            CommandExecutionError, match="workstation:productions:harbor:plugins:redshift-houdini"
+        ):
             function("harbor")
 
 
@@ -84,7 +101,9 @@ def test_pruned_and_command_follow_the_contract(make_loaders, tmp_path):
     dry = loaders.states.launchers.pruned(productions, keep=["nightfall"], test=True)
     real = loaders.states.launchers.pruned(productions, keep=["nightfall"])
     again = loaders.states.launchers.pruned(productions, keep=["nightfall"])
-    written = [loaders.states.launchers.command(command, test=test) for test in (True, False, False)]
+    written = [
+        loaders.states.launchers.command(command, test=test) for test in (True, False, False)
+    ]
 
     assert dry.result is None and real.result is True and dry.changes == real.changes
     assert str(tmp_path / "studio/productions/harbor") in real.changes["removed"]
@@ -100,59 +119,110 @@ def test_credentials_are_written_0600_and_never_reach_the_return(make_loaders, t
     loaders = make_loaders(pillar=pillar)
     path = str(tmp_path / "studio/productions/nightfall/.secrets/projects.credentials")
 
-    results = [loaders.states.launchers.credentials(path, production="nightfall", mount="projects", test=test)
-               for test in (True, False, False)]
+    results = [
+        loaders.states.launchers.credentials(
+            path, production="nightfall", mount="projects", test=test
+        )
+        for test in (True, False, False)
+    ]
     module = loaders.modules.launchers
 
     assert [r.changes for r in results] == [{"credentials": path}, {"credentials": path}, {}]
     assert [r.result for r in results] == [None, True, True]
-    assert stat.S_IMODE((tmp_path / "studio/productions/nightfall/.secrets/projects.credentials").stat().st_mode) \
+    assert (
+        stat.S_IMODE(
+            (tmp_path / "studio/productions/nightfall/.secrets/projects.credentials").stat().st_mode
+        )
         == 0o600
-    returns = [r.full_return for r in results] + [module.plan(), module.sync("nightfall", test=True),
-                                                  module.diff("nightfall")]
+    )
+    returns = [r.full_return for r in results] + [
+        module.plan(),
+        module.sync("nightfall", test=True),
+        module.diff("nightfall"),
+    ]
     assert SMB["credentials"]["password"] not in json.dumps(returns)
     refused = loaders.states.launchers.credentials(path, production="nightfall", mount="nope")
-    assert refused.result is False and "workstation:productions:nightfall:mounts:nope" in refused.comment
+    assert (
+        refused.result is False
+        and "workstation:productions:nightfall:mounts:nope" in refused.comment
+    )
 
 
-def test_the_formula_renders_storage_then_launchers_and_salt_mounts_it_in_a_bake(make_loaders, tmp_path):
+def test_the_formula_renders_storage_then_launchers_and_salt_mounts_it_in_a_bake(
+    make_loaders, tmp_path
+):
     pillar = _pillar(tmp_path, phase="bake")
-    pillar["productions"]["harbor"]["mounts"] = {"projects": {**NFS, "path": str(tmp_path / "mnt/harbor/projects")}}
+    pillar["productions"]["harbor"]["mounts"] = {
+        "projects": {**NFS, "path": str(tmp_path / "mnt/harbor/projects")}
+    }
     loaders = make_loaders(grains={"os_family": "Debian"}, pillar=pillar)
 
-    low = {chunk["__id__"]: chunk for chunk in loaders.modules.state.show_low_sls("workstation.launchers")}
+    low = {
+        chunk["__id__"]: chunk
+        for chunk in loaders.modules.state.show_low_sls("workstation.launchers")
+    }
     mount = low["workstation-launchers-harbor-mount-projects-mounted"]
     ids = [chunk["__id__"] for chunk in loaders.modules.state.show_low_sls("workstation")]
 
-    assert (mount["state"], mount["fun"], mount["fstype"], mount["mount"]) == ("mount", "mounted", "nfs", False)
+    assert (mount["state"], mount["fun"], mount["fstype"], mount["mount"]) == (
+        "mount",
+        "mounted",
+        "nfs",
+        False,
+    )
     assert mount["opts"] == ["_netdev", "nofail", "vers=4.2"]
     managed = low["workstation-launchers-harbor-launchers-managed"]
     assert {"dcc": "workstation-app-houdini-20.0.751"} in managed["require"]
-    assert ids.index("workstation-app-houdini-20.0.751") < ids.index("workstation-launchers-harbor-launchers-managed")
-    assert ids.index("workstation-launchers-harbor-mount-projects-mounted") < \
-        ids.index("workstation-launchers-harbor-launchers-managed")
+    assert ids.index("workstation-app-houdini-20.0.751") < ids.index(
+        "workstation-launchers-harbor-launchers-managed"
+    )
+    assert ids.index("workstation-launchers-harbor-mount-projects-mounted") < ids.index(
+        "workstation-launchers-harbor-launchers-managed"
+    )
 
     # Salt's own mount.mounted with the rendered arguments: phase bake writes fstab and the
     # mount point, and mounts nothing (the image has no network storage yet).
-    args = {key: mount[key] for key in ("name", "device", "fstype", "opts", "mkmnt", "persist", "mount", "config")}
+    args = {
+        key: mount[key]
+        for key in ("name", "device", "fstype", "opts", "mkmnt", "persist", "mount", "config")
+    }
     fstab = tmp_path / "etc" / "fstab"
     fstab.parent.mkdir(parents=True, exist_ok=True)
     fstab.write_text("# scratch fstab\n")
-    high = {"harbor-projects": {"mount": ["mounted", *({key: value} for key, value in args.items())],
-                                "__sls__": "test", "__env__": "base"}}
+    high = {
+        "harbor-projects": {
+            "mount": ["mounted", *({key: value} for key, value in args.items())],
+            "__sls__": "test",
+            "__env__": "base",
+        }
+    }
     dry = next(iter(loaders.modules.state.high(high, test=True)))
-    assert not (tmp_path / "mnt").exists() and fstab.read_text() == "# scratch fstab\n", "test=True wrote"
+    assert not (tmp_path / "mnt").exists() and fstab.read_text() == "# scratch fstab\n", (
+        "test=True wrote"
+    )
     real, again = (next(iter(loaders.modules.state.high(high))) for _ in range(2))
 
     assert dry.result is None and real.result is True, real.comment
     line = [row for row in fstab.read_text().splitlines() if not row.startswith("#")]
-    assert line == [f"nas02:/export/harbor\t\t{tmp_path}/mnt/harbor/projects\tnfs\t_netdev,nofail,vers=4.2\t0 0"]
+    assert line == [
+        f"nas02:/export/harbor\t\t{tmp_path}/mnt/harbor/projects\tnfs\t_netdev,nofail,vers=4.2\t0 0"
+    ]
     assert (tmp_path / "mnt/harbor/projects").is_dir()
     assert again.changes == {}
 
-    release = {"harbor-projects-released": {"mount": [
-        "unmounted", {"name": mount["name"]}, {"device": mount["device"]}, {"persist": True}, {"config": str(fstab)}],
-        "__sls__": "test", "__env__": "base"}}
+    release = {
+        "harbor-projects-released": {
+            "mount": [
+                "unmounted",
+                {"name": mount["name"]},
+                {"device": mount["device"]},
+                {"persist": True},
+                {"config": str(fstab)},
+            ],
+            "__sls__": "test",
+            "__env__": "base",
+        }
+    }
     released = next(iter(loaders.modules.state.high(release)))
     assert released.result is True and fstab.read_text() == "# scratch fstab\n"
 
@@ -166,8 +236,11 @@ def test_the_module_shows_a_launchers_environment_and_text(make_loaders, tmp_pat
     assert env["SHOW"] == "nightfall" and env["NUKE_PATH"].endswith("/apps/cryptomatte/1.4.0")
     assert text.startswith("#!/bin/sh\n# studio-launch: houdini 20.0.751 for harbor\n")
     assert "export HARBOR_ONLY=1\n" in text
-    with pytest.raises(CommandExecutionError, match=r"production nightfall has no launcher photoshop \(it has: "
-                                                    r"blender, houdini, hython, maya, nuke\)"):
+    with pytest.raises(
+        CommandExecutionError,
+        match=r"production nightfall has no launcher photoshop \(it has: "
+        r"blender, houdini, hython, maya, nuke\)",
+    ):
         module.environment("nightfall", "photoshop")
     assert set(PRODUCTIONS) == {"nightfall", "harbor"}
     assert module.installed() == {}
@@ -176,7 +249,8 @@ def test_the_module_shows_a_launchers_environment_and_text(make_loaders, tmp_pat
 
 @pytest.mark.parametrize("command", ["..", "."])
 def test_a_launcher_command_that_is_not_one_file_name_fails_its_production_and_touches_nothing(
-        make_loaders, tmp_path, command):
+    make_loaders, tmp_path, command
+):
     """Before: the state reported success after removing the production's folder ('..', files put
     there by hand included) or turning its bin folder into a file ('.')."""
     pillar = _pillar(tmp_path)
@@ -190,11 +264,16 @@ def test_a_launcher_command_that_is_not_one_file_name_fails_its_production_and_t
 
     for result in results:
         assert result.result is False and result.changes == {}
-        assert f"workstation:catalog:nuke:versions:15.1v3:launchers:{command}: command names are" in result.comment
+        assert (
+            f"workstation:catalog:nuke:versions:15.1v3:launchers:{command}: command names are"
+            in result.comment
+        )
     assert snapshot(tmp_path) == before
 
 
-def test_a_link_planted_at_a_production_folder_fails_its_state_naming_the_path(make_loaders, tmp_path):
+def test_a_link_planted_at_a_production_folder_fails_its_state_naming_the_path(
+    make_loaders, tmp_path
+):
     pillar = _pillar(tmp_path)
     victim = tmp_path / "someone-elses"
     victim.mkdir()
@@ -219,17 +298,27 @@ def test_a_link_planted_at_a_production_folder_fails_its_state_naming_the_path(m
     assert (victim / "notes.txt").read_text() == "mine"
 
 
-def test_validate_names_every_name_that_is_not_one_file_name_at_its_pillar_path(make_loaders, tmp_path):
+def test_validate_names_every_name_that_is_not_one_file_name_at_its_pillar_path(
+    make_loaders, tmp_path
+):
     pillar = _pillar(tmp_path)
     pillar["catalog"]["nuke"]["versions"]["15.1v3"]["launchers"] = {"..": "Nuke15.1"}
     pillar["productions"]["harbor"]["plugins"]["a/b"] = "1.0"
-    pillar["licenses"] = {".": {"type": "rlm", "servers": ["5053@rlm1"]},
-                          "katana": {"type": "nodelocked", "path": "/opt/studio/licenses/.", "content": "x"}}
+    pillar["licenses"] = {
+        ".": {"type": "rlm", "servers": ["5053@rlm1"]},
+        "katana": {"type": "nodelocked", "path": "/opt/studio/licenses/.", "content": "x"},
+    }
 
-    errors = {e["path"]: e["message"] for e in make_loaders(pillar=pillar).modules.workstation.validate()["errors"]}
+    errors = {
+        e["path"]: e["message"]
+        for e in make_loaders(pillar=pillar).modules.workstation.validate()["errors"]
+    }
 
-    for path in ("workstation:catalog:nuke:versions:15.1v3:launchers:..", "workstation:productions:harbor:plugins:a/b",
-                 "workstation:licenses:."):
+    for path in (
+        "workstation:catalog:nuke:versions:15.1v3:launchers:..",
+        "workstation:productions:harbor:plugins:a/b",
+        "workstation:licenses:.",
+    ):
         assert "folder and file names" in errors.get(path, ""), (path, errors)
     assert "no '..', '.' or '//'" in errors["workstation:licenses:katana:path"]
 
@@ -239,8 +328,11 @@ def test_validate_names_every_name_that_is_not_one_file_name_at_its_pillar_path(
 
 def _merged(base: dict, extra: dict) -> dict:
     for key, value in extra.items():
-        base[key] = _merged(base.get(key, {}), value) if isinstance(value, dict) and isinstance(base.get(key), dict) \
+        base[key] = (
+            _merged(base.get(key, {}), value)
+            if isinstance(value, dict) and isinstance(base.get(key), dict)
             else copy.deepcopy(value)
+        )
     return base
 
 
@@ -248,9 +340,16 @@ def _example_pillar(tmp_path) -> dict:
     """The example pillar (pillar_examples/) as a lead's workstation gets it, system folders in tmp_path."""
     top = yaml.safe_load((EXAMPLES / "top.sls").read_text())["base"]
     pillar: dict = {}
-    for name in (entry for target in ("ws-*", "ws-lead-*") for entry in top[target] if isinstance(entry, str)):
-        _merged(pillar, yaml.safe_load((EXAMPLES / f"{name.replace('.', '/')}.sls").read_text())["workstation"])
-    return _merged(pillar, {"install_root": str(tmp_path / "studio"), "lookup": _pillar(tmp_path)["lookup"]})
+    for name in (
+        entry for target in ("ws-*", "ws-lead-*") for entry in top[target] if isinstance(entry, str)
+    ):
+        _merged(
+            pillar,
+            yaml.safe_load((EXAMPLES / f"{name.replace('.', '/')}.sls").read_text())["workstation"],
+        )
+    return _merged(
+        pillar, {"install_root": str(tmp_path / "studio"), "lookup": _pillar(tmp_path)["lookup"]}
+    )
 
 
 def _graph(loaders) -> dict:
@@ -258,23 +357,38 @@ def _graph(loaders) -> dict:
     shown = loaders.modules.state.show_sls("workstation.launchers")
     assert isinstance(shown, dict), shown  # a list is Salt's render or requisite errors
     graph = {}
-    for state_id, body in sorted(shown.items(), key=lambda item: next(
-            arg["order"] for key, args in item[1].items() if not key.startswith("__")
-            for arg in args if isinstance(arg, dict) and "order" in arg)):
+    for state_id, body in sorted(
+        shown.items(),
+        key=lambda item: next(
+            arg["order"]
+            for key, args in item[1].items()
+            if not key.startswith("__")
+            for arg in args
+            if isinstance(arg, dict) and "order" in arg
+        ),
+    ):
         module, args = next((key, args) for key, args in body.items() if not key.startswith("__"))
         if body["__sls__"] != "workstation.launchers":
-            assert state_id.startswith("workstation-"), state_id  # what it includes: the apps SLS and theirs
+            assert state_id.startswith("workstation-"), (
+                state_id
+            )  # what it includes: the apps SLS and theirs
             continue
         function = next(arg for arg in args if isinstance(arg, str))
-        requisites = [ref for arg in args if isinstance(arg, dict) for ref in arg.get("require", [])]
+        requisites = [
+            ref for arg in args if isinstance(arg, dict) for ref in arg.get("require", [])
+        ]
         graph[state_id] = (f"{module}.{function}", requisites)
     for _function, requisites in graph.values():
         for ref in requisites:
-            assert next(iter(ref.values())) in shown, f"{ref} requires a state workstation.launchers does not include"
+            assert next(iter(ref.values())) in shown, (
+                f"{ref} requires a state workstation.launchers does not include"
+            )
     return graph
 
 
-def test_show_sls_lists_the_example_productions_states_with_their_ids_and_requisites(make_loaders, tmp_path):
+def test_show_sls_lists_the_example_productions_states_with_their_ids_and_requisites(
+    make_loaders, tmp_path
+):
     pillar = _example_pillar(tmp_path)
 
     graph = _graph(make_loaders(grains={"os_family": "Debian"}, pillar=pillar))
@@ -282,17 +396,26 @@ def test_show_sls_lists_the_example_productions_states_with_their_ids_and_requis
     productions = pillar["productions"]
     assert {"nightfall", "harbor"} <= set(productions)
     expected = {
-        f"workstation-launchers-{name}-launchers-managed": ("launchers.managed", [
-            {"dcc": f"workstation-app-{app}-{version}"}
-            for app, version in sorted({**entry["apps"], **entry.get("plugins", {})}.items())])
+        f"workstation-launchers-{name}-launchers-managed": (
+            "launchers.managed",
+            [
+                {"dcc": f"workstation-app-{app}-{version}"}
+                for app, version in sorted({**entry["apps"], **entry.get("plugins", {})}.items())
+            ],
+        )
         for name, entry in sorted(productions.items())
     }
     expected["workstation-launchers-productions-pruned"] = ("launchers.pruned", [])
     expected["workstation-launchers-studio-launch-installed"] = ("launchers.command", [])
     assert graph == expected
-    assert ("launchers.managed", [{"dcc": "workstation-app-blender-4.2.3"}, {"dcc": "workstation-app-houdini-20.0.751"},
-                                  {"dcc": "workstation-app-ocio-2.4.0"}]) == \
-        graph["workstation-launchers-harbor-launchers-managed"]
+    assert graph["workstation-launchers-harbor-launchers-managed"] == (
+        "launchers.managed",
+        [
+            {"dcc": "workstation-app-blender-4.2.3"},
+            {"dcc": "workstation-app-houdini-20.0.751"},
+            {"dcc": "workstation-app-ocio-2.4.0"},
+        ],
+    )
 
 
 def test_show_sls_lays_storage_out_before_the_launchers_that_use_it(make_loaders, tmp_path):
@@ -301,10 +424,26 @@ def test_show_sls_lays_storage_out_before_the_launchers_that_use_it(make_loaders
     pillar["productions"]["harbor"]["mounts"] = {"plates": copy.deepcopy(NFS)}
     manifest = tmp_path / "studio/productions/.launchers.json"
     manifest.parent.mkdir(parents=True)
-    manifest.write_text(json.dumps({"productions": {  # what an earlier apply recorded
-        "harbor": {"outside": [], "mounts": [{"name": "plates", "path": "/mnt/harbor/old", "device": "nas02:/old"}]},
-        "oldshow": {"outside": [], "mounts": [{"name": "projects", "path": "/mnt/oldshow/p", "device": "nas02:/x"}]},
-    }}))
+    manifest.write_text(
+        json.dumps(
+            {
+                "productions": {  # what an earlier apply recorded
+                    "harbor": {
+                        "outside": [],
+                        "mounts": [
+                            {"name": "plates", "path": "/mnt/harbor/old", "device": "nas02:/old"}
+                        ],
+                    },
+                    "oldshow": {
+                        "outside": [],
+                        "mounts": [
+                            {"name": "projects", "path": "/mnt/oldshow/p", "device": "nas02:/x"}
+                        ],
+                    },
+                }
+            }
+        )
+    )
 
     graph = _graph(make_loaders(grains={"os_family": "Debian"}, pillar=pillar))
 
@@ -317,18 +456,28 @@ def test_show_sls_lays_storage_out_before_the_launchers_that_use_it(make_loaders
         "workstation-launchers-oldshow-mount-projects-unmounted": ("mount.unmounted", []),
         "workstation-launchers-harbor-mount-plates-mounted": ("mount.mounted", [clients]),
         credentials: ("launchers.credentials", []),
-        "workstation-launchers-nightfall-mount-projects-mounted":
-            ("mount.mounted", [clients, {"launchers": credentials}]),
+        "workstation-launchers-nightfall-mount-projects-mounted": (
+            "mount.mounted",
+            [clients, {"launchers": credentials}],
+        ),
     }
     ids = list(graph)
-    assert ids.index("workstation-launchers-harbor-mount-plates-unmounted") < \
-        ids.index("workstation-launchers-harbor-mount-plates-mounted") < \
-        ids.index("workstation-launchers-harbor-launchers-managed")
-    assert graph["workstation-launchers-harbor-launchers-managed"][1][-1] == \
-        {"mount": "workstation-launchers-harbor-mount-plates-unmounted"}  # released before its launchers change
-    assert graph["workstation-launchers-productions-pruned"] == \
-        ("launchers.pruned", [{"mount": "workstation-launchers-oldshow-mount-projects-unmounted"}])
-    assert ids[-2:] == ["workstation-launchers-productions-pruned", "workstation-launchers-studio-launch-installed"]
+    assert (
+        ids.index("workstation-launchers-harbor-mount-plates-unmounted")
+        < ids.index("workstation-launchers-harbor-mount-plates-mounted")
+        < ids.index("workstation-launchers-harbor-launchers-managed")
+    )
+    assert graph["workstation-launchers-harbor-launchers-managed"][1][-1] == {
+        "mount": "workstation-launchers-harbor-mount-plates-unmounted"
+    }  # released before its launchers change
+    assert graph["workstation-launchers-productions-pruned"] == (
+        "launchers.pruned",
+        [{"mount": "workstation-launchers-oldshow-mount-projects-unmounted"}],
+    )
+    assert ids[-2:] == [
+        "workstation-launchers-productions-pruned",
+        "workstation-launchers-studio-launch-installed",
+    ]
 
 
 def test_a_td_extends_the_launchers_of_one_production_by_id(make_loaders, tmp_path):
@@ -356,13 +505,20 @@ def test_a_td_extends_the_launchers_of_one_production_by_id(make_loaders, tmp_pa
 
     (td.parent.parent / "top.sls").write_text("base:\n  '*':\n    - nightfall.workstation\n")
 
-    low = loaders.modules.state.show_lowstate()  # the highstate's chunks, extends applied as a run applies them
+    low = (
+        loaders.modules.state.show_lowstate()
+    )  # the highstate's chunks, extends applied as a run applies them
 
     assert isinstance(low, list) and all(isinstance(chunk, dict) for chunk in low), low
-    chunks = {chunk["__id__"]: chunk for chunk in low if chunk["__sls__"] == "workstation.launchers"}
+    chunks = {
+        chunk["__id__"]: chunk for chunk in low if chunk["__sls__"] == "workstation.launchers"
+    }
     assert set(chunks) == set(alone)
     nightfall = "workstation-launchers-nightfall-launchers-managed"
-    assert chunks[nightfall]["require"] == [*alone[nightfall][1], {"git": "nightfall-pipeline-config"}]
+    assert chunks[nightfall]["require"] == [
+        *alone[nightfall][1],
+        {"git": "nightfall-pipeline-config"},
+    ]
     for state_id, (_function, requisites) in alone.items():
         if state_id != nightfall:
             assert chunks[state_id].get("require", []) == requisites, state_id

@@ -16,7 +16,9 @@ def test_modules_load_under_their_virtual_names_without_shadowing_core_ones(load
     assert "test.ping" in functions and "archive.extracted" in loaders.states
 
 
-def test_without_the_system_libarchive_the_dcc_module_says_which_package_to_install(minion_opts, monkeypatch):
+def test_without_the_system_libarchive_the_dcc_module_says_which_package_to_install(
+    minion_opts, monkeypatch
+):
     """Before: the module loaded, downloaded the archive, then died with an unhandled OSError."""
     real_cdll = ctypes.CDLL
 
@@ -83,18 +85,35 @@ def test_redhat_renders_a_yum_repo_with_gpg_checks_on(make_loaders):
 def _service_chunk(make_loaders, phase):
     pillar = {
         "phase": phase,
-        "catalog": {"dcv": {"versions": {"2024.0-1": {
-            "kind": "packages", "packages": {"nice-dcv-server": "2024.0-1"}, "services": ["dcvserver.service"]}}}},
+        "catalog": {
+            "dcv": {
+                "versions": {
+                    "2024.0-1": {
+                        "kind": "packages",
+                        "packages": {"nice-dcv-server": "2024.0-1"},
+                        "services": ["dcvserver.service"],
+                    }
+                }
+            }
+        },
         "productions": {"nightfall": {"apps": {"dcv": "2024.0-1"}}},
     }
-    low = make_loaders(grains={"os_family": "Debian"}, pillar=pillar).modules.state.show_low_sls("workstation")
-    return next(chunk for chunk in low if chunk["__id__"] == "workstation-service-dcvserver.service")
+    low = make_loaders(grains={"os_family": "Debian"}, pillar=pillar).modules.state.show_low_sls(
+        "workstation"
+    )
+    return next(
+        chunk for chunk in low if chunk["__id__"] == "workstation-service-dcvserver.service"
+    )
 
 
 def test_an_image_bake_enables_units_without_starting_them(make_loaders):
     chunk = _service_chunk(make_loaders, "bake")
 
-    assert (chunk["state"], chunk["fun"], chunk["name"]) == ("workstation", "unit_enabled", "dcvserver.service")
+    assert (chunk["state"], chunk["fun"], chunk["name"]) == (
+        "workstation",
+        "unit_enabled",
+        "dcvserver.service",
+    )
     assert chunk["require"] == [{"dcc": "workstation-app-dcv-2024.0-1"}]
 
 

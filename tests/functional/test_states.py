@@ -8,17 +8,22 @@ CONTRACT = {"name", "result", "changes", "comment"}
 
 
 def _app(tmp_path, version="1.0"):
-    source = archives.write_tar(tmp_path / "depot" / f"tool-{version}.tar.gz",
-                                archives.app_files("tool", version), top=f"tool-{version}")
+    source = archives.write_tar(
+        tmp_path / "depot" / f"tool-{version}.tar.gz",
+        archives.app_files("tool", version),
+        top=f"tool-{version}",
+    )
     return {
-        "source": f"file://{source}", "hash": archives.sha256_of(source), "strip_components": 1,
+        "source": f"file://{source}",
+        "hash": archives.sha256_of(source),
+        "strip_components": 1,
         "launchers": {"tool": "bin/tool"},
     }
 
 
 def _assert_contract(result):
     raw = result.full_return
-    assert CONTRACT <= set(raw)
+    assert set(raw) >= CONTRACT
     assert isinstance(raw["changes"], dict) and isinstance(raw["comment"], str)
     assert raw["result"] in (True, False, None)
 
@@ -27,7 +32,9 @@ def test_standalone_installed_answers_test_then_acts_then_converges(loaders, tmp
     root = tmp_path / "studio"
     spec = _app(tmp_path)
 
-    dry = loaders.states.dcc.installed("tool", version="1.0", install_root=str(root), test=True, **spec)
+    dry = loaders.states.dcc.installed(
+        "tool", version="1.0", install_root=str(root), test=True, **spec
+    )
     assert not root.exists()
     real = loaders.states.dcc.installed("tool", version="1.0", install_root=str(root), **spec)
     again = loaders.states.dcc.installed("tool", version="1.0", install_root=str(root), **spec)
@@ -45,11 +52,16 @@ def test_a_rebuilt_version_is_replaced_and_test_mode_says_so(loaders, tmp_path):
     root = tmp_path / "studio"
     first = _app(tmp_path)
     loaders.states.dcc.installed("tool", version="1.0", install_root=str(root), **first)
-    rebuilt = archives.write_tar(tmp_path / "depot2" / "tool-1.0.tar.gz",
-                                 {**archives.app_files("tool", "1.0"), "NEW": (b"hotfix", 0o644)}, top="tool-1.0")
+    rebuilt = archives.write_tar(
+        tmp_path / "depot2" / "tool-1.0.tar.gz",
+        {**archives.app_files("tool", "1.0"), "NEW": (b"hotfix", 0o644)},
+        top="tool-1.0",
+    )
     second = {**first, "source": f"file://{rebuilt}", "hash": archives.sha256_of(rebuilt)}
 
-    dry = loaders.states.dcc.installed("tool", version="1.0", install_root=str(root), test=True, **second)
+    dry = loaders.states.dcc.installed(
+        "tool", version="1.0", install_root=str(root), test=True, **second
+    )
     real = loaders.states.dcc.installed("tool", version="1.0", install_root=str(root), **second)
 
     assert dry.result is None and dry.changes == real.changes
@@ -74,7 +86,9 @@ def test_absent_removes_what_it_installed_and_nothing_else(loaders, tmp_path):
 
 
 def test_pruned_refuses_a_bad_retain_with_the_pillar_path(loaders, tmp_path):
-    result = loaders.states.dcc.pruned("tool", keep=["1.0"], retain="two", install_root=str(tmp_path))
+    result = loaders.states.dcc.pruned(
+        "tool", keep=["1.0"], retain="two", install_root=str(tmp_path)
+    )
 
     _assert_contract(result)
     assert result.result is False
@@ -84,19 +98,29 @@ def test_pruned_refuses_a_bad_retain_with_the_pillar_path(loaders, tmp_path):
 def test_installed_with_a_bad_spec_names_every_path_and_touches_nothing(loaders, tmp_path):
     root = tmp_path / "studio"
     result = loaders.states.dcc.installed(
-        "tool", version=2025.1, install_root=str(root), source="tool.tar.gz", hsah="sha256:abc",
+        "tool",
+        version=2025.1,
+        install_root=str(root),
+        source="tool.tar.gz",
+        hsah="sha256:abc",
         used_by=["workstation:productions:nightfall:apps:tool"],
     )
 
     assert result.result is False
-    assert "workstation:productions:nightfall:apps:tool: version 2025.1 is a number" in result.comment
+    assert (
+        "workstation:productions:nightfall:apps:tool: version 2025.1 is a number" in result.comment
+    )
     assert "quote it" in result.comment
-    assert "workstation:catalog:tool:versions:2025.1:hsah: unknown key; did you mean 'hash'?" in result.comment
+    assert (
+        "workstation:catalog:tool:versions:2025.1:hsah: unknown key; did you mean 'hash'?"
+        in result.comment
+    )
     assert not root.exists()
 
 
 def test_a_keyring_is_never_read_or_written_through_a_link_and_a_folder_there_fails_clearly(
-        loaders, tmp_path, signing_key):
+    loaders, tmp_path, signing_key
+):
     armored, fingerprint = signing_key
     repo = {"url": "http://127.0.0.1:1/debian", "key": armored, "fingerprint": fingerprint}
     linked = tmp_path / "keyrings" / "linked.gpg"
@@ -110,8 +134,15 @@ def test_a_keyring_is_never_read_or_written_through_a_link_and_a_folder_there_fa
     replaced = loaders.states.workstation.keyring(str(linked), repository="studio", repo=repo)
     refused = loaders.states.workstation.keyring(str(folder), repository="studio", repo=repo)
 
-    assert replaced.result is True and not linked.is_symlink() and elsewhere.read_bytes() == b"someone else's"
-    assert refused.result is False and f"{folder} is a folder; remove it so the file can be written" in refused.comment
+    assert (
+        replaced.result is True
+        and not linked.is_symlink()
+        and elsewhere.read_bytes() == b"someone else's"
+    )
+    assert (
+        refused.result is False
+        and f"{folder} is a folder; remove it so the file can be written" in refused.comment
+    )
     assert "Traceback" not in refused.comment
 
 
@@ -134,14 +165,20 @@ def test_keyring_is_written_only_for_the_pinned_fingerprint(loaders, tmp_path, s
     assert again.result is True and again.changes == {}
 
 
-def test_the_config_is_merged_once_per_job_and_again_when_the_pillar_changes(make_loaders, monkeypatch, tmp_path):
+def test_the_config_is_merged_once_per_job_and_again_when_the_pillar_changes(
+    make_loaders, monkeypatch, tmp_path
+):
     """Before: map.jinja in every SLS, and every state, merged the config again (six and more per apply)."""
     from salt_workstation import config as ws_config
 
-    loaders = make_loaders(pillar={"install_root": str(tmp_path / "studio"), "depot": str(tmp_path / "depot")})
+    loaders = make_loaders(
+        pillar={"install_root": str(tmp_path / "studio"), "depot": str(tmp_path / "depot")}
+    )
     merges = []
     real_load = ws_config.load
-    monkeypatch.setattr(ws_config, "load", lambda *args, **kwargs: merges.append(1) or real_load(*args, **kwargs))
+    monkeypatch.setattr(
+        ws_config, "load", lambda *args, **kwargs: merges.append(1) or real_load(*args, **kwargs)
+    )
 
     rendered = loaders.modules.state.show_sls("workstation")
     assert isinstance(rendered, dict) and "workstation-pillar-validated" in rendered

@@ -83,7 +83,9 @@ class Workstation:
         return data
 
     def set_pillar(self, data):
-        (self.pillar_dir / "workstation.sls").write_text(yaml.safe_dump({"workstation": data}, sort_keys=False))
+        (self.pillar_dir / "workstation.sls").write_text(
+            yaml.safe_dump({"workstation": data}, sort_keys=False)
+        )
         ret = self.run("saltutil.refresh_pillar", "wait=True")
         assert ret.returncode == 0, ret
 
@@ -92,7 +94,9 @@ class Workstation:
 
     def apply(self, *args):
         ret = self.run("state.apply", "workstation", *args)
-        assert isinstance(ret.data, dict), f"state.apply returned no state data: {ret.stdout} {ret.stderr}"
+        assert isinstance(ret.data, dict), (
+            f"state.apply returned no state data: {ret.stdout} {ret.stderr}"
+        )
         return ret.data
 
     def version_dir(self, app, version):

@@ -25,8 +25,10 @@ STATE_ID = "workstation-display-anyware-registered"
 def hp_tools(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hp-anyware")
     marker = folder / "registration.sha256"
-    for name, text in (("pcoip-register-host", register_host_script(str(marker))),
-                       ("pcoip-validate-license", validate_license_script(str(marker)))):
+    for name, text in (
+        ("pcoip-register-host", register_host_script(str(marker))),
+        ("pcoip-validate-license", validate_license_script(str(marker))),
+    ):
         (folder / name).write_bytes(text)
         (folder / name).chmod(0o755)
     return folder, marker
@@ -36,30 +38,55 @@ def hp_tools(tmp_path_factory):
 def canary(salt_factories, tmp_path_factory, hp_tools):
     """A master and minion of this module's own, both logging at trace level."""
     folder, _ = hp_tools
-    pillar_dir, file_roots = tmp_path_factory.mktemp("canary-pillar"), tmp_path_factory.mktemp("canary-files")
+    pillar_dir, file_roots = (
+        tmp_path_factory.mktemp("canary-pillar"),
+        tmp_path_factory.mktemp("canary-files"),
+    )
     (pillar_dir / "top.sls").write_text("base:\n  '*':\n    - workstation\n")
     (pillar_dir / "workstation.sls").write_text("workstation: {}\n")
     # The formula's registration state, with HP's tools from the stand-in folder instead of /usr/sbin
-    (file_roots / "registration.sls").write_text(yaml.safe_dump({STATE_ID: {"display.anyware_registered": [
-        {"name": "anyware"}, {"register_tool": str(folder / "pcoip-register-host")},
-        {"validate_tool": str(folder / "pcoip-validate-license")}]}}))
-    master = salt_factories.salt_master_daemon("ws-display-master", overrides={
-        "file_roots": {"base": [str(file_roots)]}, "pillar_roots": {"base": [str(pillar_dir)]},
-        "open_mode": True, "log_level_logfile": "trace"})
+    (file_roots / "registration.sls").write_text(
+        yaml.safe_dump(
+            {
+                STATE_ID: {
+                    "display.anyware_registered": [
+                        {"name": "anyware"},
+                        {"register_tool": str(folder / "pcoip-register-host")},
+                        {"validate_tool": str(folder / "pcoip-validate-license")},
+                    ]
+                }
+            }
+        )
+    )
+    master = salt_factories.salt_master_daemon(
+        "ws-display-master",
+        overrides={
+            "file_roots": {"base": [str(file_roots)]},
+            "pillar_roots": {"base": [str(pillar_dir)]},
+            "open_mode": True,
+            "log_level_logfile": "trace",
+        },
+    )
     with master.started(start_timeout=120):
-        minion = master.salt_minion_daemon("ws-display-minion", overrides={"log_level_logfile": "trace"})
+        minion = master.salt_minion_daemon(
+            "ws-display-minion", overrides={"log_level_logfile": "trace"}
+        )
         with minion.started(start_timeout=120):
             yield master, minion, master.salt_cli(timeout=120), pillar_dir
 
 
 def _set_code(cli, minion, pillar_dir, code):
     display = {"agents": ["anyware"], "anyware": {"registration_code": code}}
-    (pillar_dir / "workstation.sls").write_text(yaml.safe_dump({"workstation": {"display": display}}))
+    (pillar_dir / "workstation.sls").write_text(
+        yaml.safe_dump({"workstation": {"display": display}})
+    )
     assert cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=minion.id).returncode == 0
 
 
 def _files_text(root: Path) -> str:
-    return "".join(path.read_bytes().decode("utf-8", "replace") for path in root.rglob("*") if path.is_file())
+    return "".join(
+        path.read_bytes().decode("utf-8", "replace") for path in root.rglob("*") if path.is_file()
+    )
 
 
 def test_the_registration_code_reaches_hp_tool_and_no_output(canary, hp_tools, event_listener):
@@ -95,8 +122,12 @@ def test_the_registration_code_reaches_hp_tool_and_no_output(canary, hp_tools, e
         "state and function output": "\n".join(outputs),
         "events": repr([event.full_data for event in events]),
         "master job cache": _files_text(Path(master.config["cachedir"]) / "jobs"),
-        "minion log (trace)": Path(minion.config["log_file"]).read_text(encoding="utf-8", errors="replace"),
-        "master log (trace)": Path(master.config["log_file"]).read_text(encoding="utf-8", errors="replace"),
+        "minion log (trace)": Path(minion.config["log_file"]).read_text(
+            encoding="utf-8", errors="replace"
+        ),
+        "master log (trace)": Path(master.config["log_file"]).read_text(
+            encoding="utf-8", errors="replace"
+        ),
     }
     for place, text in places.items():
         for piece in PIECES:

@@ -3,12 +3,10 @@ answers), the HTML page in headless Chromium, and live progress from install eve
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import yaml
@@ -48,8 +46,12 @@ def fleet_master(salt_factories, tmp_path_factory, fleet_depot):
         "productions": {"nightfall": {"apps": {"blender": "4.2.3"}}},
     }
     (pillar_root / "workstation.sls").write_text(yaml.safe_dump({"workstation": workstation}))
-    overrides = {"fileserver_backend": ["roots", "workstation"], "pillar_roots": {"base": [str(pillar_root)]},
-                 "file_roots": {"base": [str(tmp_path_factory.mktemp("fleet-roots"))]}, "open_mode": True}
+    overrides = {
+        "fileserver_backend": ["roots", "workstation"],
+        "pillar_roots": {"base": [str(pillar_root)]},
+        "file_roots": {"base": [str(tmp_path_factory.mktemp("fleet-roots"))]},
+        "open_mode": True,
+    }
     factory = salt_factories.salt_master_daemon("fleet-master", overrides=overrides)
     with factory.started(start_timeout=120):
         factory.studio = studio
@@ -59,8 +61,9 @@ def fleet_master(salt_factories, tmp_path_factory, fleet_depot):
 @pytest.fixture(scope="module")
 def fleet(fleet_master):
     """Ten minions, started side by side; the last is stopped once the master knows it."""
-    factories = [fleet_master.salt_minion_daemon(minion_id)
-                 for minion_id in CONVERGED + DRIFTED + [SILENT]]
+    factories = [
+        fleet_master.salt_minion_daemon(minion_id) for minion_id in CONVERGED + DRIFTED + [SILENT]
+    ]
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda factory: factory.start(start_timeout=180), factories))
     cli = fleet_master.salt_cli(timeout=300)
@@ -89,32 +92,55 @@ def test_report_of_ten_minions_lists_drift_convergence_and_silence(fleet_master,
     assert report["drifted"] == DRIFTED
     for minion in CONVERGED:
         assert report["minions"][minion]["drift"] == []
-        assert report["minions"][minion]["productions"]["nightfall"]["blender"] == {"wanted": "4.2.3", "action": "keep"}
+        assert report["minions"][minion]["productions"]["nightfall"]["blender"] == {
+            "wanted": "4.2.3",
+            "action": "keep",
+        }
     drift = report["minions"][DRIFTED[0]]["drift"]
     assert [item["id"] for item in drift] == [
-        "workstation-app-blender-4.2.3", "workstation-launchers-nightfall-launchers-managed",
+        "workstation-app-blender-4.2.3",
+        "workstation-launchers-nightfall-launchers-managed",
         "workstation-launchers-studio-launch-installed",
     ]
-    assert report["minions"][DRIFTED[0]]["productions"]["nightfall"]["blender"]["action"] == "install"
-    print(f"\nfleet report of 10 minions: the 9 answering in {report['answers_seconds']} s, "
-          f"the silent one given up after {report['seconds']} s; {seconds:.1f} s wall for salt-run\n"
-          + render_table(report))
+    assert (
+        report["minions"][DRIFTED[0]]["productions"]["nightfall"]["blender"]["action"] == "install"
+    )
+    print(
+        f"\nfleet report of 10 minions: the 9 answering in {report['answers_seconds']} s, "
+        f"the silent one given up after {report['seconds']} s; {seconds:.1f} s wall for salt-run\n"
+        + render_table(report)
+    )
 
 
-@pytest.mark.skipif(not shutil.which("chromium"), reason="chromium is not installed (make installs it as root)")
+@pytest.mark.skipif(
+    not shutil.which("chromium"), reason="chromium is not installed (make installs it as root)"
+)
 def test_html_report_renders_in_a_real_browser_with_drift_marked(fleet_master, fleet, tmp_path):
     run = fleet_master.salt_run_cli(timeout=300)
     page = tmp_path / "fleet.html"
     page.write_text(run.run("workstation.report", "ws-fleet-*", "format=html", "timeout=5").stdout)
 
     dom = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
 
-    assert "<table class=\"production\" data-production=\"nightfall\">" in dom
+    assert '<table class="production" data-production="nightfall">' in dom
     for minion in DRIFTED:
         assert f'<tr class="drift" data-minion="{minion}">' in dom
     for minion in CONVERGED:
@@ -128,7 +154,9 @@ def test_watch_follows_install_progress_to_the_end_on_a_non_tty(fleet_master, fl
     run = fleet_master.salt_run_cli(timeout=300)
     watch = subprocess.Popen(  # the runner as an operator starts it: before the apply, in a pipe
         [*run.cmdline("workstation.watch", "ws-fleet-0[67]", "idle=3", "timeout=120")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         time.sleep(3)  # the runner is listening before the installs start

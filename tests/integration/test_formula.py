@@ -35,13 +35,16 @@ def examples(tmp_path_factory):
     """A lead's masterless minion with the full example pillar; installs land under the test's folder."""
     base = tmp_path_factory.mktemp("examples")
     catalog = build_depot(base / "depot")
-    write_pillar(base / "pillar", {
-        "depot": f"file://{base / 'depot'}",
-        "catalog": catalog,
-        "install_root": str(base / "studio"),
-        "lookup": system_paths_under(base / "system"),
-        "display": {"owner": "nobody"},  # an account every Debian machine has
-    })
+    write_pillar(
+        base / "pillar",
+        {
+            "depot": f"file://{base / 'depot'}",
+            "catalog": catalog,
+            "install_root": str(base / "studio"),
+            "lookup": system_paths_under(base / "system"),
+            "display": {"owner": "nobody"},  # an account every Debian machine has
+        },
+    )
     return minion_config(base / "etc", LEAD, base / "pillar")
 
 
@@ -62,8 +65,12 @@ def test_each_sls_applies_alone_with_the_full_example_pillar(examples, sls):
     assert isinstance(ran, dict), ran
     ids = {key.split("_|-")[1] for key in ran}
     assert set(shown) <= ids, f"states of workstation.{sls} that did not run: {set(shown) - ids}"
-    unresolved = {key: state["comment"] for key, state in ran.items()
-                  if "Referenced state does not exist" in state["comment"] or "requisite" in state["comment"].lower()}
+    unresolved = {
+        key: state["comment"]
+        for key, state in ran.items()
+        if "Referenced state does not exist" in state["comment"]
+        or "requisite" in state["comment"].lower()
+    }
     assert unresolved == {}
 
 
@@ -84,11 +91,18 @@ def test_a_td_extends_one_state_by_id(tmp_path):
     that app's changed file is noticed and repaired; the other app's stays as the shallow check sees it."""
     catalog = build_depot(tmp_path / "depot")
     studio = tmp_path / "studio"
-    write_pillar(tmp_path / "pillar", {
-        "depot": f"file://{tmp_path / 'depot'}", "catalog": catalog, "install_root": str(studio),
-        "lookup": system_paths_under(tmp_path / "system"), "display": {"agents": []}, "licenses": {},
-        "productions": {"nightfall": {"apps": {"blender": "4.2.3", "houdini": "20.5.410"}}},
-    })
+    write_pillar(
+        tmp_path / "pillar",
+        {
+            "depot": f"file://{tmp_path / 'depot'}",
+            "catalog": catalog,
+            "install_root": str(studio),
+            "lookup": system_paths_under(tmp_path / "system"),
+            "display": {"agents": []},
+            "licenses": {},
+            "productions": {"nightfall": {"apps": {"blender": "4.2.3", "houdini": "20.5.410"}}},
+        },
+    )
     config = minion_config(tmp_path / "etc", "ws-anim-1", tmp_path / "pillar")
     td_sls = tmp_path / "etc" / "empty" / "td"
     td_sls.mkdir(parents=True)
@@ -105,7 +119,9 @@ def test_a_td_extends_one_state_by_id(tmp_path):
     assert code == 0, first
     for app, version in (("houdini", "20.5.410"), ("blender", "4.2.3")):
         library = studio / "apps" / app / version / "lib" / "core.so"
-        library.write_bytes(library.read_bytes()[::-1])  # same size, other bytes: only a re-hash sees it
+        library.write_bytes(
+            library.read_bytes()[::-1]
+        )  # same size, other bytes: only a re-hash sees it
 
     predicted, _ = call(config, "state.apply", "td", "test=True")
     repaired, code = call(config, "state.apply", "td")

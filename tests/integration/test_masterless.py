@@ -11,10 +11,10 @@ import time
 import pytest
 import yaml
 
-from tests.support.masterless import SALT_BIN, masterless_call, minion_config, system_paths_under
 from tests.support import archives
 from tests.support.catalog import EXAMPLES, build_depot, example_productions
 from tests.support.depot import DepotServer
+from tests.support.masterless import SALT_BIN, masterless_call, minion_config, system_paths_under
 
 
 def local(config_dir, *args):
@@ -40,7 +40,9 @@ def test_example_pillar_is_valid_and_targets_productions(tmp_path, minion_id, gr
     assert code == 0
     assert report == {"valid": True, "errors": []}
     assert set(plan["productions"]) == productions
-    assert all(app["action"] == "install" for apps in plan["productions"].values() for app in apps.values())
+    assert all(
+        app["action"] == "install" for apps in plan["productions"].values() for app in apps.values()
+    )
 
 
 def test_masterless_apply_converges_and_reapplies_with_no_changes(tmp_path):
@@ -49,8 +51,13 @@ def test_masterless_apply_converges_and_reapplies_with_no_changes(tmp_path):
     pillar_root = tmp_path / "pillar"
     pillar_root.mkdir()
     (pillar_root / "top.sls").write_text("base:\n  '*':\n    - workstation\n")
-    workstation = {"install_root": str(tmp_path / "studio"), "depot": f"file://{depot_root}",
-                   "catalog": catalog, "productions": example_productions(), "lookup": system_paths_under(tmp_path)}
+    workstation = {
+        "install_root": str(tmp_path / "studio"),
+        "depot": f"file://{depot_root}",
+        "catalog": catalog,
+        "productions": example_productions(),
+        "lookup": system_paths_under(tmp_path),
+    }
     (pillar_root / "workstation.sls").write_text(yaml.safe_dump({"workstation": workstation}))
     config = minion_config(tmp_path / "etc", "ws-local", pillar_root)
 
@@ -58,7 +65,9 @@ def test_masterless_apply_converges_and_reapplies_with_no_changes(tmp_path):
     second, second_code = local(config, "state.apply", "workstation")
 
     assert code == 0 and all(state["result"] for state in first.values())
-    assert sum(1 for state in first.values() if state["changes"]) == 5 + 3  # apps, then two launchers + studio-launch
+    assert (
+        sum(1 for state in first.values() if state["changes"]) == 5 + 3
+    )  # apps, then two launchers + studio-launch
     assert second_code == 0
     assert [state["__id__"] for state in second.values() if state["changes"]] == []
 
@@ -69,8 +78,18 @@ def test_an_install_killed_halfway_leaves_no_half_version_and_the_next_run_conve
     payload = {f"data/blob{i}.bin": (os.urandom(256 * 1024), 0o644) for i in range(8)}
     payload["bin/big"] = (b"#!/bin/sh\necho big\n", 0o755)
     archives.write_tar(source, payload, top="big-1.0")
-    catalog = {"big": {"versions": {"1.0": {"source": "big/big-1.0.tar.gz", "hash": archives.sha256_of(source),
-                                            "strip_components": 1, "launchers": {"big": "bin/big"}}}}}
+    catalog = {
+        "big": {
+            "versions": {
+                "1.0": {
+                    "source": "big/big-1.0.tar.gz",
+                    "hash": archives.sha256_of(source),
+                    "strip_components": 1,
+                    "launchers": {"big": "bin/big"},
+                }
+            }
+        }
+    }
     pillar_root = tmp_path / "pillar"
     pillar_root.mkdir()
     (pillar_root / "top.sls").write_text("base:\n  '*':\n    - workstation\n")
@@ -78,16 +97,31 @@ def test_an_install_killed_halfway_leaves_no_half_version_and_the_next_run_conve
     app_dir = tmp_path / "studio" / "apps" / "big"
 
     with DepotServer(depot_root, throttle=0.1) as depot:
-        workstation = {"install_root": str(tmp_path / "studio"), "depot": depot.url, "catalog": catalog,
-                       "lookup": system_paths_under(tmp_path),
-                       "productions": {"nightfall": {"apps": {"big": "1.0"}}}}
+        workstation = {
+            "install_root": str(tmp_path / "studio"),
+            "depot": depot.url,
+            "catalog": catalog,
+            "lookup": system_paths_under(tmp_path),
+            "productions": {"nightfall": {"apps": {"big": "1.0"}}},
+        }
         (pillar_root / "workstation.sls").write_text(yaml.safe_dump({"workstation": workstation}))
-        apply = subprocess.Popen(  # noqa: S603
-            [str(SALT_BIN / "salt-call"), "--local", "-c", str(config), "state.apply", "workstation"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        apply = subprocess.Popen(
+            [
+                str(SALT_BIN / "salt-call"),
+                "--local",
+                "-c",
+                str(config),
+                "state.apply",
+                "workstation",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
-        while not (app_dir.is_dir() and any(p.name.startswith(".staging-") for p in app_dir.iterdir())):
+        while not (
+            app_dir.is_dir() and any(p.name.startswith(".staging-") for p in app_dir.iterdir())
+        ):
             assert time.monotonic() < deadline, "the install never started"
             assert apply.poll() is None, "the apply finished before it could be interrupted"
             time.sleep(0.05)
@@ -101,6 +135,14 @@ def test_an_install_killed_halfway_leaves_no_half_version_and_the_next_run_conve
         result, code = local(config, "state.apply", "workstation")
 
     assert code == 0
-    assert result[next(k for k in result if "workstation-app-big-1.0" in k)]["changes"]["installed"] is True
-    assert subprocess.run([str(app_dir / "1.0" / "bin" / "big")], capture_output=True, text=True).stdout == "big\n"
+    assert (
+        result[next(k for k in result if "workstation-app-big-1.0" in k)]["changes"]["installed"]
+        is True
+    )
+    assert (
+        subprocess.run(
+            [str(app_dir / "1.0" / "bin" / "big")], capture_output=True, text=True
+        ).stdout
+        == "big\n"
+    )
     assert not [p.name for p in app_dir.iterdir() if p.name.startswith((".staging-", ".trash-"))]

@@ -110,8 +110,16 @@ def hostile_members(kind: str):
 
 
 HOSTILE_KINDS = (
-    "absolute", "dotdot", "symlink_escape", "symlink_absolute", "symlink_chain",
-    "write_through_symlink", "hardlink_escape", "device", "fifo", "reserved",
+    "absolute",
+    "dotdot",
+    "symlink_escape",
+    "symlink_absolute",
+    "symlink_chain",
+    "write_through_symlink",
+    "hardlink_escape",
+    "device",
+    "fifo",
+    "reserved",
 )
 
 
@@ -144,13 +152,22 @@ class _Zeros(io.RawIOBase):
         return count
 
 
-def write_bomb(path: Path, inflated: int, files: dict, top: str | None = None, name: str = "data/zeros.bin",
-               mode: int = 0o644) -> Path:
+def write_bomb(
+    path: Path,
+    inflated: int,
+    files: dict,
+    top: str | None = None,
+    name: str = "data/zeros.bin",
+    mode: int = 0o644,
+) -> Path:
     """A tar.gz holding `files` and one file `name` of `inflated` zero bytes, written as a stream
     (1 GiB of zeros gzips to about 1 MiB, and never sits in memory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as compressed, \
-            tarfile.open(fileobj=compressed, mode="w") as tar:
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as compressed,
+        tarfile.open(fileobj=compressed, mode="w") as tar,
+    ):
         _add_members(tar, files, top, ())
         full = f"{top}/{name}" if top else name
         tar.addfile(_tarinfo(full, inflated, mode), io.BufferedReader(_Zeros(inflated), 1 << 20))

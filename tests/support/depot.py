@@ -51,9 +51,11 @@ class DepotServer:
         depot = self
 
         class Handler(_QuietHandler):
-            def do_GET(self):  # noqa: N802 - http.server's naming
+            def do_GET(self):
                 depot.requests += 1
-                fault = depot.faults.get(urllib.parse.unquote(urllib.parse.urlsplit(self.path).path))
+                fault = depot.faults.get(
+                    urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+                )
                 if fault is None:
                     return super().do_GET()
                 return depot._misbehave(self, fault)
@@ -123,7 +125,9 @@ class DepotServer:
             handler.end_headers()
             handler.wfile.write(fault.data)
             return
-        source = handler.send_head()  # the status line and headers with the file's real Content-Length
+        source = (
+            handler.send_head()
+        )  # the status line and headers with the file's real Content-Length
         if source is None:
             return
         with source:
@@ -158,5 +162,7 @@ class DepotServer:
 def refusing_port():
     """A loopback port bound by nobody listening: every connection to it is refused at once."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
-        holder.bind(("127.0.0.1", 0))  # bound, never listening: the kernel answers RST, and no one else gets it
+        holder.bind(
+            ("127.0.0.1", 0)
+        )  # bound, never listening: the kernel answers RST, and no one else gets it
         yield holder.getsockname()[1]

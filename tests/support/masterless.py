@@ -15,8 +15,14 @@ TOP = "base:\n  '*':\n    - workstation\n"
 
 def system_paths_under(root: Path) -> dict:
     """Launchers write studio-launch, desktop entries, menus and fstab: keep a test's in its own folder."""
-    return {"os": {"bin_dir": str(root / "usr/bin"), "xdg_data_dir": str(root / "usr/share"),
-                   "xdg_config_dir": str(root / "etc/xdg"), "fstab": str(root / "etc/fstab")}}
+    return {
+        "os": {
+            "bin_dir": str(root / "usr/bin"),
+            "xdg_data_dir": str(root / "usr/share"),
+            "xdg_config_dir": str(root / "etc/xdg"),
+            "fstab": str(root / "etc/fstab"),
+        }
+    }
 
 
 def minion_config(path: Path, minion_id: str, pillar_roots: Path, grains=None) -> Path:
@@ -44,5 +50,8 @@ def salt_call_argv(config_dir: Path, *args) -> list[str]:
 def masterless_call(config_dir: Path, *args, timeout=300):
     return subprocess.run(
         salt_call_argv(config_dir, *args),
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )

@@ -7,7 +7,11 @@ def by_id(state_data: dict) -> dict:
 
 
 def failed(state_data: dict) -> dict:
-    return {key: value["comment"] for key, value in by_id(state_data).items() if value["result"] is False}
+    return {
+        key: value["comment"]
+        for key, value in by_id(state_data).items()
+        if value["result"] is False
+    }
 
 
 def changed(state_data: dict) -> dict:

@@ -11,7 +11,9 @@ def snapshot(root: Path, skip=None) -> dict:
 
     skip: a path or a list of paths left out with all they hold (an install_root, a Salt cache).
     """
-    skipped = {Path(path) for path in ([skip] if isinstance(skip, (str, os.PathLike)) else skip or ())}
+    skipped = {
+        Path(path) for path in ([skip] if isinstance(skip, (str, os.PathLike)) else skip or ())
+    }
     result = {}
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [name for name in dirnames if Path(dirpath) / name not in skipped]

@@ -37,32 +37,72 @@ class Gpg:
 
     def run(self, *args: str, input: bytes | None = None) -> bytes:
         completed = subprocess.run(
-            ["gpg", "--homedir", str(self.home), "--batch", "--no-tty", "--pinentry-mode", "loopback",
-             "--passphrase", "", *args],
-            input=input, capture_output=True, timeout=120, check=False,
+            [
+                "gpg",
+                "--homedir",
+                str(self.home),
+                "--batch",
+                "--no-tty",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+                *args,
+            ],
+            input=input,
+            capture_output=True,
+            timeout=120,
+            check=False,
         )
         if completed.returncode != 0:
-            raise RuntimeError(f"gpg {' '.join(args)} failed: {completed.stderr.decode(errors='replace')}")
+            raise RuntimeError(
+                f"gpg {' '.join(args)} failed: {completed.stderr.decode(errors='replace')}"
+            )
         return completed.stdout
 
     def generate(self, uid: str) -> str:
         """A new signing key (ed25519, no expiry); returns its fingerprint (40 upper-case hex)."""
         self.run("--quick-gen-key", uid, "ed25519", "sign", "never")
         listing = self.run("--with-colons", "--list-keys", uid).decode()
-        fingerprints = [line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")]
+        fingerprints = [
+            line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")
+        ]
         return fingerprints[0].upper()
 
     def armored(self, fingerprint: str) -> str:
         return self.run("--armor", "--export", fingerprint).decode()
 
     def sign_release(self, fingerprint: str, release: Path) -> None:
-        self.run("--yes", "--local-user", fingerprint, "--digest-algo", "SHA512", "--clearsign",
-                 "--output", str(release.with_name("InRelease")), str(release))
-        self.run("--yes", "--local-user", fingerprint, "--digest-algo", "SHA512", "--armor", "--detach-sign",
-                 "--output", str(release.with_name("Release.gpg")), str(release))
+        self.run(
+            "--yes",
+            "--local-user",
+            fingerprint,
+            "--digest-algo",
+            "SHA512",
+            "--clearsign",
+            "--output",
+            str(release.with_name("InRelease")),
+            str(release),
+        )
+        self.run(
+            "--yes",
+            "--local-user",
+            fingerprint,
+            "--digest-algo",
+            "SHA512",
+            "--armor",
+            "--detach-sign",
+            "--output",
+            str(release.with_name("Release.gpg")),
+            str(release),
+        )
 
     def close(self) -> None:
-        subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "all"], capture_output=True, check=False)
+        subprocess.run(
+            ["gpgconf", "--homedir", str(self.home), "--kill", "all"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(self.home, ignore_errors=True)
 
 
@@ -82,8 +122,10 @@ class StandIn:
 
 
 def unit_file(description: str, exec_start: str) -> bytes:
-    return (f"[Unit]\nDescription={description}\n\n[Service]\nType=simple\nExecStart={exec_start}\n\n"
-            "[Install]\nWantedBy=multi-user.target\n").encode()
+    return (
+        f"[Unit]\nDescription={description}\n\n[Service]\nType=simple\nExecStart={exec_start}\n\n"
+        "[Install]\nWantedBy=multi-user.target\n"
+    ).encode()
 
 
 def stand_ins() -> list:
@@ -115,15 +157,20 @@ def build_deb(package: StandIn, workdir: Path) -> tuple[Path, dict]:
         "Description": package.description,
     }
     (tree / "DEBIAN").mkdir(parents=True, exist_ok=True)
-    (tree / "DEBIAN" / "control").write_text("".join(f"{key}: {value}\n" for key, value in control.items()))
+    (tree / "DEBIAN" / "control").write_text(
+        "".join(f"{key}: {value}\n" for key, value in control.items())
+    )
     deb = workdir / package.filename
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree), str(deb)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree), str(deb)],
+        check=True,
+        capture_output=True,
+    )
     return deb, control
 
 
 def _hashes(data: bytes) -> dict:
-    return {"MD5Sum": hashlib.md5(data).hexdigest(), "SHA256": hashlib.sha256(data).hexdigest()}  # noqa: S324
+    return {"MD5Sum": hashlib.md5(data).hexdigest(), "SHA256": hashlib.sha256(data).hexdigest()}
 
 
 def write_tree(root: Path, debs: list[tuple[Path, dict]], signer: tuple[Gpg, str] | None) -> Path:
@@ -136,8 +183,14 @@ def write_tree(root: Path, debs: list[tuple[Path, dict]], signer: tuple[Gpg, str
         data = deb.read_bytes()
         fields = dict(control)
         description = fields.pop("Description")
-        fields.update({"Filename": str((pool / deb.name).relative_to(root)), "Size": str(len(data)),
-                       "SHA256": hashlib.sha256(data).hexdigest(), "Description": description})
+        fields.update(
+            {
+                "Filename": str((pool / deb.name).relative_to(root)),
+                "Size": str(len(data)),
+                "SHA256": hashlib.sha256(data).hexdigest(),
+                "Description": description,
+            }
+        )
         stanzas.append("".join(f"{key}: {value}\n" for key, value in fields.items()))
     dist = root / "dists" / SUITE
     binary = dist / COMPONENT / f"binary-{ARCH}"
@@ -152,12 +205,20 @@ def write_tree(root: Path, debs: list[tuple[Path, dict]], signer: tuple[Gpg, str
     # Dated a minute back: apt refuses a Release from the future.
     date = time.strftime("%a, %d %b %Y %H:%M:%S UTC", time.gmtime(time.time() - 60))
     release = [
-        "Origin: Studio", "Label: Studio stand-ins", f"Suite: {SUITE}", f"Codename: {SUITE}", f"Date: {date}",
-        f"Architectures: {ARCH}", f"Components: {COMPONENT}", "Description: salt-workstation system-test repository",
+        "Origin: Studio",
+        "Label: Studio stand-ins",
+        f"Suite: {SUITE}",
+        f"Codename: {SUITE}",
+        f"Date: {date}",
+        f"Architectures: {ARCH}",
+        f"Components: {COMPONENT}",
+        "Description: salt-workstation system-test repository",
     ]
     for algorithm in ("MD5Sum", "SHA256"):
         release.append(f"{algorithm}:")
-        release += [f" {hashes[algorithm]} {size:>8} {name}" for name, (size, hashes) in index.items()]
+        release += [
+            f" {hashes[algorithm]} {size:>8} {name}" for name, (size, hashes) in index.items()
+        ]
     (dist / "Release").write_text("\n".join(release) + "\n")
     if signer is not None:
         gpg, fingerprint = signer
@@ -184,4 +245,6 @@ def build_repositories(serve_root: Path, workdir: Path, gpg: Gpg) -> StudioRepos
     write_tree(serve_root / trees["good"], debs, (gpg, fingerprint))
     write_tree(serve_root / trees["unsigned"], debs, None)
     write_tree(serve_root / trees["other_key"], debs, (gpg, other))
-    return StudioRepositories(gpg.armored(fingerprint), fingerprint, gpg.armored(other), other, trees)
+    return StudioRepositories(
+        gpg.armored(fingerprint), fingerprint, gpg.armored(other), other, trees
+    )

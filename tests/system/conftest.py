@@ -30,8 +30,15 @@ from tests.system.minion import ChrootMinion, PillarTree
 from tests.system.rootfs import RootfsCache, Unavailable
 from tests.system.sandbox import Sandbox, sweep_stale
 
-HOST_TOOLS = {"chroot": "coreutils", "mount": "mount", "umount": "mount", "dpkg-deb": "dpkg",
-              "gpg": "gpg", "gpgconf": "gpgconf", "gpg-agent": "gpg-agent"}
+HOST_TOOLS = {
+    "chroot": "coreutils",
+    "mount": "mount",
+    "umount": "mount",
+    "dpkg-deb": "dpkg",
+    "gpg": "gpg",
+    "gpgconf": "gpgconf",
+    "gpg-agent": "gpg-agent",
+}
 BLENDER = ("blender", "4.2.3")
 
 _TIMINGS: dict[str, float] = {}
@@ -47,7 +54,9 @@ def pytest_itemcollected(item):
         item.add_marker(pytest.mark.system)
 
 
-@pytest.hookimpl(trylast=True)  # after -m / -k deselection: no checks when no system test was selected
+@pytest.hookimpl(
+    trylast=True
+)  # after -m / -k deselection: no checks when no system test was selected
 def pytest_collection_modifyitems(items):
     """One skip reason for the whole tier, decided once (pytest -rs prints it as one line)."""
     selected = [item for item in items if _in_tier(item)]
@@ -87,7 +96,9 @@ def _why_not_here() -> str | None:
         return "it needs Linux (chroot, overlayfs, debootstrap)"
     if os.geteuid() != 0:
         return "it needs root (chroot, mount, debootstrap); run it as root"
-    missing = sorted({package for tool, package in HOST_TOOLS.items() if shutil.which(tool) is None})
+    missing = sorted(
+        {package for tool, package in HOST_TOOLS.items() if shutil.which(tool) is None}
+    )
     if missing:
         return f"host tools are missing: apt-get install -y {' '.join(missing)}"
     return None
@@ -119,8 +130,9 @@ def rootfs_cache():
     sweep_stale(cache.runs)
     started = time.monotonic()
     cache.session_layers = cache.layers()
-    _TIMINGS["rootfs " + ("build (" + "+".join(cache.built) + ")" if cache.built else "cache warm")] = \
-        time.monotonic() - started
+    _TIMINGS[
+        "rootfs " + ("build (" + "+".join(cache.built) + ")" if cache.built else "cache warm")
+    ] = time.monotonic() - started
     return cache
 
 
@@ -137,10 +149,17 @@ def studio_server(rootfs_cache, tmp_path_factory):
     """One loopback HTTP server: /depot (a blender tarball), /debian (signed), /debian-unsigned, /debian-other-key."""
     root = tmp_path_factory.mktemp("studio-http")
     app, version = BLENDER
-    tarball = archives.write_tar(root / "depot" / app / f"{app}-{version}.tar.gz",
-                                 archives.app_files(app, version), top=f"{app}-{version}")
-    blender = {"source": f"{app}/{tarball.name}", "hash": archives.sha256_of(tarball), "strip_components": 1,
-               "launchers": {app: f"bin/{app}"}}
+    tarball = archives.write_tar(
+        root / "depot" / app / f"{app}-{version}.tar.gz",
+        archives.app_files(app, version),
+        top=f"{app}-{version}",
+    )
+    blender = {
+        "source": f"{app}/{tarball.name}",
+        "hash": archives.sha256_of(tarball),
+        "strip_components": 1,
+        "launchers": {app: f"bin/{app}"},
+    }
     gpg = aptrepo.Gpg()
     try:
         repos = aptrepo.build_repositories(root, tmp_path_factory.mktemp("debs"), gpg)
@@ -178,15 +197,19 @@ def salt_cli(system_master):
     return system_master.salt_cli(timeout=600)
 
 
-def workstation_pillar(server: StudioServer, tree: str = "good", key: str = "pinned",
-                       fingerprint: str = "pinned") -> dict:
+def workstation_pillar(
+    server: StudioServer, tree: str = "good", key: str = "pinned", fingerprint: str = "pinned"
+) -> dict:
     """The pillar of the issue: blender from the depot, two packages apps from the `studio` repository.
 
     tree: which served repository (good, unsigned, other_key); key / fingerprint: `pinned` (the
     key that signs the good tree) or `other` (a second key).
     """
     repos = server.repos
-    keys = {"pinned": (repos.key, repos.fingerprint), "other": (repos.other_key, repos.other_fingerprint)}
+    keys = {
+        "pinned": (repos.key, repos.fingerprint),
+        "other": (repos.other_key, repos.other_fingerprint),
+    }
     app, version = BLENDER
     return {
         "install_root": "/opt/studio",
@@ -203,17 +226,27 @@ def workstation_pillar(server: StudioServer, tree: str = "good", key: str = "pin
         },
         "catalog": {
             app: {"versions": {version: dict(server.blender)}},
-            "gpu-driver-standin": {"versions": {"1.0-1": {
-                "kind": "packages", "packages": {"studio-gpu-driver-standin": "1.0-1"},
-                "services": ["studio-standin.service"]}}},
-            "nice-dcv": {"versions": {"2024.0-1": {
-                "kind": "packages", "packages": {"nice-dcv-server": "2024.0-1"}}}},
+            "gpu-driver-standin": {
+                "versions": {
+                    "1.0-1": {
+                        "kind": "packages",
+                        "packages": {"studio-gpu-driver-standin": "1.0-1"},
+                        "services": ["studio-standin.service"],
+                    }
+                }
+            },
+            "nice-dcv": {
+                "versions": {
+                    "2024.0-1": {"kind": "packages", "packages": {"nice-dcv-server": "2024.0-1"}}
+                }
+            },
         },
         "productions": {
-            "nightfall": {"apps": {app: version, "gpu-driver-standin": "1.0-1", "nice-dcv": "2024.0-1"}},
+            "nightfall": {
+                "apps": {app: version, "gpu-driver-standin": "1.0-1", "nice-dcv": "2024.0-1"}
+            },
         },
     }
-
 
 
 class Station:
@@ -224,7 +257,9 @@ class Station:
 
     def apply(self, *args, timeout: int = 600) -> dict:
         started = time.monotonic()
-        ret = self.cli.run("state.apply", "workstation", *args, minion_tgt=self.minion.id, _timeout=timeout)
+        ret = self.cli.run(
+            "state.apply", "workstation", *args, minion_tgt=self.minion.id, _timeout=timeout
+        )
         _record_slowest("state.apply", time.monotonic() - started)
         assert isinstance(ret.data, dict), (
             f"state.apply {' '.join(args)} returned no state data (exit {ret.returncode}):\n"
@@ -269,13 +304,13 @@ def station_factory(rootfs_cache, system_master, salt_cli, pillar_tree, studio_s
                 print(f"\n===== minion {station.minion.id} =====\n{station.minion.log_tail(120)}")
             try:
                 station.minion.stop()
-            except Exception as exc:  # noqa: BLE001 - the sandbox must still come down
+            except Exception as exc:
                 errors.append(f"stopping {station.minion.id}: {exc}")
             pillar_tree.drop(station.minion.id)
         for sandbox in sandboxes:
             try:
                 sandbox.close()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(str(exc))
         _record_slowest("teardown", time.monotonic() - started)
         if errors:

@@ -6,6 +6,7 @@ host's loopback: the master's ports and the test HTTP servers are reachable.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -37,14 +38,18 @@ class PillarTree:
         return "minion_" + re.sub(r"[^A-Za-z0-9_]", "_", minion_id)
 
     def _write_top(self) -> None:
-        top = {"base": {minion_id: [sls] for minion_id, sls in sorted(self.assigned.items())}} if self.assigned \
+        top = (
+            {"base": {minion_id: [sls] for minion_id, sls in sorted(self.assigned.items())}}
+            if self.assigned
             else {"base": {}}
+        )
         (self.dir / "top.sls").write_text(yaml.safe_dump(top, sort_keys=False), encoding="utf-8")
 
     def set(self, minion_id: str, workstation: dict) -> None:
         sls = self._sls(minion_id)
-        (self.dir / f"{sls}.sls").write_text(yaml.safe_dump({"workstation": workstation}, sort_keys=False),
-                                             encoding="utf-8")
+        (self.dir / f"{sls}.sls").write_text(
+            yaml.safe_dump({"workstation": workstation}, sort_keys=False), encoding="utf-8"
+        )
         self.assigned[minion_id] = sls
         self._write_top()
 
@@ -96,9 +101,20 @@ class ChrootMinion:
         """Start the minion and wait until it answers test.ping through the master."""
         self._write_config()
         with open(self.console, "wb") as console:
-            self.process = subprocess.Popen(  # noqa: S603
-                ["chroot", str(self.root), f"{VENV}/bin/salt-minion", "-c", "/etc/salt", "-l", "warning"],
-                env=CHROOT_ENV, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+            self.process = subprocess.Popen(
+                [
+                    "chroot",
+                    str(self.root),
+                    f"{VENV}/bin/salt-minion",
+                    "-c",
+                    "/etc/salt",
+                    "-l",
+                    "warning",
+                ],
+                env=CHROOT_ENV,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         accepted = Path(self.master.config["pki_dir"]) / "minions" / self.id
@@ -107,7 +123,9 @@ class ChrootMinion:
         while not (accepted.exists() and authenticated.exists()):
             self._check_alive()
             if time.monotonic() > deadline:
-                raise MinionError(f"minion {self.id} did not authenticate in {timeout:.0f} s\n{self.log_tail()}")
+                raise MinionError(
+                    f"minion {self.id} did not authenticate in {timeout:.0f} s\n{self.log_tail()}"
+                )
             time.sleep(0.25)
         while True:
             ret = cli.run("test.ping", minion_tgt=self.id, _timeout=20)
@@ -115,13 +133,17 @@ class ChrootMinion:
                 return self
             self._check_alive()
             if time.monotonic() > deadline:
-                raise MinionError(f"minion {self.id} did not answer test.ping in {timeout:.0f} s: "
-                                  f"{ret.stdout} {ret.stderr}\n{self.log_tail()}")
+                raise MinionError(
+                    f"minion {self.id} did not answer test.ping in {timeout:.0f} s: "
+                    f"{ret.stdout} {ret.stderr}\n{self.log_tail()}"
+                )
             time.sleep(0.5)
 
     def _check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
-            raise MinionError(f"salt-minion in {self.root} exited with {self.process.returncode}\n{self.log_tail()}")
+            raise MinionError(
+                f"salt-minion in {self.root} exited with {self.process.returncode}\n{self.log_tail()}"
+            )
 
     def stop(self, grace: float = 2.0) -> None:
         """SIGTERM the minion's process group, SIGKILL it after `grace` s, then anything else left in the root.
@@ -131,24 +153,23 @@ class ChrootMinion:
         """
         if self.process is not None:
             if self.process.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
                 try:
                     self.process.wait(timeout=grace)
                 except subprocess.TimeoutExpired:
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.killpg(self.process.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
                     self.process.wait(timeout=10)
             self.process = None
         kill_processes_in(self.root, grace=grace)
 
     def log_tail(self, lines: int = 60) -> str:
         parts = []
-        for label, path in (("console", self.console), ("minion log", self.root / "var/log/salt/minion")):
+        for label, path in (
+            ("console", self.console),
+            ("minion log", self.root / "var/log/salt/minion"),
+        ):
             try:
                 text = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
             except OSError:
@@ -171,8 +192,13 @@ class ChrootMinion:
         return self.run("cat", path, check=True).stdout
 
     def read_bytes(self, path: str) -> bytes:
-        completed = subprocess.run(["chroot", str(self.root), "cat", path], env=CHROOT_ENV,
-                                   capture_output=True, timeout=60, check=True)
+        completed = subprocess.run(
+            ["chroot", str(self.root), "cat", path],
+            env=CHROOT_ENV,
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
         return completed.stdout
 
     def package(self, name: str) -> str | None:

@@ -38,12 +38,25 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
-from tests.system.sandbox import CHROOT_ENV, SandboxError, mount, mount_system_dirs, referenced_by_mounts, \
-    remove_tree, unmount_all
+from tests.system.sandbox import (
+    CHROOT_ENV,
+    SandboxError,
+    mount,
+    mount_system_dirs,
+    referenced_by_mounts,
+    remove_tree,
+    unmount_all,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SUITE = "bookworm"
-PACKAGES = ("python3", "python3-venv", "libarchive13", "gpg", "systemd")  # systemd: units are enabled at bake
+PACKAGES = (
+    "python3",
+    "python3-venv",
+    "libarchive13",
+    "gpg",
+    "systemd",
+)  # systemd: units are enabled at bake
 VENV = "/opt/salt"
 RECIPE = "1"  # bump when a build step below changes what ends up in the root
 DIST = "salt-workstation"
@@ -60,7 +73,11 @@ class Unavailable(Exception):
 
 def cache_dir() -> Path:
     # Outside the checkout by default, so every clone on this machine (CI's too) starts warm.
-    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "salt-workstation" / "system"
+    default = (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        / "salt-workstation"
+        / "system"
+    )
     return Path(os.environ.get("WORKSTATION_SYSTEM_CACHE") or default).resolve()
 
 
@@ -90,16 +107,25 @@ def _sources_entries() -> list[tuple[str, list[str]]]:
     """(URI, suites) for every `deb` source the host's apt knows, in the order apt reads them."""
     entries = []
     main = Path("/etc/apt/sources.list.d/debian.sources")
-    files = [main] + sorted(p for p in Path("/etc/apt/sources.list.d").glob("*.sources") if p != main) \
-        if Path("/etc/apt/sources.list.d").is_dir() else []
+    files = (
+        [main, *sorted(p for p in Path("/etc/apt/sources.list.d").glob("*.sources") if p != main)]
+        if Path("/etc/apt/sources.list.d").is_dir()
+        else []
+    )
     for path in files:
         if path.is_file():
             for stanza in _deb822_stanzas(path.read_text(encoding="utf-8", errors="replace")):
-                if "deb" in stanza.get("types", "").split() and stanza.get("enabled", "yes") != "no":
+                if (
+                    "deb" in stanza.get("types", "").split()
+                    and stanza.get("enabled", "yes") != "no"
+                ):
                     for uri in stanza.get("uris", "").split():
                         entries.append((uri, stanza.get("suites", "").split()))
-    legacy = [Path("/etc/apt/sources.list")] + sorted(Path("/etc/apt/sources.list.d").glob("*.list")) \
-        if Path("/etc/apt/sources.list.d").is_dir() else [Path("/etc/apt/sources.list")]
+    legacy = (
+        [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*.list"))]
+        if Path("/etc/apt/sources.list.d").is_dir()
+        else [Path("/etc/apt/sources.list")]
+    )
     for path in legacy:
         if path.is_file():
             for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -114,8 +140,11 @@ def debian_mirror() -> str | None:
     override = os.environ.get("WORKSTATION_SYSTEM_MIRROR")
     if override:
         return override.rstrip("/")
-    entries = [(uri, suites) for uri, suites in _sources_entries()
-               if not any("security" in suite for suite in suites) and "security" not in uri]
+    entries = [
+        (uri, suites)
+        for uri, suites in _sources_entries()
+        if not any("security" in suite for suite in suites) and "security" not in uri
+    ]
     for uri, suites in entries:
         if SUITE in suites:
             return uri.rstrip("/")
@@ -126,7 +155,9 @@ def mirror_reachable(mirror: str, timeout: float = 15) -> str | None:
     """None when the mirror serves the suite's InRelease; otherwise why not."""
     url = f"{mirror}/dists/{SUITE}/InRelease"
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(
+            urllib.request.Request(url, method="HEAD"), timeout=timeout
+        ) as response:
             return None if response.status == 200 else f"{url} answered {response.status}"
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         return f"{url} is unreachable ({getattr(exc, 'reason', exc)})"
@@ -149,7 +180,9 @@ def dependency_pins() -> list[str]:
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
-            raise Unavailable(f"{name} is not installed in the host venv ({sys.prefix}); run pip install -e . there") from None
+            raise Unavailable(
+                f"{name} is not installed in the host venv ({sys.prefix}); run pip install -e . there"
+            ) from None
         if _canonical(name) != _canonical(DIST):
             pins[_canonical(name)] = f"{dist.metadata['Name']}=={dist.version}"
         for raw in dist.requires or []:
@@ -165,8 +198,12 @@ def extension_sources() -> list[Path]:
     for folder in EXTENSION_DIRS:
         for path in sorted((REPO / folder).rglob("*")):
             relative = path.relative_to(REPO)
-            if path.is_file() and "__pycache__" not in relative.parts and not path.name.endswith((".pyc", ".pyo")) \
-                    and not any(part.endswith(".egg-info") for part in relative.parts):
+            if (
+                path.is_file()
+                and "__pycache__" not in relative.parts
+                and not path.name.endswith((".pyc", ".pyo"))
+                and not any(part.endswith(".egg-info") for part in relative.parts)
+            ):
                 files.append(relative)
     return files
 
@@ -177,8 +214,16 @@ def _digest(data) -> str:
 
 def base_key(pins: list[str]) -> str:
     abi = f"cp{sys.version_info.major}{sys.version_info.minor}"
-    return _digest({"recipe": RECIPE, "suite": SUITE, "packages": PACKAGES, "abi": abi,
-                    "arch": platform.machine(), "pins": pins})
+    return _digest(
+        {
+            "recipe": RECIPE,
+            "suite": SUITE,
+            "packages": PACKAGES,
+            "abi": abi,
+            "arch": platform.machine(),
+            "pins": pins,
+        }
+    )
 
 
 def extension_key(base: str, files: list[Path]) -> str:
@@ -205,13 +250,24 @@ class BuildLog:
 
     def run(self, argv, *, env=None, timeout=900, cwd=None) -> None:
         self.note("$ " + " ".join(map(str, argv)))
-        completed = subprocess.run([str(arg) for arg in argv], stdout=self.handle, stderr=subprocess.STDOUT,
-                                   env=env, timeout=timeout, cwd=cwd, check=False)
+        completed = subprocess.run(
+            [str(arg) for arg in argv],
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            timeout=timeout,
+            cwd=cwd,
+            check=False,
+        )
         if completed.returncode != 0:
             self.handle.flush()
-            tail = "".join(self.path.read_text(encoding="utf-8", errors="replace").splitlines(True)[-40:])
-            raise SandboxError(f"{argv[0]} {argv[1] if len(argv) > 1 else ''} exited {completed.returncode} "
-                               f"(full log: {self.path}):\n{tail}")
+            tail = "".join(
+                self.path.read_text(encoding="utf-8", errors="replace").splitlines(True)[-40:]
+            )
+            raise SandboxError(
+                f"{argv[0]} {argv[1] if len(argv) > 1 else ''} exited {completed.returncode} "
+                f"(full log: {self.path}):\n{tail}"
+            )
 
     def chroot(self, root: Path, argv, timeout=900) -> None:
         self.run(["chroot", root, *argv], env=dict(CHROOT_ENV), timeout=timeout)
@@ -250,8 +306,14 @@ def overlay_supported(scratch: Path) -> bool:
         for name in ("lower", "upper", "work", "merged"):
             (probe / name).mkdir()
         try:
-            mount("-t", "overlay", "overlay", "-o",
-                  f"lowerdir={probe / 'lower'},upperdir={probe / 'upper'},workdir={probe / 'work'}", str(probe / "merged"))
+            mount(
+                "-t",
+                "overlay",
+                "overlay",
+                "-o",
+                f"lowerdir={probe / 'lower'},upperdir={probe / 'upper'},workdir={probe / 'work'}",
+                str(probe / "merged"),
+            )
         except SandboxError:
             return False
         unmount_all(probe)
@@ -290,8 +352,10 @@ class RootfsCache:
         if shutil.which("debootstrap") is None:
             return "the rootfs cache is cold and debootstrap is not installed (apt-get install -y debootstrap)"
         if sys.version_info[:2] != (3, 11):
-            return (f"the rootfs cache is cold and the host venv runs Python {sys.version_info.major}."
-                    f"{sys.version_info.minor}; wheels for bookworm's python3 need a 3.11 host venv")
+            return (
+                f"the rootfs cache is cold and the host venv runs Python {sys.version_info.major}."
+                f"{sys.version_info.minor}; wheels for bookworm's python3 need a 3.11 host venv"
+            )
         mirror = debian_mirror()
         if mirror is None:
             return "the rootfs cache is cold and no Debian mirror is configured in /etc/apt/sources.list(.d)"
@@ -323,13 +387,32 @@ class RootfsCache:
         try:
             wheelhouse = staging / "wheelhouse"
             wheelhouse.mkdir(parents=True)
-            (wheelhouse / "requirements.txt").write_text("\n".join(self.pins) + "\n", encoding="utf-8")
+            (wheelhouse / "requirements.txt").write_text(
+                "\n".join(self.pins) + "\n", encoding="utf-8"
+            )
             log.note(f"wheels for {len(self.pins)} distributions")
-            log.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", wheelhouse,
-                     "-r", wheelhouse / "requirements.txt"], timeout=900)
+            log.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "wheel",
+                    "--no-deps",
+                    "--wheel-dir",
+                    wheelhouse,
+                    "-r",
+                    wheelhouse / "requirements.txt",
+                ],
+                timeout=900,
+            )
             debs = self.dir / "debs"
             debs.mkdir(parents=True, exist_ok=True)
-            argv = ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", f"--cache-dir={debs}"]
+            argv = [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(PACKAGES)}",
+                f"--cache-dir={debs}",
+            ]
             keyring = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
             if keyring.is_file():
                 argv.append(f"--keyring={keyring}")
@@ -338,16 +421,46 @@ class RootfsCache:
             shutil.copytree(wheelhouse, root / "tmp" / "wheelhouse")
             with _system_mounts(root):
                 log.chroot(root, ["python3", "-m", "venv", VENV])
-                log.chroot(root, [f"{VENV}/bin/python", "-m", "pip", "install", "--no-index", "--no-cache-dir",
-                                  "--disable-pip-version-check", "--find-links", "/tmp/wheelhouse",
-                                  "-r", "/tmp/wheelhouse/requirements.txt"])
-                log.chroot(root, [f"{VENV}/bin/python", "-c",
-                                  "import salt.version, zmq, cryptography, libarchive; print(salt.version.__version__)"])
+                log.chroot(
+                    root,
+                    [
+                        f"{VENV}/bin/python",
+                        "-m",
+                        "pip",
+                        "install",
+                        "--no-index",
+                        "--no-cache-dir",
+                        "--disable-pip-version-check",
+                        "--find-links",
+                        "/tmp/wheelhouse",
+                        "-r",
+                        "/tmp/wheelhouse/requirements.txt",
+                    ],
+                )
+                log.chroot(
+                    root,
+                    [
+                        f"{VENV}/bin/python",
+                        "-c",
+                        "import salt.version, zmq, cryptography, libarchive; print(salt.version.__version__)",
+                    ],
+                )
             shutil.rmtree(root / "tmp" / "wheelhouse")
             (root / "etc" / "salt").mkdir(parents=True, exist_ok=True)
-            (staging / "inputs.json").write_text(json.dumps(
-                {"suite": SUITE, "packages": PACKAGES, "recipe": RECIPE, "pins": self.pins, "mirror": mirror,
-                 "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1), encoding="utf-8")
+            (staging / "inputs.json").write_text(
+                json.dumps(
+                    {
+                        "suite": SUITE,
+                        "packages": PACKAGES,
+                        "recipe": RECIPE,
+                        "pins": self.pins,
+                        "mirror": mirror,
+                        "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    },
+                    indent=1,
+                ),
+                encoding="utf-8",
+            )
             shutil.rmtree(wheelhouse)
             os.rename(staging, self.base_root.parent)
         except BaseException:
@@ -361,12 +474,22 @@ class RootfsCache:
     def _tidy_base(root: Path) -> None:
         """No Debian mirror inside (tests only see their own repositories), no services started by packages."""
         (root / "etc/apt/sources.list").write_text(
-            "# Emptied by the system-test harness: each test configures only its own repositories.\n", encoding="utf-8")
+            "# Emptied by the system-test harness: each test configures only its own repositories.\n",
+            encoding="utf-8",
+        )
         policy = root / "usr/sbin/policy-rc.d"
-        policy.write_text("#!/bin/sh\n# No daemons start inside the test root.\nexit 101\n", encoding="utf-8")
+        policy.write_text(
+            "#!/bin/sh\n# No daemons start inside the test root.\nexit 101\n", encoding="utf-8"
+        )
         policy.chmod(0o755)
-        for folder in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
-                       "usr/share/locale", "usr/share/info"):
+        for folder in (
+            "var/cache/apt/archives",
+            "var/lib/apt/lists",
+            "usr/share/doc",
+            "usr/share/man",
+            "usr/share/locale",
+            "usr/share/info",
+        ):
             target = root / folder
             if target.is_dir():
                 for entry in target.iterdir():
@@ -387,7 +510,19 @@ class RootfsCache:
         for relative in self.sources:
             (source / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / relative, source / relative)
-        log.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", out / "wheel", source], timeout=600)
+        log.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--wheel-dir",
+                out / "wheel",
+                source,
+            ],
+            timeout=600,
+        )
         wheels = list((out / "wheel").glob("*.whl"))
         if len(wheels) != 1:
             raise SandboxError(f"pip wheel made {len(wheels)} wheels in {out / 'wheel'}")
@@ -406,20 +541,46 @@ class RootfsCache:
             if self.overlay:
                 (staging / "upper").mkdir()
                 (staging / "work").mkdir()
-                mount("-t", "overlay", "overlay", "-o",
-                      f"lowerdir={self.base_root},upperdir={staging / 'upper'},workdir={staging / 'work'}", str(merged))
+                mount(
+                    "-t",
+                    "overlay",
+                    "overlay",
+                    "-o",
+                    f"lowerdir={self.base_root},upperdir={staging / 'upper'},workdir={staging / 'work'}",
+                    str(merged),
+                )
             else:
                 log.run(["cp", "-a", "--reflink=auto", f"{self.base_root}/.", merged])
             try:
                 shutil.copy2(wheel, merged / "tmp" / wheel.name)
                 with _system_mounts(merged):
-                    log.chroot(merged, [f"{VENV}/bin/python", "-m", "pip", "install", "--no-deps", "--no-index",
-                                        "--no-cache-dir", "--disable-pip-version-check", f"/tmp/{wheel.name}"])
-                    log.chroot(merged, [f"{VENV}/bin/python", "-c", (
-                        "import importlib.metadata as m, salt_workstation as w; "
-                        "assert (w.FORMULA_DIR / 'init.sls').is_file(), w.FORMULA_DIR; "
-                        "assert any(e.value == 'salt_workstation' for e in m.entry_points(group='salt.loader')); "
-                        "print(w.__version__, w.FORMULA_DIR)")])
+                    log.chroot(
+                        merged,
+                        [
+                            f"{VENV}/bin/python",
+                            "-m",
+                            "pip",
+                            "install",
+                            "--no-deps",
+                            "--no-index",
+                            "--no-cache-dir",
+                            "--disable-pip-version-check",
+                            f"/tmp/{wheel.name}",
+                        ],
+                    )
+                    log.chroot(
+                        merged,
+                        [
+                            f"{VENV}/bin/python",
+                            "-c",
+                            (
+                                "import importlib.metadata as m, salt_workstation as w; "
+                                "assert (w.FORMULA_DIR / 'init.sls').is_file(), w.FORMULA_DIR; "
+                                "assert any(e.value == 'salt_workstation' for e in m.entry_points(group='salt.loader')); "
+                                "print(w.__version__, w.FORMULA_DIR)"
+                            ),
+                        ],
+                    )
                 (merged / "tmp" / wheel.name).unlink()
             finally:
                 if self.overlay:
@@ -429,9 +590,17 @@ class RootfsCache:
             final = self.ext_layer.parent
             final.mkdir()
             os.rename(staging / ("upper" if self.overlay else "root"), self.ext_layer)
-            (final / "inputs.json").write_text(json.dumps(
-                {"base": self.base_key, "wheel": wheel.name, "files": [str(p) for p in self.sources]}, indent=1),
-                encoding="utf-8")
+            (final / "inputs.json").write_text(
+                json.dumps(
+                    {
+                        "base": self.base_key,
+                        "wheel": wheel.name,
+                        "files": [str(p) for p in self.sources],
+                    },
+                    indent=1,
+                ),
+                encoding="utf-8",
+            )
             if not unmount_all(staging):
                 remove_tree(staging)
         except BaseException:
@@ -447,7 +616,9 @@ class RootfsCache:
         """Keep the newest few layers of each kind; never one a mount (another session) still uses."""
         current = {self.base_root.parent, self.ext_layer.parent}
         for kind, keep in KEEP.items():
-            entries = sorted(self.dir.glob(f"{kind}-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+            entries = sorted(
+                self.dir.glob(f"{kind}-*"), key=lambda p: p.stat().st_mtime, reverse=True
+            )
             for entry in entries[keep:]:
                 if entry not in current and not referenced_by_mounts(entry):
                     remove_tree(entry)

@@ -59,8 +59,11 @@ def mount_table() -> list[tuple[str, str, str]]:
 def mounts_under(path, include_self: bool = True) -> list[str]:
     """Mount points at or below path, deepest first (a path mounted twice is listed twice)."""
     base = os.path.realpath(path).rstrip("/") or "/"
-    found = [target for target, _, _ in mount_table()
-             if (include_self and target == base) or target.startswith(base + "/")]
+    found = [
+        target
+        for target, _, _ in mount_table()
+        if (include_self and target == base) or target.startswith(base + "/")
+    ]
     return sorted(found, key=lambda target: target.count("/"), reverse=True)
 
 
@@ -163,15 +166,21 @@ def mount_system_dirs(root: Path) -> None:
     mount("-t", "sysfs", "-o", "ro,nosuid,nodev,noexec", "sysfs", str(root / "sys"))
     mount("--bind", "/dev", str(root / "dev"))
     # Not the host's /dev/shm: multiprocessing's semaphores inside stay inside.
-    mount("-t", "tmpfs", "-o", "nosuid,nodev,mode=1777,size=64m", "tmpfs", str(root / "dev" / "shm"))
+    mount(
+        "-t", "tmpfs", "-o", "nosuid,nodev,mode=1777,size=64m", "tmpfs", str(root / "dev" / "shm")
+    )
 
 
 def path_in(root: Path, inner: str) -> Path:
     """The host path of `inner` in root, refusing any that a symlink would lead out of root."""
     candidate = Path(root) / inner.lstrip("/")
     resolved = os.path.realpath(candidate)
-    if not (resolved == os.path.realpath(root) or resolved.startswith(os.path.realpath(root) + "/")):
-        raise SandboxError(f"{inner} leads out of {root} (to {resolved}); not writing there from the host")
+    if not (
+        resolved == os.path.realpath(root) or resolved.startswith(os.path.realpath(root) + "/")
+    ):
+        raise SandboxError(
+            f"{inner} leads out of {root} (to {resolved}); not writing there from the host"
+        )
     return candidate
 
 
@@ -180,11 +189,19 @@ def chroot_run(root, argv, *, check=True, timeout=300, input=None, stdout=None, 
     capture = stdout is None and stderr is None
     completed = subprocess.run(
         ["chroot", str(root), *argv],
-        env=CHROOT_ENV, input=input, capture_output=capture, stdout=stdout, stderr=stderr,
-        text=True, timeout=timeout, check=False,
+        env=CHROOT_ENV,
+        input=input,
+        capture_output=capture,
+        stdout=stdout,
+        stderr=stderr,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     if check and completed.returncode != 0:
-        detail = (completed.stdout or "")[-2000:] + (completed.stderr or "")[-4000:] if capture else ""
+        detail = (
+            (completed.stdout or "")[-2000:] + (completed.stderr or "")[-4000:] if capture else ""
+        )
         raise SandboxError(f"in {root}: {' '.join(argv)} exited {completed.returncode}\n{detail}")
     return completed
 
@@ -216,15 +233,25 @@ class Sandbox:
             if self.overlay:
                 for layer in self.layers:
                     if ":" in str(layer) or "," in str(layer):
-                        raise SandboxError(f"overlayfs cannot take a layer path with ':' or ',': {layer}")
+                        raise SandboxError(
+                            f"overlayfs cannot take a layer path with ':' or ',': {layer}"
+                        )
                 (self.dir / "upper").mkdir()
                 (self.dir / "work").mkdir()
                 lower = ":".join(str(layer) for layer in self.layers)
-                mount("-t", "overlay", "overlay", "-o",
-                      f"lowerdir={lower},upperdir={self.dir / 'upper'},workdir={self.dir / 'work'}", str(self.root))
+                mount(
+                    "-t",
+                    "overlay",
+                    "overlay",
+                    "-o",
+                    f"lowerdir={lower},upperdir={self.dir / 'upper'},workdir={self.dir / 'work'}",
+                    str(self.root),
+                )
             else:
                 for layer in reversed(self.layers):
-                    subprocess.run(["cp", "-a", "--reflink=auto", f"{layer}/.", str(self.root)], check=True)
+                    subprocess.run(
+                        ["cp", "-a", "--reflink=auto", f"{layer}/.", str(self.root)], check=True
+                    )
             mount_system_dirs(self.root)
         except BaseException:
             self.close()

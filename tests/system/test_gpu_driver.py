@@ -26,9 +26,13 @@ pytestmark = pytest.mark.system
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gpu"
 BLACKLIST = "/etc/modprobe.d/workstation-nouveau.conf"
-GPU_STATES = {"workstation-gpu-kernel-headers-installed", "workstation-gpu-driver-installed",
-              "workstation-gpu-nouveau-blacklisted", "workstation-gpu-initramfs-rebuilt",
-              "workstation-gpu-persistenced-service-enabled"}
+GPU_STATES = {
+    "workstation-gpu-kernel-headers-installed",
+    "workstation-gpu-driver-installed",
+    "workstation-gpu-nouveau-blacklisted",
+    "workstation-gpu-initramfs-rebuilt",
+    "workstation-gpu-persistenced-service-enabled",
+}
 
 
 def install_initramfs_tools(station, studio_server) -> None:
@@ -52,8 +56,14 @@ def declare_hardware(station, salt_cli) -> None:
 
 
 def test_driver_branch_installs_held_with_nouveau_blacklisted_then_converges(
-        station_factory, studio_server, salt_cli, system_master, event_listener):
-    pillar = {**workstation_pillar(studio_server), "catalog": {}, "productions": {}, "gpu": {"driver": "535"}}
+    station_factory, studio_server, salt_cli, system_master, event_listener
+):
+    pillar = {
+        **workstation_pillar(studio_server),
+        "catalog": {},
+        "productions": {},
+        "gpu": {"driver": "535"},
+    }
     station = station_factory(pillar)
     minion = station.minion
     declare_hardware(station, salt_cli)
@@ -66,7 +76,7 @@ def test_driver_branch_installs_held_with_nouveau_blacklisted_then_converges(
     data = station.apply()
 
     assert failed(data) == {}
-    assert GPU_STATES <= set(changed(data)), by_id(data)
+    assert set(changed(data)) >= GPU_STATES, by_id(data)
     for state_id in ("workstation-gpu-nouveau-blacklisted", "workstation-gpu-initramfs-rebuilt"):
         assert changed(dry)[state_id] == changed(data)[state_id]
     for name in ("nvidia-driver", "nvidia-kernel-dkms"):
@@ -76,14 +86,23 @@ def test_driver_branch_installs_held_with_nouveau_blacklisted_then_converges(
     assert minion.package(f"linux-headers-{KERNEL_RELEASE}")
     assert "blacklist nouveau" in minion.read(BLACKLIST)
     assert minion.read(INITRAMFS_LOG) == "update-initramfs -u -k all\n"
-    assert minion.run("systemctl", "is-enabled", "nvidia-persistenced.service").stdout.strip() == "enabled"
+    assert (
+        minion.run("systemctl", "is-enabled", "nvidia-persistenced.service").stdout.strip()
+        == "enabled"
+    )
     reboot = by_id(data)["workstation-gpu-reboot-signalled"]
-    assert reboot["changes"] == {} and "REBOOT REQUIRED: NVIDIA driver 535.247.01 (proprietary)" in reboot["comment"]
-    assert event_listener.wait_for_events([(system_master.id, "workstation/gpu/reboot-required")],
-                                          after_time=started, timeout=30).found_all_events
+    assert (
+        reboot["changes"] == {}
+        and "REBOOT REQUIRED: NVIDIA driver 535.247.01 (proprietary)" in reboot["comment"]
+    )
+    assert event_listener.wait_for_events(
+        [(system_master.id, "workstation/gpu/reboot-required")], after_time=started, timeout=30
+    ).found_all_events
 
     again = station.apply()
 
     assert failed(again) == {}
     assert changed(again) == {}
-    assert minion.read(INITRAMFS_LOG) == "update-initramfs -u -k all\n"  # not rebuilt: the blacklist did not change
+    assert (
+        minion.read(INITRAMFS_LOG) == "update-initramfs -u -k all\n"
+    )  # not rebuilt: the blacklist did not change

@@ -11,14 +11,20 @@ from tests.support.states import by_id, changed, failed
 
 pytestmark = pytest.mark.system
 
-CONTENT = "LICENSE foundry katana_i 2025 permanent uncounted hostid=ANY sig=\"system-tier\"\n"
+CONTENT = 'LICENSE foundry katana_i 2025 permanent uncounted hostid=ANY sig="system-tier"\n'
 LICENSES = {
     "foundry": {"type": "rlm", "isv": "foundry", "servers": ["4101@rlm1", "4101@rlm2"]},
     "autodesk": {"type": "flexlm", "servers": ["27000@lic1", "27000@lic2", "27000@lic3"]},
     "houdini": {"type": "sidefx", "servers": ["sesi1", "sesi2"]},
     "vray": {"type": "chaos", "servers": ["30304@vrlserver"]},
-    "katana-node": {"type": "nodelocked", "path": "/opt/studio/licenses/katana.lic", "content": CONTENT,
-                    "mode": "0640", "group": "staff", "variable": "katana_LICENSE"},
+    "katana-node": {
+        "type": "nodelocked",
+        "path": "/opt/studio/licenses/katana.lic",
+        "content": CONTENT,
+        "mode": "0640",
+        "group": "staff",
+        "variable": "katana_LICENSE",
+    },
 }
 FILES = {  # path: (mode, owner, group)
     "/etc/profile.d/workstation-licenses.sh": ("644", "root", "root"),
@@ -37,9 +43,17 @@ EXPECTED = {
 GENERATOR = "/usr/lib/systemd/user-environment-generators/30-systemd-environment-d-generator"
 
 
-def test_license_files_land_in_the_real_root_and_its_shell_and_systemd_read_them(station_factory, studio_server):
-    station = station_factory({"install_root": "/opt/studio", "depot": f"{studio_server.url}/depot",
-                               "phase": "bake", "licenses": LICENSES})
+def test_license_files_land_in_the_real_root_and_its_shell_and_systemd_read_them(
+    station_factory, studio_server
+):
+    station = station_factory(
+        {
+            "install_root": "/opt/studio",
+            "depot": f"{studio_server.url}/depot",
+            "phase": "bake",
+            "licenses": LICENSES,
+        }
+    )
     minion = station.minion
 
     data = station.apply()
@@ -47,19 +61,31 @@ def test_license_files_land_in_the_real_root_and_its_shell_and_systemd_read_them
 
     assert failed(data) == {}
     assert {key for key in changed(data) if key.startswith("workstation-license")} == {
-        "workstation-licenses-environment-profile-managed", "workstation-licenses-environment-session-managed",
-        "workstation-licenses-houdini-file-managed", "workstation-licenses-vray-file-managed",
-        "workstation-licenses-katana-node-file-managed"}
+        "workstation-licenses-environment-profile-managed",
+        "workstation-licenses-environment-session-managed",
+        "workstation-licenses-houdini-file-managed",
+        "workstation-licenses-vray-file-managed",
+        "workstation-licenses-katana-node-file-managed",
+    }
     assert changed(again) == {}
     for path, owner in FILES.items():
-        assert tuple(minion.run("stat", "-c", "%a %U %G", path, check=True).stdout.split()) == owner, path
+        assert (
+            tuple(minion.run("stat", "-c", "%a %U %G", path, check=True).stdout.split()) == owner
+        ), path
     assert minion.read("/opt/studio/licenses/katana.lic") == CONTENT
     assert CONTENT.strip() not in str(by_id(data))
     assert minion.read("/usr/lib/sesi/hserver/.sesi_licenses.pref") == "serverhost=sesi1;sesi2\n"
     # A login shell of the root sources /etc/profile.d; what it sees is what the apps see.
-    shell = minion.run("bash", "-lc", "; ".join(f'echo "{name}=${name}"' for name in EXPECTED), check=True)
+    shell = minion.run(
+        "bash", "-lc", "; ".join(f'echo "{name}=${name}"' for name in EXPECTED), check=True
+    )
     assert shell.stdout.splitlines() == [f"{name}={value}" for name, value in EXPECTED.items()]
-    if minion.exists(GENERATOR):  # systemd's own parser of environment.d, as a desktop session runs it
+    if minion.exists(
+        GENERATOR
+    ):  # systemd's own parser of environment.d, as a desktop session runs it
         # It prints the session's environment as shell assignments, quoting values such as sesi1;sesi2.
-        session = dict(shlex.split(line)[0].split("=", 1) for line in minion.run(GENERATOR, check=True).stdout.splitlines())
+        session = dict(
+            shlex.split(line)[0].split("=", 1)
+            for line in minion.run(GENERATOR, check=True).stdout.splitlines()
+        )
         assert {name: session.get(name) for name in EXPECTED} == EXPECTED

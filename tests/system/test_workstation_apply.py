@@ -23,10 +23,14 @@ PACKAGE_FILES = (
 )
 PACKAGES = {"studio-gpu-driver-standin": "1.0-1", "nice-dcv-server": "2024.0-1"}
 INSTALL_STATES = {
-    "workstation-repo-studio-keyring", "workstation-repo-studio",
-    "workstation-app-blender-4.2.3", "workstation-app-gpu-driver-standin-1.0-1", "workstation-app-nice-dcv-2024.0-1",
+    "workstation-repo-studio-keyring",
+    "workstation-repo-studio",
+    "workstation-app-blender-4.2.3",
+    "workstation-app-gpu-driver-standin-1.0-1",
+    "workstation-app-nice-dcv-2024.0-1",
     "workstation-service-studio-standin.service",
-    "workstation-launchers-nightfall-launchers-managed", "workstation-launchers-studio-launch-installed",
+    "workstation-launchers-nightfall-launchers-managed",
+    "workstation-launchers-studio-launch-installed",
 }
 ENABLED_LINK = "/etc/systemd/system/multi-user.target.wants/studio-standin.service"
 
@@ -36,8 +40,13 @@ def assert_refused_by_apt(data, reason):
     refused = failed(data)
     assert "workstation-repo-studio" in refused, by_id(data)
     assert reason in refused["workstation-repo-studio"]
-    assert by_id(data)["workstation-repo-studio-keyring"]["result"] is True  # the pinned key itself is fine
-    for state_id in ("workstation-app-gpu-driver-standin-1.0-1", "workstation-app-nice-dcv-2024.0-1"):
+    assert (
+        by_id(data)["workstation-repo-studio-keyring"]["result"] is True
+    )  # the pinned key itself is fine
+    for state_id in (
+        "workstation-app-gpu-driver-standin-1.0-1",
+        "workstation-app-nice-dcv-2024.0-1",
+    ):
         assert state_id in refused, by_id(data)[state_id]
 
 
@@ -46,7 +55,9 @@ def assert_nothing_from_the_repository(minion):
         assert minion.package(name) is None, minion.dpkg_status(name)
         assert "is not installed" in minion.dpkg_status(name)
     for path in PACKAGE_FILES:
-        assert not minion.exists(path), f"{path} exists in the root, though its repository was refused"
+        assert not minion.exists(path), (
+            f"{path} exists in the root, though its repository was refused"
+        )
 
 
 def test_fresh_root_converges_then_a_second_apply_changes_nothing(station_factory, studio_server):
@@ -59,7 +70,9 @@ def test_fresh_root_converges_then_a_second_apply_changes_nothing(station_factor
     assert set(changed(data)) == INSTALL_STATES
     app, version = BLENDER
     launcher = f"/opt/studio/apps/{app}/{version}/bin/{app}"
-    assert minion.run(launcher, "--version", check=True).stdout.strip() == f"{app} {version} --version"
+    assert (
+        minion.run(launcher, "--version", check=True).stdout.strip() == f"{app} {version} --version"
+    )
     for name, version in PACKAGES.items():
         assert minion.package(name) == version, minion.dpkg_status(name)
     assert minion.read("/usr/lib/studio-standin/driver-version") == "1.0-1\n"
@@ -68,20 +81,31 @@ def test_fresh_root_converges_then_a_second_apply_changes_nothing(station_factor
     keyring = minion.read_bytes(KEYRING)
     assert keyring and not keyring.startswith(b"-----BEGIN"), "the keyring is not dearmoured"
     sources = minion.read(SOURCES)
-    assert f"[signed-by={KEYRING}]" in sources and studio_server.url + "/debian " in sources, sources
+    assert f"[signed-by={KEYRING}]" in sources and studio_server.url + "/debian " in sources, (
+        sources
+    )
     # phase bake: the unit is enabled for the next boot (its [Install] link exists) and nothing was started
-    assert minion.run("readlink", ENABLED_LINK, check=True).stdout.strip() == "/lib/systemd/system/studio-standin.service"
-    assert minion.run("systemctl", "is-enabled", "studio-standin.service").stdout.strip() == "enabled"
+    assert (
+        minion.run("readlink", ENABLED_LINK, check=True).stdout.strip()
+        == "/lib/systemd/system/studio-standin.service"
+    )
+    assert (
+        minion.run("systemctl", "is-enabled", "studio-standin.service").stdout.strip() == "enabled"
+    )
 
     requests_before = studio_server.server.requests
     again = station.apply()
 
     assert failed(again) == {}
     assert changed(again) == {}
-    assert studio_server.server.requests == requests_before, "a converged apply fetched from the depot or the repository"
+    assert studio_server.server.requests == requests_before, (
+        "a converged apply fetched from the depot or the repository"
+    )
 
 
-def test_dry_run_on_a_fresh_root_predicts_exactly_what_the_real_run_does(station_factory, studio_server):
+def test_dry_run_on_a_fresh_root_predicts_exactly_what_the_real_run_does(
+    station_factory, studio_server
+):
     station = station_factory(workstation_pillar(studio_server))
 
     predicted = station.apply("test=True")
@@ -110,7 +134,9 @@ def test_an_unsigned_repository_is_refused(station_factory, studio_server):
     assert_nothing_from_the_repository(station.minion)
 
 
-def test_a_repository_signed_by_another_key_than_the_pinned_one_is_refused(station_factory, studio_server):
+def test_a_repository_signed_by_another_key_than_the_pinned_one_is_refused(
+    station_factory, studio_server
+):
     # The pillar pins the studio key; the served repository is signed by someone else's.
     station = station_factory(workstation_pillar(studio_server, tree="other_key"))
 
@@ -120,7 +146,9 @@ def test_a_repository_signed_by_another_key_than_the_pinned_one_is_refused(stati
     assert_nothing_from_the_repository(station.minion)
 
 
-def test_a_key_whose_fingerprint_is_not_the_pinned_one_is_never_installed(station_factory, studio_server):
+def test_a_key_whose_fingerprint_is_not_the_pinned_one_is_never_installed(
+    station_factory, studio_server
+):
     # Someone swapped the key text (and the repository it signs) but not the pinned fingerprint.
     station = station_factory(workstation_pillar(studio_server, tree="other_key", key="other"))
 

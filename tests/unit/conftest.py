@@ -37,8 +37,16 @@ class Depot:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
 
-    def app_archive(self, app: str, version: str, *, suffix=".tar.gz", extra_files=None, explicit_dirs=True,
-                    name: str | None = None) -> Path:
+    def app_archive(
+        self,
+        app: str,
+        version: str,
+        *,
+        suffix=".tar.gz",
+        extra_files=None,
+        explicit_dirs=True,
+        name: str | None = None,
+    ) -> Path:
         """A DCC-shaped archive `<app>-<version>/...` (strip_components 1) at <depot>/<app>/<name>."""
         files = dict(archives.app_files(app, version))
         files.update(extra_files or {})
@@ -61,8 +69,15 @@ class Depot:
         spec.update(overrides)
         return spec
 
-    def spec(self, app: str, version: str, raw: dict, depot: str | None = None) -> pillar.VersionSpec:
-        assert pillar.check_version_spec(app, version, raw, pillar.path_of("catalog", app, "versions", version)) == []
+    def spec(
+        self, app: str, version: str, raw: dict, depot: str | None = None
+    ) -> pillar.VersionSpec:
+        assert (
+            pillar.check_version_spec(
+                app, version, raw, pillar.path_of("catalog", app, "versions", version)
+            )
+            == []
+        )
         return pillar.resolve_spec(app, version, raw, depot or str(self.root))
 
     def build(self, app: str, version: str, **kwargs) -> pillar.VersionSpec:

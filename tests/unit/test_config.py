@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from salt_workstation import FORMULA_DIR, config, contract, pillar
+from salt_workstation import FORMULA_DIR, config, contract
 
 
 def formula_yaml(name):
@@ -34,7 +34,9 @@ def test_os_family_layer_is_merged_over_defaults():
     families = formula_yaml("osfamilymap.yaml")
     for family, layer in families.items():
         loaded = config.load({}, {"os_family": family})
-        assert loaded["os"] == config.merge(loaded["os"], layer.get("os", {}))  # every layer value won
+        assert loaded["os"] == config.merge(
+            loaded["os"], layer.get("os", {})
+        )  # every layer value won
         for key, value in (layer.get("os") or {}).items():
             assert loaded["os"][key] == value
     # and the layers really differ, so the family matters
@@ -45,11 +47,17 @@ def test_os_family_layer_is_merged_over_defaults():
 
 
 def test_unknown_os_family_keeps_defaults():
-    assert config.load({}, {"os_family": "Plan9"})["os"]["repo_style"] == formula_yaml("defaults.yaml")["os"]["repo_style"]
+    assert (
+        config.load({}, {"os_family": "Plan9"})["os"]["repo_style"]
+        == formula_yaml("defaults.yaml")["os"]["repo_style"]
+    )
 
 
 def test_codename_grain_lands_in_os():
-    assert config.load({}, {"os_family": "Debian", "oscodename": "trixie"})["os"]["codename"] == "trixie"
+    assert (
+        config.load({}, {"os_family": "Debian", "oscodename": "trixie"})["os"]["codename"]
+        == "trixie"
+    )
     assert config.load({})["os"]["codename"] == ""
 
 
@@ -66,7 +74,10 @@ def test_lookup_overrides_defaults_and_os_family():
 
 def test_pillar_beats_lookup():
     loaded = config.load(
-        {"lookup": {"install_root": "/srv/from-lookup", "retain": 4}, "install_root": "/srv/from-pillar"},
+        {
+            "lookup": {"install_root": "/srv/from-lookup", "retain": 4},
+            "install_root": "/srv/from-pillar",
+        },
         {"os_family": "RedHat"},
     )
     assert loaded["install_root"] == "/srv/from-pillar"
@@ -86,9 +97,13 @@ def test_catalog_from_lookup_and_pillar_merge_per_app_and_version():
     hash_a, hash_b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
     loaded = config.load(
         {
-            "lookup": {"catalog": {"nuke": {"versions": {"15.1v3": {"source": "n15.tgz", "hash": hash_a}}}}},
-            "catalog": {"nuke": {"versions": {"16.0v1": {"source": "n16.tgz", "hash": hash_b}}},
-                        "blender": {"versions": {"4.2": {"source": "b.tgz", "hash": hash_a}}}},
+            "lookup": {
+                "catalog": {"nuke": {"versions": {"15.1v3": {"source": "n15.tgz", "hash": hash_a}}}}
+            },
+            "catalog": {
+                "nuke": {"versions": {"16.0v1": {"source": "n16.tgz", "hash": hash_b}}},
+                "blender": {"versions": {"4.2": {"source": "b.tgz", "hash": hash_a}}},
+            },
         }
     )
     assert set(loaded["catalog"]) == {"nuke", "blender"}
@@ -96,7 +111,10 @@ def test_catalog_from_lookup_and_pillar_merge_per_app_and_version():
 
 
 def test_lists_and_scalars_replace_rather_than_merge():
-    merged = config.merge({"a": [1, 2], "b": {"c": 1, "d": [1]}, "e": {"f": 1}}, {"a": [3], "b": {"d": [2]}, "e": None})
+    merged = config.merge(
+        {"a": [1, 2], "b": {"c": 1, "d": [1]}, "e": {"f": 1}},
+        {"a": [3], "b": {"d": [2]}, "e": None},
+    )
     assert merged == {"a": [3], "b": {"c": 1, "d": [2]}, "e": None}
 
 

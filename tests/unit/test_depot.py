@@ -16,7 +16,10 @@ from salt_workstation.errors import DepotError
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
-        ("http://builder:s3cret@depot.studio:8080/dcc/x.tgz", "http://***@depot.studio:8080/dcc/x.tgz"),
+        (
+            "http://builder:s3cret@depot.studio:8080/dcc/x.tgz",
+            "http://***@depot.studio:8080/dcc/x.tgz",
+        ),
         ("https://token@depot.studio/dcc/x.tgz?a=1#f", "https://***@depot.studio/dcc/x.tgz?a=1#f"),
         ("https://:s3cret@depot.studio/x", "https://***@depot.studio/x"),
         ("http://depot.studio/dcc/x.tgz", "http://depot.studio/dcc/x.tgz"),
@@ -38,7 +41,12 @@ def test_redact_url_keeps_ipv6_brackets():
 def test_hashing_reader_hashes_and_counts_every_byte():
     data = bytes(range(256)) * 5000
     seen = []
-    reader = depot.HashingReader(io.BytesIO(data), "sha512", total=len(data), progress=lambda done, total: seen.append((done, total)))
+    reader = depot.HashingReader(
+        io.BytesIO(data),
+        "sha512",
+        total=len(data),
+        progress=lambda done, total: seen.append((done, total)),
+    )
     buffer = bytearray(1000)
     assert reader.readinto(buffer) == 1000
     assert reader.read(24) == data[1000:1024]
@@ -69,7 +77,9 @@ def test_open_http_source_and_errors(http_depot):
     stream, size = depot.open_source(f"{http_depot.url}/x.tgz")
     with stream:
         assert (stream.read(), size) == (b"0123456789", 10)
-    with pytest.raises(DepotError, match=r"answered 404 .* for http://127\.0\.0\.1:\d+/.*/missing\.tgz"):
+    with pytest.raises(
+        DepotError, match=r"answered 404 .* for http://127\.0\.0\.1:\d+/.*/missing\.tgz"
+    ):
         depot.open_source(f"{http_depot.url}/missing.tgz")
     assert http_depot.requests == 2
 
@@ -78,7 +88,9 @@ def test_open_closed_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(DepotError, match=f"could not read http://127.0.0.1:{port}/x.tgz: .*is the depot up"):
+    with pytest.raises(
+        DepotError, match=f"could not read http://127.0.0.1:{port}/x.tgz: .*is the depot up"
+    ):
         depot.open_source(f"http://127.0.0.1:{port}/x.tgz")
 
 

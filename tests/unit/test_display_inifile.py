@@ -8,8 +8,8 @@ import pytest
 
 from salt_workstation import inifile
 from salt_workstation.errors import DiskError, UnsafePath, WorkstationError
-from tests.unit.test_engine_faults import needs_root, small_tmpfs
 from tests.system.standins.display import DCV_CONF, PCOIP_CONF, VNC_USERS
+from tests.unit.test_engine_faults import needs_root, small_tmpfs
 
 DCV_WANTED = {
     "license": {"license-file": "5053@rlm.studio.test"},
@@ -45,13 +45,25 @@ def test_dcv_keys_land_under_their_examples_and_everything_else_stays():
         "[clipboard] primary-selection-copy": {"old": None, "new": "true"},
     }
     # every original line is still there, in the original order, and only the named keys were added
-    assert added_lines(text, merged) == ['license-file="5053@rlm.studio.test"', 'owner="alice"', "web-port=8443",
-                                         "enable-quic-frontend=true", "", "[clipboard]", "primary-selection-copy=true"]
+    assert added_lines(text, merged) == [
+        'license-file="5053@rlm.studio.test"',
+        'owner="alice"',
+        "web-port=8443",
+        "enable-quic-frontend=true",
+        "",
+        "[clipboard]",
+        "primary-selection-copy=true",
+    ]
     # new keys sit right after the vendor's commented-out example of the same key
-    assert "#license-file = \"\"\nlicense-file=\"5053@rlm.studio.test\"\n" in merged
-    assert "#web-port = 8443\nweb-port=8443\n#enable-quic-frontend = false\nenable-quic-frontend=true\n" in merged
-    assert "#owner = \"\"\nowner=\"alice\"\n" in merged
-    assert merged.endswith("\n[clipboard]\nprimary-selection-copy=true\n")  # a new section at the end
+    assert '#license-file = ""\nlicense-file="5053@rlm.studio.test"\n' in merged
+    assert (
+        "#web-port = 8443\nweb-port=8443\n#enable-quic-frontend = false\nenable-quic-frontend=true\n"
+        in merged
+    )
+    assert '#owner = ""\nowner="alice"\n' in merged
+    assert merged.endswith(
+        "\n[clipboard]\nprimary-selection-copy=true\n"
+    )  # a new section at the end
     assert "[display]\ntarget-fps = 30\n" in merged  # the unrelated key the pillar does not name
 
     again, changes_again = inifile.merge(merged, DCV_WANTED, inifile.DCV)
@@ -61,12 +73,19 @@ def test_dcv_keys_land_under_their_examples_and_everything_else_stays():
 def test_a_changed_value_keeps_the_line_spacing_and_null_removes_a_key():
     text = "[display]\ntarget-fps = 30\nmax-head-resolution = (4096, 2160)\n"
 
-    merged, changes = inifile.merge(text, {"display": {"target-fps": 60, "max-head-resolution": None}}, inifile.DCV)
+    merged, changes = inifile.merge(
+        text, {"display": {"target-fps": 60, "max-head-resolution": None}}, inifile.DCV
+    )
 
     assert merged == "[display]\ntarget-fps = 60\n"
-    assert changes == {"[display] target-fps": {"old": "30", "new": "60"},
-                       "[display] max-head-resolution": {"old": "(4096, 2160)", "new": None}}
-    assert inifile.merge(merged, {"display": {"max-head-resolution": None}}, inifile.DCV) == (merged, {})
+    assert changes == {
+        "[display] target-fps": {"old": "30", "new": "60"},
+        "[display] max-head-resolution": {"old": "(4096, 2160)", "new": None},
+    }
+    assert inifile.merge(merged, {"display": {"max-head-resolution": None}}, inifile.DCV) == (
+        merged,
+        {},
+    )
 
 
 def test_dcv_strings_are_quoted_and_escaped():
@@ -84,8 +103,11 @@ def test_a_key_set_twice_is_set_everywhere_so_any_reader_sees_the_pillar_value()
 
 
 def test_pcoip_keys_are_spaced_and_booleans_are_numbers():
-    merged, changes = inifile.merge(PCOIP_CONF.decode(), {"": {"pcoip.maximum_frame_rate": 30,
-                                                              "pcoip.enable_audio": False}}, inifile.PCOIP)
+    merged, changes = inifile.merge(
+        PCOIP_CONF.decode(),
+        {"": {"pcoip.maximum_frame_rate": 30, "pcoip.enable_audio": False}},
+        inifile.PCOIP,
+    )
     assert "# pcoip.maximum_frame_rate = 30\npcoip.maximum_frame_rate = 30\n" in merged
     assert merged.endswith("pcoip.event_filter_mode = 2\npcoip.enable_audio = 0\n")
     assert set(changes) == {"pcoip.maximum_frame_rate", "pcoip.enable_audio"}
@@ -94,13 +116,22 @@ def test_pcoip_keys_are_spaced_and_booleans_are_numbers():
 def test_tigervnc_flags_are_bare_lines_and_false_removes_them():
     text = "geometry=1920x1080\nalwaysshared\n"
 
-    merged, changes = inifile.merge(text, {"": {"localhost": True, "alwaysshared": False, "geometry": "2560x1440"}},
-                                    inifile.TIGERVNC)
+    merged, changes = inifile.merge(
+        text,
+        {"": {"localhost": True, "alwaysshared": False, "geometry": "2560x1440"}},
+        inifile.TIGERVNC,
+    )
 
     assert merged == "geometry=2560x1440\nlocalhost\n"
-    assert changes == {"localhost": {"old": None, "new": "(flag)"}, "alwaysshared": {"old": "(flag)", "new": None},
-                       "geometry": {"old": "1920x1080", "new": "2560x1440"}}
-    assert inifile.merge(merged, {"": {"localhost": True, "alwaysshared": False}}, inifile.TIGERVNC)[1] == {}
+    assert changes == {
+        "localhost": {"old": None, "new": "(flag)"},
+        "alwaysshared": {"old": "(flag)", "new": None},
+        "geometry": {"old": "1920x1080", "new": "2560x1440"},
+    }
+    assert (
+        inifile.merge(merged, {"": {"localhost": True, "alwaysshared": False}}, inifile.TIGERVNC)[1]
+        == {}
+    )
 
 
 def test_the_vnc_users_file_keeps_its_comments():
@@ -148,7 +179,10 @@ def test_crlf_files_and_bytes_that_are_not_utf8_survive_a_rewrite(tmp_path):
 
     inifile.merge_file(str(path), {"": {"pcoip.maximum_frame_rate": 24}}, inifile.PCOIP)
 
-    assert path.read_bytes() == b"# caf\xe9 (latin-1)\r\npcoip.event_filter_mode = 2\r\npcoip.maximum_frame_rate = 24\r\n"
+    assert (
+        path.read_bytes()
+        == b"# caf\xe9 (latin-1)\r\npcoip.event_filter_mode = 2\r\npcoip.maximum_frame_rate = 24\r\n"
+    )
 
 
 def test_a_link_where_an_agent_config_belongs_is_refused_and_never_read_through(tmp_path):
@@ -168,7 +202,9 @@ def test_a_link_where_an_agent_config_belongs_is_refused_and_never_read_through(
 def test_a_full_disk_while_merging_an_agent_config_is_a_disk_error_and_the_old_file_stays(tmp_path):
     with small_tmpfs(tmp_path / "small", "64k") as folder:
         path = folder / "dcv.conf"
-        original = DCV_CONF + b"#" * (40 * 1024) + b"\n"  # the rewrite needs as much again: more than is left
+        original = (
+            DCV_CONF + b"#" * (40 * 1024) + b"\n"
+        )  # the rewrite needs as much again: more than is left
         path.write_bytes(original)
 
         with pytest.raises(DiskError, match=f"^disk full under {folder}"):

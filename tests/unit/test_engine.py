@@ -12,9 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from salt_workstation import __version__, engine, pillar, safefs
+from salt_workstation import __version__, pillar, safefs
 from salt_workstation.engine import ABSENT, CHANGED, DAMAGED, FOREIGN, INSTALLED
-from salt_workstation.errors import DepotError, HashMismatch, InstallError, UnsafeArchive, WorkstationError
+from salt_workstation.errors import (
+    DepotError,
+    HashMismatch,
+    InstallError,
+    UnsafeArchive,
+    WorkstationError,
+)
 from salt_workstation.paths import FILE_LIST, MANIFEST
 from tests.support import archives
 from tests.support.depot import DepotServer
@@ -27,7 +33,11 @@ def entries(folder: Path) -> list[str]:
 
 def leftovers(store, app) -> list[str]:
     """Staging, trash or installer-source folders an install left behind."""
-    return [name for name in entries(store.layout.app_dir(app)) if name.startswith((".staging-", ".trash-"))]
+    return [
+        name
+        for name in entries(store.layout.app_dir(app))
+        if name.startswith((".staging-", ".trash-"))
+    ]
 
 
 def closed_port() -> int:
@@ -52,7 +62,11 @@ def test_install_from_a_file_depot(store, depot):
         assert stat.S_IMODE((dest / name).stat().st_mode) == mode
     assert manifest == json.loads((dest / MANIFEST).read_text())
     files = archives.app_files("blender", "4.2")
-    assert manifest["app"] == "blender" and manifest["version"] == "4.2" and manifest["kind"] == "archive"
+    assert (
+        manifest["app"] == "blender"
+        and manifest["version"] == "4.2"
+        and manifest["kind"] == "archive"
+    )
     assert manifest["source"] == spec.source
     assert manifest["hash"] == spec.hash
     assert manifest["identity"] == {"kind": "archive", "hash": spec.hash, "strip_components": 1}
@@ -83,7 +97,11 @@ def test_install_from_an_http_depot_and_converged_status_makes_no_request(store,
     assert store.verify("nuke", "15.1v3", deep=True)["ok"] is True
     assert store.installed()["nuke"]["15.1v3"] == manifest
     assert http_depot.requests == 1
-    assert (store.layout.version_dir("nuke", "15.1v3") / "bin/nuke").read_bytes().startswith(b"#!/bin/sh")
+    assert (
+        (store.layout.version_dir("nuke", "15.1v3") / "bin/nuke")
+        .read_bytes()
+        .startswith(b"#!/bin/sh")
+    )
 
 
 def test_install_with_a_sha512_hash(store, depot):
@@ -115,7 +133,12 @@ def test_status_changed_damaged_absent(store, depot):
     spec = depot.build("blender", "4.2")
     assert store.status(spec) == ABSENT
     store.install(spec)
-    rebuilt = depot.build("blender", "4.2", name="blender-4.2-rebuild.tar.gz", extra_files={"NEWS": (b"rebuilt", 0o644)})
+    rebuilt = depot.build(
+        "blender",
+        "4.2",
+        name="blender-4.2-rebuild.tar.gz",
+        extra_files={"NEWS": (b"rebuilt", 0o644)},
+    )
     assert rebuilt.hash != spec.hash
     assert store.status(rebuilt) == CHANGED
     assert store.status(pillar.VersionSpec(**{**vars(spec), "strip_components": 0})) == CHANGED
@@ -140,7 +163,9 @@ def test_replacing_a_changed_version_swaps_the_whole_folder(store, depot):
     store.install(old)
     dest = store.layout.version_dir("blender", "4.2")
     (dest / "user-cruft").write_text("left by someone")
-    new = depot.build("blender", "4.2", name="blender-4.2-b.tar.gz", extra_files={"new-only.txt": (b"new", 0o644)})
+    new = depot.build(
+        "blender", "4.2", name="blender-4.2-b.tar.gz", extra_files={"new-only.txt": (b"new", 0o644)}
+    )
 
     manifest = store.install(new)
 
@@ -168,10 +193,17 @@ def test_exchange_swaps_two_folders(tmp_path):
 
 
 def test_other_apps_and_versions_sit_side_by_side(store, depot):
-    specs = [depot.build("blender", "4.1"), depot.build("blender", "4.2"), depot.build("nuke", "15.1v3")]
+    specs = [
+        depot.build("blender", "4.1"),
+        depot.build("blender", "4.2"),
+        depot.build("nuke", "15.1v3"),
+    ]
     for spec in specs:
         store.install(spec)
-    assert {app: sorted(v) for app, v in store.installed().items()} == {"blender": ["4.1", "4.2"], "nuke": ["15.1v3"]}
+    assert {app: sorted(v) for app, v in store.installed().items()} == {
+        "blender": ["4.1", "4.2"],
+        "nuke": ["15.1v3"],
+    }
     assert all(store.status(spec) == INSTALLED for spec in specs)
 
 
@@ -183,8 +215,12 @@ def test_hash_mismatch_installs_nothing_and_keeps_the_installed_build(store, dep
     store.install(good)
     dest = store.layout.version_dir("blender", "4.2")
     before = snapshot(dest)
-    other = depot.app_archive("blender", "4.2", name="tampered.tar.gz", extra_files={"evil": (b"x", 0o755)})
-    wrong = depot.spec("blender", "4.2", depot.entry(other, hash=good.hash.replace(good.hash[-4:], "0000")))
+    other = depot.app_archive(
+        "blender", "4.2", name="tampered.tar.gz", extra_files={"evil": (b"x", 0o755)}
+    )
+    wrong = depot.spec(
+        "blender", "4.2", depot.entry(other, hash=good.hash.replace(good.hash[-4:], "0000"))
+    )
 
     with pytest.raises(HashMismatch) as raised:
         store.install(wrong)
@@ -246,14 +282,20 @@ def test_depot_down_is_a_depot_error_that_says_what_to_check(store, depot):
 
 def test_nothing_listening_is_a_depot_error(store, depot):
     archive = depot.app_archive("blender", "4.2")
-    spec = depot.spec("blender", "4.2", depot.entry(archive), f"http://127.0.0.1:{closed_port()}/dcc")
-    with pytest.raises(DepotError, match="could not read http://127.0.0.1:.*/dcc/blender/blender-4.2.tar.gz"):
+    spec = depot.spec(
+        "blender", "4.2", depot.entry(archive), f"http://127.0.0.1:{closed_port()}/dcc"
+    )
+    with pytest.raises(
+        DepotError, match=r"could not read http://127\.0\.0\.1:.*/dcc/blender/blender-4\.2\.tar\.gz"
+    ):
         store.install(spec)
 
 
 def test_missing_file_on_the_http_depot_is_a_404_depot_error(store, http_depot):
     archive = http_depot.app_archive("blender", "4.2")
-    spec = http_depot.spec("blender", "4.2", http_depot.entry(archive, source="blender/nope.tar.gz"), http_depot.url)
+    spec = http_depot.spec(
+        "blender", "4.2", http_depot.entry(archive, source="blender/nope.tar.gz"), http_depot.url
+    )
     with pytest.raises(DepotError) as raised:
         store.install(spec)
     assert http_depot.requests == 1
@@ -305,7 +347,11 @@ def test_interrupted_install_is_cleaned_up_by_the_next_one(store, depot):
 
 def test_missing_launcher_fails_the_install_and_names_it(store, depot):
     archive = depot.app_archive("blender", "4.2")
-    spec = depot.spec("blender", "4.2", depot.entry(archive, launchers={"blender": "bin/blender", "bpy": "bin/bpy"}))
+    spec = depot.spec(
+        "blender",
+        "4.2",
+        depot.entry(archive, launchers={"blender": "bin/blender", "bpy": "bin/bpy"}),
+    )
     with pytest.raises(InstallError) as raised:
         store.install(spec)
     message = str(raised.value)
@@ -319,8 +365,12 @@ def test_missing_launcher_fails_the_install_and_names_it(store, depot):
 def test_hostile_archive_with_the_right_hash_is_still_refused(store, depot, tmp_path):
     store.layout.app_dir("evil").mkdir(parents=True)
     for kind in archives.HOSTILE_KINDS:
-        archive = archives.write_tar(depot.root / "evil" / f"{kind}.tar.gz", {"bin/ok": (b"ok", 0o755)}, top="app",
-                                     extra=archives.hostile_members(kind))
+        archive = archives.write_tar(
+            depot.root / "evil" / f"{kind}.tar.gz",
+            {"bin/ok": (b"ok", 0o755)},
+            top="app",
+            extra=archives.hostile_members(kind),
+        )
         spec = depot.spec("evil", kind.replace("_", "-"), depot.entry(archive, launchers={}))
         before = snapshot(tmp_path, skip=store.layout.app_dir("evil"))
         with pytest.raises(UnsafeArchive):
@@ -331,16 +381,24 @@ def test_hostile_archive_with_the_right_hash_is_still_refused(store, depot, tmp_
 
 
 def test_reserved_folder_name_is_a_workstation_error(store, depot):
-    archive = depot.app_archive("blender", "4.2", extra_files={".workstation-manifest.json/x": (b"x", 0o644)},
-                                explicit_dirs=False)
+    archive = depot.app_archive(
+        "blender",
+        "4.2",
+        extra_files={".workstation-manifest.json/x": (b"x", 0o644)},
+        explicit_dirs=False,
+    )
     spec = depot.spec("blender", "4.2", depot.entry(archive))
     with pytest.raises(UnsafeArchive):
         store.install(spec)
 
 
 def test_reserved_folder_name_installs_nothing(store, depot):
-    archive = depot.app_archive("blender", "4.2", extra_files={".workstation-manifest.json/x": (b"x", 0o644)},
-                                explicit_dirs=False)
+    archive = depot.app_archive(
+        "blender",
+        "4.2",
+        extra_files={".workstation-manifest.json/x": (b"x", 0o644)},
+        explicit_dirs=False,
+    )
     spec = depot.spec("blender", "4.2", depot.entry(archive))
     with pytest.raises(UnsafeArchive, match="reserves"):
         store.install(spec)
@@ -411,8 +469,18 @@ def installed(store, depot):
 def test_verify_clean_install(store, installed):
     for deep in (True, False):
         result = store.verify("blender", "4.2", deep=deep)
-        assert result == {"app": "blender", "version": "4.2", "ok": True, "checked": 7, "files": 4, "folders": 3, "deep": deep,
-                          "missing": [], "changed": [], "extra": []}
+        assert result == {
+            "app": "blender",
+            "version": "4.2",
+            "ok": True,
+            "checked": 7,
+            "files": 4,
+            "folders": 3,
+            "deep": deep,
+            "missing": [],
+            "changed": [],
+            "extra": [],
+        }
 
 
 def test_verify_missing_file(store, installed):
@@ -503,9 +571,13 @@ def installer_spec(depot, version, script: bytes, command=None, timeout=60, laun
         "payload/bin/houdini": (b"#!/bin/sh\necho houdini\n", 0o755),
         "payload/houdini/ui.py": (b"print('ui')\n", 0o644),
     }
-    archive = archives.write_tar(depot.root / "houdini" / f"houdini-{version}.tar.gz", files, top=f"houdini-{version}")
+    archive = archives.write_tar(
+        depot.root / "houdini" / f"houdini-{version}.tar.gz", files, top=f"houdini-{version}"
+    )
     raw = depot.entry(
-        archive, kind="installer", installer={"command": command or ["./install.sh", "{dest}"], "timeout": timeout},
+        archive,
+        kind="installer",
+        installer={"command": command or ["./install.sh", "{dest}"], "timeout": timeout},
         launchers=launchers if launchers is not None else {"houdini": "bin/houdini"},
     )
     return depot.spec("houdini", version, raw)
@@ -526,7 +598,9 @@ def test_installer_kind_success(store, depot):
     assert store.status(spec) == INSTALLED
     assert store.verify("houdini", "20.5.332")["ok"] is True
     assert leftovers(store, "houdini") == []
-    changed_command = installer_spec(depot, "20.5.332", INSTALL_SH, command=["./install.sh", "{dest}", "--quiet"])
+    changed_command = installer_spec(
+        depot, "20.5.332", INSTALL_SH, command=["./install.sh", "{dest}", "--quiet"]
+    )
     assert store.status(changed_command) == CHANGED
 
 
@@ -566,7 +640,9 @@ def _alive(pid: int) -> bool:
 def test_installer_timeout_stops_the_whole_installer(store, depot, tmp_path):
     pidfile = tmp_path / "child.pid"
     script = b'#!/bin/sh\nsleep 30 &\necho $! > "$2"\nwait\n'
-    spec = installer_spec(depot, "20.5.332", script, command=["./install.sh", "{dest}", str(pidfile)], timeout=1)
+    spec = installer_spec(
+        depot, "20.5.332", script, command=["./install.sh", "{dest}", str(pidfile)], timeout=1
+    )
     with pytest.raises(InstallError):
         store.install(spec)
     pid = int(pidfile.read_text())
@@ -598,15 +674,25 @@ def test_installer_that_misses_a_launcher(store, depot):
 
 
 def test_packages_kind(store):
-    raw = {"kind": "packages", "packages": {"krita": "1:5.2.2-1"}, "launchers": {"krita": "/usr/bin/krita"}}
+    raw = {
+        "kind": "packages",
+        "packages": {"krita": "1:5.2.2-1"},
+        "launchers": {"krita": "/usr/bin/krita"},
+    }
     spec = pillar.resolve_spec("krita", "5.2.2", raw, "salt://depot")
     with pytest.raises(InstallError, match="package manager"):
         store.install(spec)
     installed_packages = {}
     store.install(spec, install_packages=installed_packages.update)
     assert installed_packages == {"krita": "1:5.2.2-1"}
-    assert store.manifest("krita", "5.2.2")["identity"] == {"kind": "packages", "packages": {"krita": "1:5.2.2-1"}}
-    assert store.status(spec, lambda names: {name: installed_packages.get(name) for name in names}) == INSTALLED
+    assert store.manifest("krita", "5.2.2")["identity"] == {
+        "kind": "packages",
+        "packages": {"krita": "1:5.2.2-1"},
+    }
+    assert (
+        store.status(spec, lambda names: {name: installed_packages.get(name) for name in names})
+        == INSTALLED
+    )
     assert store.status(spec, lambda names: {"krita": "1:5.2.1-1"}) == CHANGED
 
 
@@ -676,7 +762,9 @@ def test_retain_zero_removes_every_unwanted_version(store, versions):
 def test_versions_without_history_count_as_oldest(store, depot):
     for version in ("1.0", "2.0", "3.0"):
         store.install(depot.build("blender", version))
-    store.layout.history("blender").write_text(json.dumps(["1.0"]))  # 2.0 was installed by hand, say
+    store.layout.history("blender").write_text(
+        json.dumps(["1.0"])
+    )  # 2.0 was installed by hand, say
     remove, new_history = store.retention("blender", ["3.0"], 1)
     assert (remove, new_history) == (["2.0"], ["1.0", "3.0"])
     assert installed_versions(store) == ["1.0", "2.0", "3.0"]  # retention() only predicts

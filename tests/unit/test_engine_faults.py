@@ -18,7 +18,14 @@ import pytest
 
 from salt_workstation import engine, pillar, safefs, unpack
 from salt_workstation.depot import HashingReader
-from salt_workstation.errors import DepotError, DiskError, HashMismatch, LimitExceeded, UnsafeArchive, UnsafePath
+from salt_workstation.errors import (
+    DepotError,
+    DiskError,
+    HashMismatch,
+    LimitExceeded,
+    UnsafeArchive,
+    UnsafePath,
+)
 from tests.support import archives
 from tests.unit.conftest import snapshot
 
@@ -47,7 +54,10 @@ def random_files(count: int, size: int) -> dict:
 
 def compressible_files(count: int, size: int) -> dict:
     """Files that gzip shrinks about 100 times: the download fits where the unpacked files do not."""
-    return {f"lib/part{index:03}.bin": (os.urandom(4096) * (size // 4096), 0o644) for index in range(count)}
+    return {
+        f"lib/part{index:03}.bin": (os.urandom(4096) * (size // 4096), 0o644)
+        for index in range(count)
+    }
 
 
 # ---- 1. disk full never promotes a damaged version ------------------------------------------
@@ -74,18 +84,26 @@ def test_a_version_that_cannot_fit_is_refused_before_downloading(tmp_path, depot
     archive = depot.app_archive("blender", "4.2", extra_files=random_files(4, 1 << 20))
     raw = depot.entry(archive, size=64 << 20)
     spec = depot.spec("blender", "4.2", raw)
-    with small_tmpfs(tmp_path / "small", "8m") as root:
-        with pytest.raises(DiskError, match=r"disk full under .*: \d+ MiB more needed .*nothing was downloaded"):
-            engine.AppStore(root).install(spec)
+    with (
+        small_tmpfs(tmp_path / "small", "8m") as root,
+        pytest.raises(
+            DiskError, match=r"disk full under .*: \d+ MiB more needed .*nothing was downloaded"
+        ),
+    ):
+        engine.AppStore(root).install(spec)
 
 
 # ---- 2/3. names and planted symlinks --------------------------------------------------------
 
 
 @pytest.mark.parametrize("app", ["/abs", "../evil", "..", ".", "a/b"])
-def test_an_app_name_that_is_not_one_component_is_refused_by_the_engine_too(store, depot, tmp_path, app):
+def test_an_app_name_that_is_not_one_component_is_refused_by_the_engine_too(
+    store, depot, tmp_path, app
+):
     """Before: an absolute app name in the catalog installed files outside install_root."""
-    spec = pillar.VersionSpec(app=app, version="1.0", kind="archive", source="file:///nowhere", hash="sha256:" + "0" * 64)
+    spec = pillar.VersionSpec(
+        app=app, version="1.0", kind="archive", source="file:///nowhere", hash="sha256:" + "0" * 64
+    )
     before = snapshot(tmp_path)
     with pytest.raises(UnsafePath):
         store.install(spec)
@@ -146,8 +164,12 @@ def deep_member(depth: int, name_length: int = 1):
 
 def test_an_archive_deeper_than_the_limit_is_refused_cleanly(store, depot):
     info, data = deep_member(1000)
-    archive = archives.write_tar(depot.root / "blender" / "deep.tar.gz", archives.app_files("blender", "4.2"),
-                                 top="app", extra=[(info, data)])
+    archive = archives.write_tar(
+        depot.root / "blender" / "deep.tar.gz",
+        archives.app_files("blender", "4.2"),
+        top="app",
+        extra=[(info, data)],
+    )
     spec = depot.spec("blender", "4.2", depot.entry(archive))
     with pytest.raises(UnsafeArchive, match="folders deep"):
         store.install(spec)
@@ -164,7 +186,9 @@ def removes_deep_trees(tmp_path):
             folder.remove(name)
 
 
-def test_a_deep_tree_planted_in_a_version_does_not_wedge_verify_or_removal(store, depot, removes_deep_trees):
+def test_a_deep_tree_planted_in_a_version_does_not_wedge_verify_or_removal(
+    store, depot, removes_deep_trees
+):
     """Before: verify, retention and every later install failed with RecursionError."""
     spec = depot.build("blender", "4.2")
     store.install(spec)
@@ -185,8 +209,12 @@ def test_a_deep_tree_planted_in_a_version_does_not_wedge_verify_or_removal(store
 
 def test_paths_longer_than_path_max_install_verify_and_remove(store, depot):
     info, data = deep_member(30, 200)  # 30 x 201 bytes: well past PATH_MAX (4096)
-    archive = archives.write_tar(depot.root / "blender" / "long.tar.gz", archives.app_files("blender", "4.2"),
-                                 top="app", extra=[(info, data)])
+    archive = archives.write_tar(
+        depot.root / "blender" / "long.tar.gz",
+        archives.app_files("blender", "4.2"),
+        top="app",
+        extra=[(info, data)],
+    )
     spec = depot.spec("blender", "4.2", depot.entry(archive))
     store.install(spec)
     assert store.verify("blender", "4.2", deep=True)["ok"] is True
@@ -195,8 +223,11 @@ def test_paths_longer_than_path_max_install_verify_and_remove(store, depot):
 
 
 def test_symlink_chains_resolve_in_memory_at_any_length():
-    records = [unpack.Record("a", "symlink", 0o777, target="."), unpack.Record("b", "symlink", 0o777, target="a/.."),
-               unpack.Record("loop", "symlink", 0o777, target="loop")]
+    records = [
+        unpack.Record("a", "symlink", 0o777, target="."),
+        unpack.Record("b", "symlink", 0o777, target="a/.."),
+        unpack.Record("loop", "symlink", 0o777, target="loop"),
+    ]
     assert unpack.resolve_inside(records, "a/a/a/x") == "x"
     assert unpack.resolve_inside(records, "b") is None
     assert unpack.resolve_inside(records, "loop") is None
@@ -216,17 +247,32 @@ def gigabyte_bomb(tmp_path_factory) -> Path:
     return bomb(tmp_path_factory.mktemp("bomb") / "blender" / "bomb.tar.gz", 1 << 30)
 
 
-@pytest.mark.parametrize(("pinned", "error", "message"), [
-    (True, LimitExceeded, "compression bomb"),
-    (False, HashMismatch, "Nothing was installed"),  # stopped early all the same; the hash names the cause
-], ids=["right-hash", "wrong-hash"])
-def test_a_compression_bomb_stops_early_with_or_without_its_hash(tmp_path, gigabyte_bomb, pinned, error, message):
+@pytest.mark.parametrize(
+    ("pinned", "error", "message"),
+    [
+        (True, LimitExceeded, "compression bomb"),
+        (
+            False,
+            HashMismatch,
+            "Nothing was installed",
+        ),  # stopped early all the same; the hash names the cause
+    ],
+    ids=["right-hash", "wrong-hash"],
+)
+def test_a_compression_bomb_stops_early_with_or_without_its_hash(
+    tmp_path, gigabyte_bomb, pinned, error, message
+):
     """Before: 1 MB that inflates to 1 GiB installed when its hash was pinned, and with a wrong
     hash wrote the whole GiB to staging before it was refused."""
-    raw = {"source": gigabyte_bomb.name, "hash": archives.sha256_of(gigabyte_bomb) if pinned else "sha256:" + "0" * 64,
-           "strip_components": 1}
+    raw = {
+        "source": gigabyte_bomb.name,
+        "hash": archives.sha256_of(gigabyte_bomb) if pinned else "sha256:" + "0" * 64,
+        "strip_components": 1,
+    }
     spec = pillar.resolve_spec("blender", "4.2", raw, str(gigabyte_bomb.parent))
-    store = engine.AppStore(tmp_path / "studio", engine.Limits(max_expansion=200, max_unpacked_bytes=1 << 40))
+    store = engine.AppStore(
+        tmp_path / "studio", engine.Limits(max_expansion=200, max_unpacked_bytes=1 << 40)
+    )
     started = time.monotonic()
     with pytest.raises(error, match=message):
         store.install(spec)
@@ -254,7 +300,9 @@ def stalling_depot(payload: bytes, send: int):
         connection, _ = server.accept()
         with connection:
             connection.recv(65536)
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload[:send])
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload[:send]
+            )
             release.wait(30)
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -271,10 +319,14 @@ def test_a_stalled_depot_fails_within_the_idle_timeout_with_how_far_it_got(tmp_p
     archive = depot.app_archive("blender", "4.2", extra_files=random_files(3, 1 << 20))
     payload = archive.read_bytes()
     with stalling_depot(payload, len(payload) // 2) as url:
-        spec = pillar.resolve_spec("blender", "4.2", depot.entry(archive, source=url), str(depot.root))
+        spec = pillar.resolve_spec(
+            "blender", "4.2", depot.entry(archive, source=url), str(depot.root)
+        )
         store = engine.AppStore(tmp_path / "studio", engine.Limits(depot_idle_timeout=1))
         started = time.monotonic()
-        with pytest.raises(DepotError, match=r"the depot stopped sending .* after 1 MiB of 3 MiB for 1 s"):
+        with pytest.raises(
+            DepotError, match=r"the depot stopped sending .* after 1 MiB of 3 MiB for 1 s"
+        ):
             store.install(spec)
         assert time.monotonic() - started < 5
     assert leftovers(store.layout.root, "blender") == []
@@ -302,11 +354,18 @@ def test_an_installer_and_its_children_die_when_salt_is_killed(tmp_path):
     script = tmp_path / "install.sh"
     script.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {pid_file}\nwait\n")
     script.chmod(0o755)
-    parent = subprocess.Popen([sys.executable, "-c", (
-        "import os, subprocess, sys, time\n"
-        f"subprocess.Popen([sys.executable, {engine._REAPER!r}, str(os.getpid()), '--', {str(script)!r}],"
-        " start_new_session=True)\n"
-        "time.sleep(300)\n")])
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import os, subprocess, sys, time\n"
+                f"subprocess.Popen([sys.executable, {engine._REAPER!r}, str(os.getpid()), '--', {str(script)!r}],"
+                " start_new_session=True)\n"
+                "time.sleep(300)\n"
+            ),
+        ]
+    )
     try:
         deadline = time.monotonic() + 10
         while not pid_file.exists() or not pid_file.read_text().strip():
@@ -317,7 +376,9 @@ def test_an_installer_and_its_children_die_when_salt_is_killed(tmp_path):
         parent.wait()
         deadline = time.monotonic() + 5
         while _alive(child):
-            assert time.monotonic() < deadline, "the installer's child outlived the process that started it"
+            assert time.monotonic() < deadline, (
+                "the installer's child outlived the process that started it"
+            )
             time.sleep(0.05)
     finally:
         with contextlib.suppress(ProcessLookupError):

@@ -18,8 +18,14 @@ class Clock:
 
 def test_progress_is_rate_limited_but_phase_changes_and_the_end_always_go_out():
     sent, clock = [], Clock()
-    progress = ProgressReporter(lambda tag, data: sent.append((tag, data)), "houdini", "20.5.410", "ws-1",
-                                rate=2.0, clock=clock)
+    progress = ProgressReporter(
+        lambda tag, data: sent.append((tag, data)),
+        "houdini",
+        "20.5.410",
+        "ws-1",
+        rate=2.0,
+        clock=clock,
+    )
     for step in range(100):  # 100 reads in 1 s of download
         clock.now = step / 100
         progress("download", step * 1024, 100 * 1024)
@@ -30,52 +36,116 @@ def test_progress_is_rate_limited_but_phase_changes_and_the_end_always_go_out():
     phases = [data["phase"] for _, data in sent]
     assert phases == ["download", "download", "installer", "done"]  # 2 a second while downloading
     assert {tag for tag, _ in sent} == {TAG}
-    assert sent[-1][1] == {"minion": "ws-1", "app": "houdini", "version": "20.5.410", "phase": "done",
-                           "bytes_done": 102400, "bytes_total": 102400}
+    assert sent[-1][1] == {
+        "minion": "ws-1",
+        "app": "houdini",
+        "version": "20.5.410",
+        "phase": "done",
+        "bytes_done": 102400,
+        "bytes_total": 102400,
+    }
 
 
 def test_board_finishes_only_when_every_install_seen_has_ended():
     board = ProgressBoard()
     assert not board.finished()
-    board.update({"minion": "a", "app": "nuke", "version": "15.1v3", "phase": "download",
-                  "bytes_done": 2**20, "bytes_total": 4 * 2**20})
+    board.update(
+        {
+            "minion": "a",
+            "app": "nuke",
+            "version": "15.1v3",
+            "phase": "download",
+            "bytes_done": 2**20,
+            "bytes_total": 4 * 2**20,
+        }
+    )
     board.update({"minion": "b", "app": "nuke", "version": "15.1v3", "phase": "done"})
     assert not board.finished()
-    assert ProgressBoard.line(board.installs[("a", "nuke", "15.1v3")]) == \
-        "a nuke 15.1v3: download 1.0 MiB of 4.0 MiB (25%)"
-    board.update({"minion": "a", "app": "nuke", "version": "15.1v3", "phase": "failed", "error": "hash mismatch"})
+    assert (
+        ProgressBoard.line(board.installs[("a", "nuke", "15.1v3")])
+        == "a nuke 15.1v3: download 1.0 MiB of 4.0 MiB (25%)"
+    )
+    board.update(
+        {
+            "minion": "a",
+            "app": "nuke",
+            "version": "15.1v3",
+            "phase": "failed",
+            "error": "hash mismatch",
+        }
+    )
     assert board.finished()
-    assert ProgressBoard.line(board.installs[("a", "nuke", "15.1v3")]) == "a nuke 15.1v3: failed: hash mismatch"
+    assert (
+        ProgressBoard.line(board.installs[("a", "nuke", "15.1v3")])
+        == "a nuke 15.1v3: failed: hash mismatch"
+    )
 
 
 def _answer(action="keep", drift=()):
-    plan = {"productions": {"nightfall": {"blender": {"version": "4.2.3", "action": action}}}, "errors": []}
+    plan = {
+        "productions": {"nightfall": {"blender": {"version": "4.2.3", "action": action}}},
+        "errors": [],
+    }
     return report.minion_summary(plan, list(drift), {})
 
 
 def test_drift_lists_states_that_would_change_or_fail_in_run_order():
     state_return = {
-        "b": {"__id__": "workstation-app-nuke-15.1v3", "__run_num__": 2, "result": False, "changes": {},
-              "comment": "nuke 15.1v3 was not installed: hash\nsecond line"},
-        "a": {"__id__": "workstation-app-blender-4.2.3", "__run_num__": 1, "result": None,
-              "changes": {"installed": True, "dest": "/opt"}, "comment": "would be installed"},
-        "c": {"__id__": "workstation-pillar-validated", "__run_num__": 0, "result": True, "changes": {},
-              "comment": "ok"},
+        "b": {
+            "__id__": "workstation-app-nuke-15.1v3",
+            "__run_num__": 2,
+            "result": False,
+            "changes": {},
+            "comment": "nuke 15.1v3 was not installed: hash\nsecond line",
+        },
+        "a": {
+            "__id__": "workstation-app-blender-4.2.3",
+            "__run_num__": 1,
+            "result": None,
+            "changes": {"installed": True, "dest": "/opt"},
+            "comment": "would be installed",
+        },
+        "c": {
+            "__id__": "workstation-pillar-validated",
+            "__run_num__": 0,
+            "result": True,
+            "changes": {},
+            "comment": "ok",
+        },
     }
     assert report.drift_of(state_return) == [
-        {"id": "workstation-app-blender-4.2.3", "result": None, "changes": ["dest", "installed"],
-         "comment": "would be installed"},
-        {"id": "workstation-app-nuke-15.1v3", "result": False, "changes": [],
-         "comment": "nuke 15.1v3 was not installed: hash"},
+        {
+            "id": "workstation-app-blender-4.2.3",
+            "result": None,
+            "changes": ["dest", "installed"],
+            "comment": "would be installed",
+        },
+        {
+            "id": "workstation-app-nuke-15.1v3",
+            "result": False,
+            "changes": [],
+            "comment": "nuke 15.1v3 was not installed: hash",
+        },
     ]
     assert report.drift_of(["Rendering SLS 'base:workstation' failed"])[0]["result"] is False
 
 
 def test_fleet_lists_silent_minions_and_renders_every_format():
-    drift = [{"id": "workstation-app-blender-4.2.3", "result": None, "changes": ["installed"],
-              "comment": "would be installed"}]
-    fleet = report.fleet({"ws-1": _answer(), "ws-2": _answer("install", drift)}, ["ws-1", "ws-2", "ws-3"],
-                         "ws-*", 12.3, 4.5)
+    drift = [
+        {
+            "id": "workstation-app-blender-4.2.3",
+            "result": None,
+            "changes": ["installed"],
+            "comment": "would be installed",
+        }
+    ]
+    fleet = report.fleet(
+        {"ws-1": _answer(), "ws-2": _answer("install", drift)},
+        ["ws-1", "ws-2", "ws-3"],
+        "ws-*",
+        12.3,
+        4.5,
+    )
 
     assert (fleet["answered"], fleet["expected"], fleet["drifted"]) == (2, 3, ["ws-2"])
     assert fleet["minions"]["ws-3"]["status"] == "no answer"
@@ -86,4 +156,6 @@ def test_fleet_lists_silent_minions_and_renders_every_format():
     assert json.loads(report.render_json(fleet))["minions"]["ws-1"]["drift"] == []
     page = report.render_html(fleet)
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page and "http" not in page
-    assert "<tr class=drift data-minion='ws-2'>" in page and "<td class=drift>4.2.3 (install)" in page
+    assert (
+        "<tr class=drift data-minion='ws-2'>" in page and "<td class=drift>4.2.3 (install)" in page
+    )

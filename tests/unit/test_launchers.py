@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from salt_workstation import config, contract, launchers, paths, pillar
+from salt_workstation.errors import UnsafePath, WorkstationError
 from salt_workstation.launchers import contract as launchers_contract
 from salt_workstation.launchers import effects, plan, render, status
-from salt_workstation.errors import UnsafePath, WorkstationError
 from tests.unit.conftest import snapshot
 
 GRAINS = {"os_family": "Debian", "oscodename": "bookworm"}
@@ -33,7 +33,16 @@ import json, os, sys
 env = {{k: v for k, v in os.environ.items() if k not in ("PWD", "LC_CTYPE")}}
 print(json.dumps({{"argv": sys.argv[1:], "env": env}}))
 """
-TRICKY_ARGUMENTS = ["shot 010 v2.hip", "it's \"quoted\"", "$HOME `id` $(id)", "*", "", "--", "a\nb", "\\"]
+TRICKY_ARGUMENTS = [
+    "shot 010 v2.hip",
+    'it\'s "quoted"',
+    "$HOME `id` $(id)",
+    "*",
+    "",
+    "--",
+    "a\nb",
+    "\\",
+]
 
 
 def _version(launchers_=None, env=None, **extra):
@@ -50,20 +59,32 @@ def _plugin(host, host_versions, env=None):
 
 
 CATALOG = {
-    "houdini": {"name": "Houdini", "versions": {
-        "20.5.410": _version({"houdini": "bin/houdini", "hython": "bin/hython"}, {"HFS": "{dest}"}),
-        "20.0.751": _version({"houdini": "bin/houdini", "hython": "bin/hython"}, {"HFS": "{dest}"}),
-    }},
-    "maya": {"name": "Maya", "versions": {
-        "2025.3": _version({"maya": "bin/maya"}, {"MAYA_MODULE_PATH": "{dest}/modules"}),
-    }},
+    "houdini": {
+        "name": "Houdini",
+        "versions": {
+            "20.5.410": _version(
+                {"houdini": "bin/houdini", "hython": "bin/hython"}, {"HFS": "{dest}"}
+            ),
+            "20.0.751": _version(
+                {"houdini": "bin/houdini", "hython": "bin/hython"}, {"HFS": "{dest}"}
+            ),
+        },
+    },
+    "maya": {
+        "name": "Maya",
+        "versions": {
+            "2025.3": _version({"maya": "bin/maya"}, {"MAYA_MODULE_PATH": "{dest}/modules"}),
+        },
+    },
     "nuke": {"name": "Nuke", "versions": {"15.1v3": _version({"nuke": "Nuke15.1"})}},
     "blender": {"name": "Blender", "versions": {"4.2.3": _version({"blender": "blender"})}},
     "ocio": {"versions": {"2.4.0": _version(env={"OCIO": "{dest}/config.ocio"})}},
-    "redshift-houdini": {"versions": {
-        "3.6.05": _plugin("houdini", ["20.5.*"], {"REDSHIFT_COREDATAPATH": "{dest}"}),
-        "3.5.22": _plugin("houdini", ["20.0.751"], {"REDSHIFT_COREDATAPATH": "{dest}"}),
-    }},
+    "redshift-houdini": {
+        "versions": {
+            "3.6.05": _plugin("houdini", ["20.5.*"], {"REDSHIFT_COREDATAPATH": "{dest}"}),
+            "3.5.22": _plugin("houdini", ["20.0.751"], {"REDSHIFT_COREDATAPATH": "{dest}"}),
+        }
+    },
     "mtoa": {"versions": {"5.4.5": _plugin("maya", ["2025.*"])}},
     "cryptomatte": {"versions": {"1.4.0": _plugin("nuke", ["15.*"])}},
     "studio-tools": {"versions": {"2.1": _plugin("blender", ["4.2.*"])}},
@@ -71,8 +92,19 @@ CATALOG = {
 
 PRODUCTIONS = {
     "nightfall": {
-        "apps": {"houdini": "20.5.410", "maya": "2025.3", "nuke": "15.1v3", "blender": "4.2.3", "ocio": "2.4.0"},
-        "plugins": {"redshift-houdini": "3.6.05", "mtoa": "5.4.5", "cryptomatte": "1.4.0", "studio-tools": "2.1"},
+        "apps": {
+            "houdini": "20.5.410",
+            "maya": "2025.3",
+            "nuke": "15.1v3",
+            "blender": "4.2.3",
+            "ocio": "2.4.0",
+        },
+        "plugins": {
+            "redshift-houdini": "3.6.05",
+            "mtoa": "5.4.5",
+            "cryptomatte": "1.4.0",
+            "studio-tools": "2.1",
+        },
         "env": {"SHOW": "nightfall", "JOB": "/mnt/nightfall/projects"},
     },
     "harbor": {
@@ -90,12 +122,14 @@ def studio_config(tmp_path, productions=None, catalog=None, **extra):
         "depot": "/depot",
         "catalog": copy.deepcopy(CATALOG if catalog is None else catalog),
         "productions": copy.deepcopy(PRODUCTIONS if productions is None else productions),
-        "lookup": {"os": {
-            "bin_dir": str(tmp_path / "usr" / "bin"),
-            "xdg_data_dir": str(tmp_path / "usr" / "share"),
-            "xdg_config_dir": str(tmp_path / "etc" / "xdg"),
-            "fstab": str(tmp_path / "etc" / "fstab"),
-        }},
+        "lookup": {
+            "os": {
+                "bin_dir": str(tmp_path / "usr" / "bin"),
+                "xdg_data_dir": str(tmp_path / "usr" / "share"),
+                "xdg_config_dir": str(tmp_path / "etc" / "xdg"),
+                "fstab": str(tmp_path / "etc" / "fstab"),
+            }
+        },
         **extra,
     }
     return config.load(workstation, GRAINS)
@@ -109,7 +143,9 @@ def install_standins(cfg):
             for app, version in entry.get(section, {}).items():
                 dest = layout.version_dir(app, version)
                 dest.mkdir(parents=True, exist_ok=True)
-                for target in cfg["catalog"][app]["versions"][version].get("launchers", {}).values():
+                for target in (
+                    cfg["catalog"][app]["versions"][version].get("launchers", {}).values()
+                ):
                     (dest / target).parent.mkdir(parents=True, exist_ok=True)
                     (dest / target).write_text(STANDIN)
                     (dest / target).chmod(0o755)
@@ -152,7 +188,9 @@ def launch(cfg, production, command, *args, env=None):
     """Run the launcher as an artist would, with a plain environment; the stand-in's report."""
     wrapper = plan.Settings.from_config(cfg).production_bin(production) / command
     base = {"PATH": "/usr/bin:/bin", "HOME": "/home/artist"} if env is None else env
-    out = subprocess.run([str(wrapper), *args], capture_output=True, text=True, env=base, check=True, timeout=30)
+    out = subprocess.run(
+        [str(wrapper), *args], capture_output=True, text=True, env=base, check=True, timeout=30
+    )
     return json.loads(out.stdout)
 
 
@@ -164,7 +202,9 @@ def studio(tmp_path):
     return cfg
 
 
-def test_a_launcher_passes_every_argument_verbatim_and_sets_exactly_the_production_environment(studio, tmp_path):
+def test_a_launcher_passes_every_argument_verbatim_and_sets_exactly_the_production_environment(
+    studio, tmp_path
+):
     report = launch(studio, "nightfall", "houdini", *TRICKY_ARGUMENTS)
 
     root = tmp_path / "studio"
@@ -183,22 +223,26 @@ def test_a_launcher_passes_every_argument_verbatim_and_sets_exactly_the_producti
         "STUDIO_APP": "houdini",
         "STUDIO_APP_VERSION": "20.5.410",
         "STUDIO_MANAGED_VARS": "HFS HOUDINI_PACKAGE_DIR JOB OCIO REDSHIFT_COREDATAPATH SHOW STUDIO_APP "
-                               "STUDIO_APP_VERSION STUDIO_PRODUCTION",
+        "STUDIO_APP_VERSION STUDIO_PRODUCTION",
     }
     # hython is the same app: same environment, its own binary
     assert launch(studio, "nightfall", "hython", "-c", "pass")["argv"] == ["-c", "pass"]
 
 
 def test_env_values_that_look_like_shell_are_kept_literally(tmp_path):
-    productions = {"nightfall": {"apps": {"nuke": "15.1v3"},
-                                 "env": {"NOTE": "it's $HOME `id` \"x\"\n;*", "EMPTY": ""}}}
+    productions = {
+        "nightfall": {
+            "apps": {"nuke": "15.1v3"},
+            "env": {"NOTE": 'it\'s $HOME `id` "x"\n;*', "EMPTY": ""},
+        }
+    }
     cfg = studio_config(tmp_path, productions)
     install_standins(cfg)
     apply(cfg)
 
     env = launch(cfg, "nightfall", "nuke")["env"]
 
-    assert env["NOTE"] == "it's $HOME `id` \"x\"\n;*"
+    assert env["NOTE"] == 'it\'s $HOME `id` "x"\n;*'
     assert env["EMPTY"] == ""
 
 
@@ -215,8 +259,10 @@ def test_two_productions_never_see_each_others_environment_or_plugins(studio, tm
     assert "harbor" not in json.dumps(nightfall["env"])
     # Blender in harbor has no plugins: nightfall's add-on folder never reaches it.
     assert "BLENDER_SYSTEM_SCRIPTS" not in launch(studio, "harbor", "blender")["env"]
-    assert launch(studio, "nightfall", "blender")["env"]["BLENDER_SYSTEM_SCRIPTS"] == \
-        f"{root}/productions/nightfall/plugins/blender/scripts"
+    assert (
+        launch(studio, "nightfall", "blender")["env"]["BLENDER_SYSTEM_SCRIPTS"]
+        == f"{root}/productions/nightfall/plugins/blender/scripts"
+    )
 
 
 def test_plugins_are_wired_into_each_host_its_own_way(studio, tmp_path):
@@ -225,14 +271,20 @@ def test_plugins_are_wired_into_each_host_its_own_way(studio, tmp_path):
 
     module = (production / "plugins" / "maya" / "modules" / "mtoa.mod").read_text()
     assert module.splitlines()[-1] == f"+ PLATFORM:linux mtoa 5.4.5 {root}/apps/mtoa/5.4.5"
-    package = json.loads((production / "plugins" / "houdini" / "packages" / "redshift-houdini.json").read_text())
+    package = json.loads(
+        (production / "plugins" / "houdini" / "packages" / "redshift-houdini.json").read_text()
+    )
     assert package == {"hpath": f"{root}/apps/redshift-houdini/3.6.05", "load_package_once": True}
     addon = production / "plugins" / "blender" / "scripts" / "addons" / "studio_tools"
     assert addon.is_symlink() and os.readlink(addon) == f"{root}/apps/studio-tools/2.1"
     # The production's wiring folder first; a path list the app itself sets stays after it.
-    assert launch(studio, "nightfall", "maya")["env"]["MAYA_MODULE_PATH"] == \
-        f"{production}/plugins/maya/modules:{root}/apps/maya/2025.3/modules"
-    assert launch(studio, "nightfall", "nuke")["env"]["NUKE_PATH"] == f"{root}/apps/cryptomatte/1.4.0"
+    assert (
+        launch(studio, "nightfall", "maya")["env"]["MAYA_MODULE_PATH"]
+        == f"{production}/plugins/maya/modules:{root}/apps/maya/2025.3/modules"
+    )
+    assert (
+        launch(studio, "nightfall", "nuke")["env"]["NUKE_PATH"] == f"{root}/apps/cryptomatte/1.4.0"
+    )
     assert not (root / "productions" / "harbor" / "plugins" / "maya").exists()
 
 
@@ -254,8 +306,9 @@ def test_license_servers_are_joined_and_the_production_env_has_the_last_word(tmp
     assert (houdini["SESI_LMHOST"], houdini["RLM_LICENSE"]) == ("lic01", "5053@lic02")
     assert nuke["foundry_LICENSE"] == "4101@show-pool"
     assert nuke["PATH"].endswith(":/usr/bin:/bin")  # a license module cannot take PATH over
-    assert plan.merge_license_environments([{"RLM_LICENSE": "5053@a"}, {"RLM_LICENSE": "5053@b"},
-                                                 {"RLM_LICENSE": "5053@a"}]) == {"RLM_LICENSE": "5053@a:5053@b"}
+    assert plan.merge_license_environments(
+        [{"RLM_LICENSE": "5053@a"}, {"RLM_LICENSE": "5053@b"}, {"RLM_LICENSE": "5053@a"}]
+    ) == {"RLM_LICENSE": "5053@a:5053@b"}
 
 
 def test_a_dry_run_predicts_the_real_run_exactly_and_a_second_run_changes_nothing(tmp_path):
@@ -312,7 +365,9 @@ def test_an_app_leaving_a_production_takes_its_launchers_desktop_entry_and_wirin
     assert apply(smaller) == {}
 
 
-def test_a_production_leaving_the_pillar_leaves_nothing_behind_and_the_other_keeps_everything(studio, tmp_path):
+def test_a_production_leaving_the_pillar_leaves_nothing_behind_and_the_other_keeps_everything(
+    studio, tmp_path
+):
     harbor_files = sorted(p for p in (tmp_path / "studio/productions/harbor").rglob("*"))
     only_harbor = copy.deepcopy(studio)
     del only_harbor["productions"]["nightfall"]
@@ -321,13 +376,17 @@ def test_a_production_leaving_the_pillar_leaves_nothing_behind_and_the_other_kee
     real = apply(only_harbor)
 
     assert dry == real
-    assert real["pruned"] == sorted([
-        str(tmp_path / "studio/productions/nightfall"),
-        *(str(tmp_path / f"usr/share/applications/workstation-nightfall-{app}.desktop")
-          for app in ("blender", "houdini", "maya", "nuke")),
-        str(tmp_path / "usr/share/desktop-directories/workstation-nightfall.directory"),
-        str(tmp_path / "etc/xdg/menus/applications-merged/workstation-nightfall.menu"),
-    ])
+    assert real["pruned"] == sorted(
+        [
+            str(tmp_path / "studio/productions/nightfall"),
+            *(
+                str(tmp_path / f"usr/share/applications/workstation-nightfall-{app}.desktop")
+                for app in ("blender", "houdini", "maya", "nuke")
+            ),
+            str(tmp_path / "usr/share/desktop-directories/workstation-nightfall.directory"),
+            str(tmp_path / "etc/xdg/menus/applications-merged/workstation-nightfall.menu"),
+        ]
+    )
     assert not any("nightfall" in p.name for p in (tmp_path / "usr").rglob("*"))
     assert sorted(p for p in (tmp_path / "studio/productions/harbor").rglob("*")) == harbor_files
     assert set(status.read_manifest(plan.Settings.from_config(only_harbor))) == {"harbor"}
@@ -344,17 +403,23 @@ def test_prune_never_touches_a_folder_it_did_not_write(studio, tmp_path):
     assert (foreign / "notes.txt").read_text() == "mine"
 
 
-@pytest.mark.skipif(shutil.which("desktop-file-validate") is None,
-                    reason="desktop-file-validate is not installed (apt-get install desktop-file-utils)")
+@pytest.mark.skipif(
+    shutil.which("desktop-file-validate") is None,
+    reason="desktop-file-validate is not installed (apt-get install desktop-file-utils)",
+)
 def test_desktop_entries_and_menu_folders_are_valid(tmp_path):
     cfg = studio_config(tmp_path, install_root=str(tmp_path / "my studio"))
     install_standins(cfg)
     (Path(cfg["install_root"]) / "apps/houdini/20.5.410/houdini.svg").write_text("<svg/>")
     apply(cfg)
     share = tmp_path / "usr/share"
-    files = sorted((share / "applications").glob("*.desktop")) + sorted((share / "desktop-directories").glob("*"))
+    files = sorted((share / "applications").glob("*.desktop")) + sorted(
+        (share / "desktop-directories").glob("*")
+    )
 
-    checked = subprocess.run(["desktop-file-validate", *map(str, files)], capture_output=True, text=True)
+    checked = subprocess.run(
+        ["desktop-file-validate", *map(str, files)], capture_output=True, text=True
+    )
 
     assert len(files) == 6 + 2
     assert checked.returncode == 0 and "error" not in checked.stdout, checked.stdout
@@ -362,7 +427,10 @@ def test_desktop_entries_and_menu_folders_are_valid(tmp_path):
     assert "Name=Nightfall — Houdini 20.5.410\n" in entry
     assert f'Exec="{tmp_path}/my studio/productions/nightfall/bin/houdini" %F\n' in entry
     assert f"Icon={tmp_path}/my studio/apps/houdini/20.5.410/houdini.svg\n" in entry
-    assert "Icon=applications-graphics\n" in (share / "applications/workstation-harbor-houdini.desktop").read_text()
+    assert (
+        "Icon=applications-graphics\n"
+        in (share / "applications/workstation-harbor-houdini.desktop").read_text()
+    )
     assert "Categories=X-Workstation-nightfall;\n" in entry
     menu = (tmp_path / "etc/xdg/menus/applications-merged/workstation-nightfall.menu").read_text()
     assert "<Include><Category>X-Workstation-nightfall</Category></Include>" in menu
@@ -377,7 +445,9 @@ def test_studio_launch_lists_starts_and_prints_the_environment(studio, tmp_path)
     env = {"PATH": "/usr/bin:/bin"}
 
     def run(*args):
-        return subprocess.run([str(command), *args], capture_output=True, text=True, env=env, timeout=30)
+        return subprocess.run(
+            [str(command), *args], capture_output=True, text=True, env=env, timeout=30
+        )
 
     listing = run().stdout
     started = json.loads(run("nightfall", "houdini", "--", "shot 010.hip", "--").stdout)
@@ -397,8 +467,17 @@ def test_studio_launch_lists_starts_and_prints_the_environment(studio, tmp_path)
 
 
 def test_an_os_package_command_is_found_on_the_artists_path(tmp_path):
-    catalog = {"dcv": {"versions": {"2024.0-1": {
-        "kind": "packages", "packages": {"nice-dcv-viewer": "2024.0-1"}, "launchers": {"dcvviewer": "dcvviewer"}}}}}
+    catalog = {
+        "dcv": {
+            "versions": {
+                "2024.0-1": {
+                    "kind": "packages",
+                    "packages": {"nice-dcv-viewer": "2024.0-1"},
+                    "launchers": {"dcvviewer": "dcvviewer"},
+                }
+            }
+        }
+    }
     cfg = studio_config(tmp_path, {"remote": {"apps": {"dcv": "2024.0-1"}}}, catalog)
     apply(cfg)
     system_bin = tmp_path / "system-bin"
@@ -407,8 +486,12 @@ def test_an_os_package_command_is_found_on_the_artists_path(tmp_path):
     (system_bin / "dcvviewer").chmod(0o755)
 
     report = launch(cfg, "remote", "dcvviewer", "a b", env={"PATH": f"{system_bin}:/usr/bin:/bin"})
-    gone = subprocess.run([str(tmp_path / "studio/productions/remote/bin/dcvviewer")], capture_output=True,
-                          text=True, env={"PATH": "/usr/bin:/bin"})
+    gone = subprocess.run(
+        [str(tmp_path / "studio/productions/remote/bin/dcvviewer")],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
 
     assert report["argv"] == ["a b"] and report["env"]["STUDIO_APP"] == "dcv"
     assert gone.returncode == 127 and "dcvviewer is not installed" in gone.stderr
@@ -423,7 +506,9 @@ def _issues(cfg):
 
 def test_a_plugin_built_for_another_host_version_names_both_versions_and_both_paths(tmp_path):
     productions = copy.deepcopy(PRODUCTIONS)
-    productions["harbor"]["plugins"]["redshift-houdini"] = "3.6.05"  # built for 20.5, harbor runs 20.0.751
+    productions["harbor"]["plugins"]["redshift-houdini"] = (
+        "3.6.05"  # built for 20.5, harbor runs 20.0.751
+    )
 
     issues = _issues(studio_config(tmp_path, productions))
 
@@ -434,35 +519,79 @@ def test_a_plugin_built_for_another_host_version_names_both_versions_and_both_pa
     assert "harbor uses houdini 20.0.751 (workstation:productions:harbor:apps:houdini)" in message
 
 
-@pytest.mark.parametrize(("change", "path", "words"), [
-    (lambda c: c["productions"]["nightfall"]["env"].update(PATH="/x"),
-     "workstation:productions:nightfall:env:PATH", "set by the launcher"),
-    (lambda c: c["productions"]["nightfall"]["env"].update({"BAD-NAME": "x"}),
-     "workstation:productions:nightfall:env:BAD-NAME", "not a valid environment variable name"),
-    (lambda c: c["productions"]["nightfall"]["env"].update(FRAMES=24),
-     "workstation:productions:nightfall:env:FRAMES", "quote it"),
-    (lambda c: c["productions"]["harbor"].update(plugins={"mtoa": "5.4.5"}),
-     "workstation:productions:harbor:plugins:mtoa", "harbor has no maya"),
-    (lambda c: c["productions"]["harbor"].update(plugins={"ocio": "2.4.0"}),
-     "workstation:productions:harbor:plugins:ocio", "is not a plugin"),
-    (lambda c: c["productions"]["harbor"].update(plugins={"redshift-houdini": "9.9"}),
-     "workstation:productions:harbor:plugins:redshift-houdini", "is not in workstation:catalog:redshift-houdini"),
-    (lambda c: c["productions"]["harbor"]["apps"].update({"mtoa": "5.4.5"}),
-     "workstation:productions:harbor:apps:mtoa", "list it under workstation:productions:harbor:plugins"),
-    (lambda c: c["catalog"]["mtoa"]["versions"]["5.4.5"].update(host="3dsmax"),
-     "workstation:catalog:mtoa:versions:5.4.5:host", "one of maya, houdini, nuke, blender"),
-    (lambda c: c["catalog"]["mtoa"]["versions"]["5.4.5"].update(host_versions="2025"),
-     "workstation:catalog:mtoa:versions:5.4.5:host_versions", "globs"),
-    (lambda c: c["catalog"]["mtoa"]["versions"]["5.4.5"].update(launchers={"x": "x"}),
-     "workstation:catalog:mtoa:versions:5.4.5:launchers", "not launched"),
-    (lambda c: c["catalog"]["nuke"]["versions"]["15.1v3"].update(env={"STUDIO_APP": "x"}),
-     "workstation:catalog:nuke:versions:15.1v3:env:STUDIO_APP", "set by the launcher"),
-    (lambda c: c["productions"]["nightfall"]["env"].update(BLENDER_SYSTEM_SCRIPTS="/x"),
-     "workstation:productions:nightfall:env:BLENDER_SYSTEM_SCRIPTS", "has Blender plugins"),
-    (lambda c: (c["catalog"].update(hou2={"versions": {"1": _version({"houdini": "h"})}}),
-                c["productions"]["harbor"]["apps"].update(hou2="1")),
-     "workstation:productions:harbor:apps:houdini", "command houdini comes from both hou2 and houdini"),
-])
+@pytest.mark.parametrize(
+    ("change", "path", "words"),
+    [
+        (
+            lambda c: c["productions"]["nightfall"]["env"].update(PATH="/x"),
+            "workstation:productions:nightfall:env:PATH",
+            "set by the launcher",
+        ),
+        (
+            lambda c: c["productions"]["nightfall"]["env"].update({"BAD-NAME": "x"}),
+            "workstation:productions:nightfall:env:BAD-NAME",
+            "not a valid environment variable name",
+        ),
+        (
+            lambda c: c["productions"]["nightfall"]["env"].update(FRAMES=24),
+            "workstation:productions:nightfall:env:FRAMES",
+            "quote it",
+        ),
+        (
+            lambda c: c["productions"]["harbor"].update(plugins={"mtoa": "5.4.5"}),
+            "workstation:productions:harbor:plugins:mtoa",
+            "harbor has no maya",
+        ),
+        (
+            lambda c: c["productions"]["harbor"].update(plugins={"ocio": "2.4.0"}),
+            "workstation:productions:harbor:plugins:ocio",
+            "is not a plugin",
+        ),
+        (
+            lambda c: c["productions"]["harbor"].update(plugins={"redshift-houdini": "9.9"}),
+            "workstation:productions:harbor:plugins:redshift-houdini",
+            "is not in workstation:catalog:redshift-houdini",
+        ),
+        (
+            lambda c: c["productions"]["harbor"]["apps"].update({"mtoa": "5.4.5"}),
+            "workstation:productions:harbor:apps:mtoa",
+            "list it under workstation:productions:harbor:plugins",
+        ),
+        (
+            lambda c: c["catalog"]["mtoa"]["versions"]["5.4.5"].update(host="3dsmax"),
+            "workstation:catalog:mtoa:versions:5.4.5:host",
+            "one of maya, houdini, nuke, blender",
+        ),
+        (
+            lambda c: c["catalog"]["mtoa"]["versions"]["5.4.5"].update(host_versions="2025"),
+            "workstation:catalog:mtoa:versions:5.4.5:host_versions",
+            "globs",
+        ),
+        (
+            lambda c: c["catalog"]["mtoa"]["versions"]["5.4.5"].update(launchers={"x": "x"}),
+            "workstation:catalog:mtoa:versions:5.4.5:launchers",
+            "not launched",
+        ),
+        (
+            lambda c: c["catalog"]["nuke"]["versions"]["15.1v3"].update(env={"STUDIO_APP": "x"}),
+            "workstation:catalog:nuke:versions:15.1v3:env:STUDIO_APP",
+            "set by the launcher",
+        ),
+        (
+            lambda c: c["productions"]["nightfall"]["env"].update(BLENDER_SYSTEM_SCRIPTS="/x"),
+            "workstation:productions:nightfall:env:BLENDER_SYSTEM_SCRIPTS",
+            "has Blender plugins",
+        ),
+        (
+            lambda c: (
+                c["catalog"].update(hou2={"versions": {"1": _version({"houdini": "h"})}}),
+                c["productions"]["harbor"]["apps"].update(hou2="1"),
+            ),
+            "workstation:productions:harbor:apps:houdini",
+            "command houdini comes from both hou2 and houdini",
+        ),
+    ],
+)
 def test_each_pillar_error_names_its_path_and_the_fix(tmp_path, change, path, words):
     cfg = studio_config(tmp_path)
     change(cfg)
@@ -474,30 +603,55 @@ def test_each_pillar_error_names_its_path_and_the_fix(tmp_path, change, path, wo
     assert launchers.check(studio_config(tmp_path)) == []
 
 
-SMB = {"type": "smb", "device": "//nas01/nightfall", "path": "/mnt/nightfall/projects",
-       "options": ["vers=3.0"], "credentials": {"username": "render", "password": "s3cr3t-Pa55", "domain": "STUDIO"}}
-NFS = {"type": "nfs", "device": "nas02:/export/harbor", "path": "/mnt/harbor/projects", "options": ["vers=4.2"]}
+SMB = {
+    "type": "smb",
+    "device": "//nas01/nightfall",
+    "path": "/mnt/nightfall/projects",
+    "options": ["vers=3.0"],
+    "credentials": {"username": "render", "password": "s3cr3t-Pa55", "domain": "STUDIO"},
+}
+NFS = {
+    "type": "nfs",
+    "device": "nas02:/export/harbor",
+    "path": "/mnt/harbor/projects",
+    "options": ["vers=4.2"],
+}
 
 
 def _with_mounts(tmp_path, nightfall=None, harbor=None, **extra):
     productions = copy.deepcopy(PRODUCTIONS)
-    productions["nightfall"]["mounts"] = nightfall if nightfall is not None else {"projects": copy.deepcopy(SMB)}
-    productions["harbor"]["mounts"] = harbor if harbor is not None else {"projects": copy.deepcopy(NFS)}
+    productions["nightfall"]["mounts"] = (
+        nightfall if nightfall is not None else {"projects": copy.deepcopy(SMB)}
+    )
+    productions["harbor"]["mounts"] = (
+        harbor if harbor is not None else {"projects": copy.deepcopy(NFS)}
+    )
     return studio_config(tmp_path, productions, **extra)
 
 
-@pytest.mark.parametrize(("mount", "path", "words"), [
-    ({**NFS, "type": "afp"}, "type", "one of nfs, smb"),
-    ({**NFS, "device": "/dev/sdb1"}, "device", "server:/export/path"),
-    ({**SMB, "device": "nas01:/x"}, "device", "//server/share"),
-    ({**NFS, "path": "relative/x"}, "path", "absolute"),
-    ({**NFS, "path": "/usr"}, "path", "system folder"),
-    ({**NFS, "options": ["rw,hard"]}, "options", "without spaces or commas"),
-    ({**SMB, "options": ["password=s3cr3t-Pa55"]}, "options", "must not hold credentials"),
-    ({**NFS, "credentials": {"username": "u", "password": "s3cr3t-Pa55"}}, "credentials", "only smb"),
-    ({**SMB, "credentials": {"username": "render", "password": ["s3cr3t-Pa55"]}}, "credentials:password", "required"),
-    ({**SMB, "credentails": {}}, "credentails", "did you mean 'credentials'"),
-])
+@pytest.mark.parametrize(
+    ("mount", "path", "words"),
+    [
+        ({**NFS, "type": "afp"}, "type", "one of nfs, smb"),
+        ({**NFS, "device": "/dev/sdb1"}, "device", "server:/export/path"),
+        ({**SMB, "device": "nas01:/x"}, "device", "//server/share"),
+        ({**NFS, "path": "relative/x"}, "path", "absolute"),
+        ({**NFS, "path": "/usr"}, "path", "system folder"),
+        ({**NFS, "options": ["rw,hard"]}, "options", "without spaces or commas"),
+        ({**SMB, "options": ["password=s3cr3t-Pa55"]}, "options", "must not hold credentials"),
+        (
+            {**NFS, "credentials": {"username": "u", "password": "s3cr3t-Pa55"}},
+            "credentials",
+            "only smb",
+        ),
+        (
+            {**SMB, "credentials": {"username": "render", "password": ["s3cr3t-Pa55"]}},
+            "credentials:password",
+            "required",
+        ),
+        ({**SMB, "credentails": {}}, "credentails", "did you mean 'credentials'"),
+    ],
+)
 def test_mount_errors_name_their_path_and_never_echo_a_secret(tmp_path, mount, path, words):
     cfg = _with_mounts(tmp_path, harbor={"projects": mount})
 
@@ -510,16 +664,24 @@ def test_mount_errors_name_their_path_and_never_echo_a_secret(tmp_path, mount, p
 
 
 def test_a_mount_point_shared_by_two_productions_fails_both(tmp_path):
-    cfg = _with_mounts(tmp_path, harbor={"projects": {**NFS, "path": "/mnt/nightfall/projects/harbor"}})
+    cfg = _with_mounts(
+        tmp_path, harbor={"projects": {**NFS, "path": "/mnt/nightfall/projects/harbor"}}
+    )
 
     issues = _issues(cfg)
 
-    assert "inside the mount point of workstation:productions:nightfall:mounts:projects:path" in \
-        issues["workstation:productions:harbor:mounts:projects:path"]
-    assert "workstation:productions:nightfall:mounts:projects:path" not in issues  # the outer one is fine
+    assert (
+        "inside the mount point of workstation:productions:nightfall:mounts:projects:path"
+        in issues["workstation:productions:harbor:mounts:projects:path"]
+    )
+    assert (
+        "workstation:productions:nightfall:mounts:projects:path" not in issues
+    )  # the outer one is fine
     valid, broken = plan.mounts(cfg, "harbor")
     assert valid == [] and broken == {"projects"}
-    assert launchers_contract.production_issues(cfg, "harbor") == []  # a wrong mount does not stop the launchers
+    assert (
+        launchers_contract.production_issues(cfg, "harbor") == []
+    )  # a wrong mount does not stop the launchers
 
 
 # ---- storage and the formula's data ----------------------------------------------------
@@ -552,41 +714,83 @@ def test_the_formula_data_mounts_each_production_storage_with_network_options(tm
 
     assert data["mount_clients"] == {"cifs-utils": None, "nfs-common": None}
     credentials = str(tmp_path / "studio/productions/nightfall/.secrets/projects.credentials")
-    assert _production(data, "nightfall")["mounts"] == [{
-        "name": "projects", "path": "/mnt/nightfall/projects", "device": "//nas01/nightfall", "fstype": "cifs",
-        "options": ["_netdev", "nofail", "vers=3.0", f"credentials={credentials}"],
-        "credentials": True, "credentials_file": credentials,
-    }]
+    assert _production(data, "nightfall")["mounts"] == [
+        {
+            "name": "projects",
+            "path": "/mnt/nightfall/projects",
+            "device": "//nas01/nightfall",
+            "fstype": "cifs",
+            "options": ["_netdev", "nofail", "vers=3.0", f"credentials={credentials}"],
+            "credentials": True,
+            "credentials_file": credentials,
+        }
+    ]
     assert _production(data, "harbor")["mounts"][0]["credentials"] is False
     assert (data["mount_now"], data["fstab"]) == (True, str(tmp_path / "etc/fstab"))
     # its apps' and its plugin's installs, each a state of the apps SLS (workstation-app-<app>-<version>)
     installs = {(wanted.app, wanted.version) for wanted in pillar.wanted_versions(cfg)}
     uses = {(use["app"], use["version"]) for use in _production(data, "harbor")["uses"]}
-    assert uses == {("blender", "4.2.3"), ("houdini", "20.0.751"), ("redshift-houdini", "3.5.22")} <= installs
+    assert (
+        uses
+        == {("blender", "4.2.3"), ("houdini", "20.0.751"), ("redshift-houdini", "3.5.22")}
+        <= installs
+    )
     assert "s3cr3t-Pa55" not in json.dumps(data)
     assert _data(_with_mounts(tmp_path, phase="bake"))["mount_now"] is False
 
 
 def test_released_mounts_are_unmounted_before_launchers_and_removal(tmp_path):
     previous = {
-        "nightfall": {"outside": [], "mounts": [{"name": "projects", "path": "/mnt/nightfall/old", "device": "//a/b"}]},
-        "gone": {"outside": [], "mounts": [{"name": "plates", "path": "/mnt/gone/plates", "device": "n:/p"}]},
+        "nightfall": {
+            "outside": [],
+            "mounts": [{"name": "projects", "path": "/mnt/nightfall/old", "device": "//a/b"}],
+        },
+        "gone": {
+            "outside": [],
+            "mounts": [{"name": "plates", "path": "/mnt/gone/plates", "device": "n:/p"}],
+        },
     }
     data = _data(_with_mounts(tmp_path), previous)
 
     gone = {"production": "gone", "name": "plates", "path": "/mnt/gone/plates", "device": "n:/p"}
     assert data["released"] == [
-        gone, {"production": "nightfall", "name": "projects", "path": "/mnt/nightfall/old", "device": "//a/b"}]
-    assert _production(data, "nightfall")["released"] == ["projects"]  # its launchers wait for the unmount
+        gone,
+        {
+            "production": "nightfall",
+            "name": "projects",
+            "path": "/mnt/nightfall/old",
+            "device": "//a/b",
+        },
+    ]
+    assert _production(data, "nightfall")["released"] == [
+        "projects"
+    ]  # its launchers wait for the unmount
     assert _production(data, "harbor")["released"] == []
-    assert data["released_by_gone"] == [gone]  # the removal of what `gone` left waits for its unmount
-    assert (data["keep"], data["productions_dir"]) == (["harbor", "nightfall"], str(tmp_path / "studio/productions"))
-    assert data["studio_launch"] is True and data["command"] == str(tmp_path / "usr/bin/studio-launch")
+    assert data["released_by_gone"] == [
+        gone
+    ]  # the removal of what `gone` left waits for its unmount
+    assert (data["keep"], data["productions_dir"]) == (
+        ["harbor", "nightfall"],
+        str(tmp_path / "studio/productions"),
+    )
+    assert data["studio_launch"] is True and data["command"] == str(
+        tmp_path / "usr/bin/studio-launch"
+    )
 
 
 def test_a_wrong_mount_entry_or_production_releases_nothing(tmp_path):
-    previous = {"harbor": {"outside": [], "mounts": [{"name": "projects", "path": "/mnt/harbor/projects",
-                                                      "device": "nas02:/export/harbor"}]}}
+    previous = {
+        "harbor": {
+            "outside": [],
+            "mounts": [
+                {
+                    "name": "projects",
+                    "path": "/mnt/harbor/projects",
+                    "device": "nas02:/export/harbor",
+                }
+            ],
+        }
+    }
     typo = _with_mounts(tmp_path, harbor={"projects": {**NFS, "optoins": []}})
     broken_production = _with_mounts(tmp_path)
     broken_production["productions"]["harbor"] = "oops"
@@ -609,7 +813,9 @@ def test_the_credentials_file_is_0600_in_a_0700_folder(tmp_path):
     assert ensure_credentials(cfg, "nightfall", "projects", test=False)
     assert not ensure_credentials(cfg, "nightfall", "projects", test=False)
     path.parent.chmod(0o755)
-    assert ensure_credentials(cfg, "nightfall", "projects", test=False)  # an opened folder is closed again
+    assert ensure_credentials(
+        cfg, "nightfall", "projects", test=False
+    )  # an opened folder is closed again
 
     assert path.read_text() == "username=render\npassword=s3cr3t-Pa55\ndomain=STUDIO\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -628,23 +834,30 @@ def test_a_mount_is_remembered_even_when_the_launchers_could_not_be_written(tmp_
     settings = plan.Settings.from_config(cfg)
 
     # Only the removal step ran (the launchers of both productions failed on an install).
-    assert status.leftovers(cfg, list(cfg["productions"])).manifest is not None  # something to record
+    assert (
+        status.leftovers(cfg, list(cfg["productions"])).manifest is not None
+    )  # something to record
     prune(cfg, list(cfg["productions"]), test=False)
     remembered = status.read_manifest(settings)
     del cfg["productions"]["harbor"]
     released = _data(cfg, remembered)["released"]
 
-    assert remembered["harbor"]["mounts"] == [{"name": "projects", "path": "/mnt/harbor/projects",
-                                               "device": "nas02:/export/harbor"}]
+    assert remembered["harbor"]["mounts"] == [
+        {"name": "projects", "path": "/mnt/harbor/projects", "device": "nas02:/export/harbor"}
+    ]
     assert [(r["production"], r["path"]) for r in released] == [("harbor", "/mnt/harbor/projects")]
     assert prune(cfg, list(cfg["productions"]), test=False) == []  # nothing of harbor was on disk
     assert set(status.read_manifest(settings)) == {"nightfall"}
-    assert status.leftovers(cfg, list(cfg["productions"])).manifest is None  # and nothing more to record
+    assert (
+        status.leftovers(cfg, list(cfg["productions"])).manifest is None
+    )  # and nothing more to record
 
 
 def test_a_machine_without_productions_gets_no_studio_launch(tmp_path):
     assert _data(studio_config(tmp_path, productions={}))["studio_launch"] is False
-    assert _data(studio_config(tmp_path, productions={}), {"harbor": {"outside": [], "mounts": []}})["studio_launch"]
+    assert _data(
+        studio_config(tmp_path, productions={}), {"harbor": {"outside": [], "mounts": []}}
+    )["studio_launch"]
 
 
 # ---- what it did not write: links and folders in the way, names that are not one file name (#11) ---
@@ -658,8 +871,12 @@ def _someone_elses(tmp_path) -> Path:
     return victim
 
 
-@pytest.mark.parametrize("planted", ["nightfall", "nightfall/bin", "nightfall/plugins", "nightfall/.secrets"])
-def test_a_link_planted_at_a_production_folder_fails_the_run_and_is_never_followed(tmp_path, planted):
+@pytest.mark.parametrize(
+    "planted", ["nightfall", "nightfall/bin", "nightfall/plugins", "nightfall/.secrets"]
+)
+def test_a_link_planted_at_a_production_folder_fails_the_run_and_is_never_followed(
+    tmp_path, planted
+):
     cfg = studio_config(tmp_path)
     install_standins(cfg)
     victim = _someone_elses(tmp_path)
@@ -678,7 +895,9 @@ def test_a_link_planted_at_a_production_folder_fails_the_run_and_is_never_follow
     assert not (tmp_path / "usr").exists()  # nothing of the production was written anywhere
 
 
-def test_a_link_planted_where_a_gone_production_folder_was_fails_the_prune_and_removes_nothing(studio, tmp_path):
+def test_a_link_planted_where_a_gone_production_folder_was_fails_the_prune_and_removes_nothing(
+    studio, tmp_path
+):
     production = tmp_path / "studio/productions/harbor"
     shutil.rmtree(production)
     victim = _someone_elses(tmp_path)
@@ -721,7 +940,9 @@ def test_a_folder_where_a_launcher_belongs_is_refused_and_nothing_is_changed(stu
     stray.write_text("#!/bin/sh\n")
 
     for test in (True, False):
-        with pytest.raises(WorkstationError, match=f"{wrapper} is a folder; .*Move the folder aside"):
+        with pytest.raises(
+            WorkstationError, match=f"{wrapper} is a folder; .*Move the folder aside"
+        ):
             sync(studio, "nightfall", desired_files(studio, "nightfall"), test=test)
 
     assert (wrapper / "notes.txt").read_text() == "mine"
@@ -729,14 +950,19 @@ def test_a_folder_where_a_launcher_belongs_is_refused_and_nothing_is_changed(stu
 
 
 @pytest.mark.parametrize("command", ["..", ".", "a/b"])
-def test_a_launcher_command_that_is_not_one_file_name_stops_its_production(studio, tmp_path, command):
+def test_a_launcher_command_that_is_not_one_file_name_stops_its_production(
+    studio, tmp_path, command
+):
     """Before: a catalog command '..' passed the launchers' checks, and bin/.. (the production's
     folder) was removed with the files put there by hand; '.' turned bin into a file."""
     cfg = copy.deepcopy(studio)
     cfg["catalog"]["nuke"]["versions"]["15.1v3"]["launchers"] = {command: "Nuke15.1"}
     path = f"workstation:catalog:nuke:versions:15.1v3:launchers:{command}"
 
-    stopping = {issue.path: issue.message for issue in launchers_contract.production_issues(cfg, "nightfall")}
+    stopping = {
+        issue.path: issue.message
+        for issue in launchers_contract.production_issues(cfg, "nightfall")
+    }
 
     assert list(stopping) == [path] and "they become folder and file names" in stopping[path]
     assert path in {issue.path for issue in contract.validate(cfg)}
@@ -751,7 +977,13 @@ def test_a_plugin_name_that_is_not_one_file_name_is_reported_at_its_path(tmp_pat
     productions["harbor"]["plugins"][name] = "1.0"
     path = f"workstation:productions:harbor:plugins:{name}"
 
-    issues = {issue.path: issue.message for issue in contract.validate(studio_config(tmp_path, productions))}
+    issues = {
+        issue.path: issue.message
+        for issue in contract.validate(studio_config(tmp_path, productions))
+    }
 
     assert path in issues, issues
-    assert issues[path].startswith("plugin names are lower case letters") and "folder and file names" in issues[path]
+    assert (
+        issues[path].startswith("plugin names are lower case letters")
+        and "folder and file names" in issues[path]
+    )

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from salt_workstation import config, contract, licenses, pillar, secrets
+from salt_workstation import config, contract, licenses, secrets
+from salt_workstation.errors import DiskError, WorkstationError
 from salt_workstation.licenses import contract as licenses_contract
 from salt_workstation.licenses import effects, status
 from salt_workstation.licenses import plan as licenses_plan
-from salt_workstation.errors import DiskError, WorkstationError
 from tests.unit.test_engine_faults import needs_root, small_tmpfs
 
 GRAINS = {"os_family": "Debian", "oscodename": "bookworm"}
@@ -31,12 +31,26 @@ CANARY_KEY = "9Z9Z9"
 SECTION = {
     "foundry": {"type": "rlm", "isv": "foundry", "servers": ["4101@rlm1", "4101@rlm2"]},
     "redshift": {"type": "rlm", "isv": "redshift", "servers": ["5054@rlm1"]},
-    "autodesk": {"type": "flexlm", "servers": [["27000@lic1", "27000@lic2", "27000@lic3"], "27000@lic9"]},
+    "autodesk": {
+        "type": "flexlm",
+        "servers": [["27000@lic1", "27000@lic2", "27000@lic3"], "27000@lic9"],
+    },
     "houdini": {"type": "sidefx", "servers": ["sesi1", "sesi2:1715"]},
-    "maya2025": {"type": "autodesk", "product_key": CANARY_KEY, "product_version": "2025.0.0.F", "servers": ["lic1"]},
+    "maya2025": {
+        "type": "autodesk",
+        "product_key": CANARY_KEY,
+        "product_version": "2025.0.0.F",
+        "servers": ["lic1"],
+    },
     "vray": {"type": "chaos", "servers": ["30304@vrlserver", "30304@vrlbackup"]},
-    "katana-node": {"type": "nodelocked", "path": "/opt/studio/licenses/katana.lic", "content": CANARY_CONTENT,
-                    "mode": "0640", "group": "artists", "variable": "katana_LICENSE"},
+    "katana-node": {
+        "type": "nodelocked",
+        "path": "/opt/studio/licenses/katana.lic",
+        "content": CANARY_CONTENT,
+        "mode": "0640",
+        "group": "artists",
+        "variable": "katana_LICENSE",
+    },
 }
 
 
@@ -66,53 +80,117 @@ def ensure_environment_file(path, variables, style, test):
 def test_one_license_of_every_type_is_valid_and_sets_what_each_client_reads():
     cfg = merged()
 
-    variables, issues = licenses_plan.environment(cfg["licenses"], licenses_contract.parameters(cfg))
+    variables, issues = licenses_plan.environment(
+        cfg["licenses"], licenses_contract.parameters(cfg)
+    )
 
     assert licenses.check(cfg) == [] and issues == []
-    assert variables == {
-        "ADSKFLEX_LICENSE_FILE": "27000@lic1,27000@lic2,27000@lic3:27000@lic9",  # a triad, then a fallback
-        "SESI_LMHOST": "sesi1;sesi2:1715",
-        "VRAY_AUTH_CLIENT_FILE_PATH": "/etc/chaos",
-        "foundry_LICENSE": "4101@rlm1:4101@rlm2",
-        "katana_LICENSE": "/opt/studio/licenses/katana.lic",
-        "redshift_LICENSE": "5054@rlm1",
+    assert (
+        variables
+        == {
+            "ADSKFLEX_LICENSE_FILE": "27000@lic1,27000@lic2,27000@lic3:27000@lic9",  # a triad, then a fallback
+            "SESI_LMHOST": "sesi1;sesi2:1715",
+            "VRAY_AUTH_CLIENT_FILE_PATH": "/etc/chaos",
+            "foundry_LICENSE": "4101@rlm1:4101@rlm2",
+            "katana_LICENSE": "/opt/studio/licenses/katana.lic",
+            "redshift_LICENSE": "5054@rlm1",
+        }
+    )
+    assert licenses_contract.variables_of({"type": "rlm", "servers": ["5053@rlm"]}, {}) == {
+        "RLM_LICENSE": "5053@rlm"
     }
-    assert licenses_contract.variables_of({"type": "rlm", "servers": ["5053@rlm"]}, {}) == {"RLM_LICENSE": "5053@rlm"}
-    assert licenses_contract.variables_of({"type": "flexlm", "vendor": "mlm", "servers": ["27000@a"]}, {}) == \
-        {"MLM_LICENSE_FILE": "27000@a"}
+    assert licenses_contract.variables_of(
+        {"type": "flexlm", "vendor": "mlm", "servers": ["27000@a"]}, {}
+    ) == {"MLM_LICENSE_FILE": "27000@a"}
 
 
-@pytest.mark.parametrize(("entry", "path", "words"), [
-    ({"type": "rlm", "servers": ["4101rlm1"]}, "servers:0", "is not port@host"),
-    ({"type": "rlm", "servers": ["70000@rlm1"]}, "servers:0", "from 1 to 65535"),
-    ({"type": "rlm", "servers": ["0@rlm1"]}, "servers:0", "from 1 to 65535"),
-    ({"type": "rlm", "servers": ["4101@"]}, "servers:0", "not a valid host name"),
-    ({"type": "rlm", "servers": ["4101@rlm_1"]}, "servers:0", "not a valid host name"),
-    ({"type": "rlm", "servers": [4101]}, "servers:0", "must be a server as port@host"),
-    ({"type": "rlm", "servers": []}, "servers", "is required"),
-    ({"type": "rlm", "isv": "foundry license", "servers": ["4101@a"]}, "isv", "ISV name"),
-    ({"type": "flexlm", "servers": [["27000@a", "27000@b"]]}, "servers:0", "exactly 3 servers"),
-    ({"type": "flexlm", "servers": [["27000@a", "27000@b", "b@c"]]}, "servers:0:2", "is not a port number"),
-    ({"type": "sidefx", "servers": ["sesi1:99999"]}, "servers:0", "from 1 to 65535"),
-    ({"type": "chaos", "servers": ["1@a", "1@b", "1@c", "1@d"]}, "servers", "at most 3"),
-    ({"type": "autodesk", "product_key": "657Q1", "product_version": "2025.0.0.F", "servers": ["a", "b"]},
-     "servers", "SINGLE takes exactly 1"),
-    ({"type": "autodesk", "product_key": "657Q1", "product_version": 2025.0, "servers": ["a"]},
-     "product_version", "quoted"),
-    ({"type": "autodesk", "product_key": "657Q1", "product_version": "2025.0.0.F", "servers": ["a"],
-      "server_type": "TRIAD"}, "server_type", "SINGLE, REDUNDANT, DISTRIBUTED"),
-    ({"type": "nodelocked", "path": "licenses/k.lic", "content": "x"}, "path", "absolute path"),
-    ({"type": "nodelocked", "path": "/opt/../etc/shadow", "content": "x"}, "path", "no '..'"),
-    ({"type": "nodelocked", "path": "/opt/licenses/.", "content": "x"}, "path", "no '..', '.' or '//'"),
-    ({"type": "nodelocked", "path": "/opt/licenses//k.lic", "content": "x"}, "path", "no '..', '.' or '//'"),
-    ({"type": "nodelocked", "path": "/opt/licenses/.k.lic", "content": "x"}, "path", "license file names are"),
-    ({"type": "nodelocked", "path": "/opt/k.lic", "content": "x", "mode": "0644"}, "mode", "\"0600\" or \"0640\""),
-    ({"type": "nodelocked", "path": "/opt/k.lic", "content": "x", "group": "Artists Group"}, "group", "group name"),
-    ({"type": "rlmm", "servers": ["4101@a"]}, "type", "did you mean 'rlm'?"),
-    ({"servers": ["4101@a"]}, "type", "is required"),
-    ({"type": "rlm", "servers": ["4101@a"], "vendor": "x"}, "vendor", "does not apply to type 'rlm'"),
-    ({"type": "rlm", "servres": ["4101@a"]}, "servres", "did you mean 'servers'?"),
-])
+@pytest.mark.parametrize(
+    ("entry", "path", "words"),
+    [
+        ({"type": "rlm", "servers": ["4101rlm1"]}, "servers:0", "is not port@host"),
+        ({"type": "rlm", "servers": ["70000@rlm1"]}, "servers:0", "from 1 to 65535"),
+        ({"type": "rlm", "servers": ["0@rlm1"]}, "servers:0", "from 1 to 65535"),
+        ({"type": "rlm", "servers": ["4101@"]}, "servers:0", "not a valid host name"),
+        ({"type": "rlm", "servers": ["4101@rlm_1"]}, "servers:0", "not a valid host name"),
+        ({"type": "rlm", "servers": [4101]}, "servers:0", "must be a server as port@host"),
+        ({"type": "rlm", "servers": []}, "servers", "is required"),
+        ({"type": "rlm", "isv": "foundry license", "servers": ["4101@a"]}, "isv", "ISV name"),
+        ({"type": "flexlm", "servers": [["27000@a", "27000@b"]]}, "servers:0", "exactly 3 servers"),
+        (
+            {"type": "flexlm", "servers": [["27000@a", "27000@b", "b@c"]]},
+            "servers:0:2",
+            "is not a port number",
+        ),
+        ({"type": "sidefx", "servers": ["sesi1:99999"]}, "servers:0", "from 1 to 65535"),
+        ({"type": "chaos", "servers": ["1@a", "1@b", "1@c", "1@d"]}, "servers", "at most 3"),
+        (
+            {
+                "type": "autodesk",
+                "product_key": "657Q1",
+                "product_version": "2025.0.0.F",
+                "servers": ["a", "b"],
+            },
+            "servers",
+            "SINGLE takes exactly 1",
+        ),
+        (
+            {
+                "type": "autodesk",
+                "product_key": "657Q1",
+                "product_version": 2025.0,
+                "servers": ["a"],
+            },
+            "product_version",
+            "quoted",
+        ),
+        (
+            {
+                "type": "autodesk",
+                "product_key": "657Q1",
+                "product_version": "2025.0.0.F",
+                "servers": ["a"],
+                "server_type": "TRIAD",
+            },
+            "server_type",
+            "SINGLE, REDUNDANT, DISTRIBUTED",
+        ),
+        ({"type": "nodelocked", "path": "licenses/k.lic", "content": "x"}, "path", "absolute path"),
+        ({"type": "nodelocked", "path": "/opt/../etc/shadow", "content": "x"}, "path", "no '..'"),
+        (
+            {"type": "nodelocked", "path": "/opt/licenses/.", "content": "x"},
+            "path",
+            "no '..', '.' or '//'",
+        ),
+        (
+            {"type": "nodelocked", "path": "/opt/licenses//k.lic", "content": "x"},
+            "path",
+            "no '..', '.' or '//'",
+        ),
+        (
+            {"type": "nodelocked", "path": "/opt/licenses/.k.lic", "content": "x"},
+            "path",
+            "license file names are",
+        ),
+        (
+            {"type": "nodelocked", "path": "/opt/k.lic", "content": "x", "mode": "0644"},
+            "mode",
+            '"0600" or "0640"',
+        ),
+        (
+            {"type": "nodelocked", "path": "/opt/k.lic", "content": "x", "group": "Artists Group"},
+            "group",
+            "group name",
+        ),
+        ({"type": "rlmm", "servers": ["4101@a"]}, "type", "did you mean 'rlm'?"),
+        ({"servers": ["4101@a"]}, "type", "is required"),
+        (
+            {"type": "rlm", "servers": ["4101@a"], "vendor": "x"},
+            "vendor",
+            "does not apply to type 'rlm'",
+        ),
+        ({"type": "rlm", "servres": ["4101@a"]}, "servres", "did you mean 'servers'?"),
+    ],
+)
 def test_a_bad_entry_is_reported_at_its_exact_path(entry, path, words):
     found = issues_of({"lic": entry})
 
@@ -127,28 +205,40 @@ def test_unquoted_yaml_mode_0640_is_accepted_as_the_number_yaml_makes_of_it():
 
 
 def test_clashing_entries_are_refused_with_the_entry_they_clash_with():
-    found = issues_of({
-        "nuke": {"type": "rlm", "isv": "foundry", "servers": ["4101@a"]},
-        "mari": {"type": "rlm", "isv": "foundry", "servers": ["4101@b"]},
-        "houdini": {"type": "sidefx", "servers": ["a"]},
-        "houdini-farm": {"type": "sidefx", "servers": ["b"]},
-        "key-a": {"type": "nodelocked", "path": "/opt/k.lic", "content": "x"},
-        "key-b": {"type": "nodelocked", "path": "/opt/k.lic", "content": "y"},
-    })
+    found = issues_of(
+        {
+            "nuke": {"type": "rlm", "isv": "foundry", "servers": ["4101@a"]},
+            "mari": {"type": "rlm", "isv": "foundry", "servers": ["4101@b"]},
+            "houdini": {"type": "sidefx", "servers": ["a"]},
+            "houdini-farm": {"type": "sidefx", "servers": ["b"]},
+            "key-a": {"type": "nodelocked", "path": "/opt/k.lic", "content": "x"},
+            "key-b": {"type": "nodelocked", "path": "/opt/k.lic", "content": "y"},
+        }
+    )
 
-    assert "workstation:licenses:mari" in found["workstation:licenses:nuke"]  # sorted: mari claims foundry_LICENSE first
+    assert (
+        "workstation:licenses:mari" in found["workstation:licenses:nuke"]
+    )  # sorted: mari claims foundry_LICENSE first
     assert "workstation:licenses:houdini" in found["workstation:licenses:houdini-farm"]
     assert "workstation:licenses:key-a" in found["workstation:licenses:key-b:path"]
 
 
 def test_secrets_are_judged_but_never_quoted():
     bad = {
-        "maya": {"type": "autodesk", "product_key": "CANARY-LONG-KEY", "product_version": "2025.0.0.F", "servers": ["a"]},
+        "maya": {
+            "type": "autodesk",
+            "product_key": "CANARY-LONG-KEY",
+            "product_version": "2025.0.0.F",
+            "servers": ["a"],
+        },
         "node": {"type": "nodelocked", "path": "/opt/k.lic", "content": 987654321},
     }
     found = issues_of(bad)
 
-    assert set(found) == {"workstation:licenses:maya:product_key", "workstation:licenses:node:content"}
+    assert set(found) == {
+        "workstation:licenses:maya:product_key",
+        "workstation:licenses:node:content",
+    }
     assert "CANARY-LONG-KEY" not in str(found) and "987654321" not in str(found)
     assert "never shown" in found["workstation:licenses:maya:product_key"]
     redacted = secrets.redact(merged())
@@ -159,9 +249,15 @@ def test_secrets_are_judged_but_never_quoted():
 def test_productions_whose_apps_need_an_undefined_license_are_told_which_and_where():
     hash_ = "sha256:" + "ab" * 32
     catalog = {
-        "nuke": {"versions": {"15.1v3": {"source": "n.tgz", "hash": hash_, "licenses": ["foundry"]}}},
-        "maya": {"versions": {"2025.3": {"source": "m.tgz", "hash": hash_, "licenses": ["maya2025"]},
-                              "2024.2": {"source": "m.tgz", "hash": hash_, "licenses": "maya2024"}}},
+        "nuke": {
+            "versions": {"15.1v3": {"source": "n.tgz", "hash": hash_, "licenses": ["foundry"]}}
+        },
+        "maya": {
+            "versions": {
+                "2025.3": {"source": "m.tgz", "hash": hash_, "licenses": ["maya2025"]},
+                "2024.2": {"source": "m.tgz", "hash": hash_, "licenses": "maya2024"},
+            }
+        },
     }
     productions = {"nightfall": {"apps": {"nuke": "15.1v3", "maya": "2025.3"}}}
     section = {"foundry": SECTION["foundry"]}
@@ -173,12 +269,20 @@ def test_productions_whose_apps_need_an_undefined_license_are_told_which_and_whe
     assert "needs license 'maya2025'" in missing.message
     assert "workstation:catalog:maya:versions:2025.3:licenses" in missing.message
     assert missing.app is None  # the app still installs; only launching it needs the license
-    assert "must list license names" in found["workstation:catalog:maya:versions:2024.2:licenses"].message
+    assert (
+        "must list license names"
+        in found["workstation:catalog:maya:versions:2024.2:licenses"].message
+    )
     assert "workstation:productions:nightfall:apps:nuke" not in found
 
 
 def test_machine_layout_parameters_are_checked():
-    found = issues_of({}, lookup={"os": {"licenses": {"root": "relative/root", "autodesk_timeout": 0, "chaos": "/x"}}})
+    found = issues_of(
+        {},
+        lookup={
+            "os": {"licenses": {"root": "relative/root", "autodesk_timeout": 0, "chaos": "/x"}}
+        },
+    )
 
     assert "absolute path" in found["workstation:os:licenses:root"]
     assert "positive number" in found["workstation:os:licenses:autodesk_timeout"]
@@ -191,8 +295,14 @@ def test_environment_files_render_for_shells_and_for_systemd_and_read_back():
     profile = licenses_plan.render_environment(variables, "profile")
     session = licenses_plan.render_environment(variables, "environment.d")
 
-    assert profile.splitlines()[1:] == ["export SESI_LMHOST='sesi1;sesi2'", "export foundry_LICENSE=4101@rlm1:4101@rlm2"]
-    assert session.splitlines()[1:] == ["SESI_LMHOST=sesi1;sesi2", "foundry_LICENSE=4101@rlm1:4101@rlm2"]
+    assert profile.splitlines()[1:] == [
+        "export SESI_LMHOST='sesi1;sesi2'",
+        "export foundry_LICENSE=4101@rlm1:4101@rlm2",
+    ]
+    assert session.splitlines()[1:] == [
+        "SESI_LMHOST=sesi1;sesi2",
+        "foundry_LICENSE=4101@rlm1:4101@rlm2",
+    ]
     assert profile.startswith("# Managed by salt-workstation")
     assert status.parse_environment(profile) == variables == status.parse_environment(session)
 
@@ -200,7 +310,8 @@ def test_environment_files_render_for_shells_and_for_systemd_and_read_back():
 def test_vendor_files_render_the_formats_their_clients_read():
     assert licenses_plan.render_sidefx(SECTION["houdini"]) == "serverhost=sesi1;sesi2:1715\n"
     xml = licenses_plan.render_vrlclient(SECTION["vray"])
-    assert textwrap.dedent("""\
+    assert (
+        textwrap.dedent("""\
         <VRLClient>
           <LicServer>
             <Host>vrlserver</Host>
@@ -213,7 +324,9 @@ def test_vendor_files_render_the_formats_their_clients_read():
             <Pass></Pass>
           </LicServer>
         </VRLClient>
-        """) in xml
+        """)
+        in xml
+    )
 
 
 def _other_group():
@@ -233,16 +346,26 @@ def test_a_secret_file_is_owned_and_moded_before_its_first_byte(tmp_path, monkey
         return real_write(descriptor, data)
 
     monkeypatch.setattr(os, "write", watching_write)
-    changes = ensure_file(str(target), CANARY_CONTENT.encode(), 0o640, "root", group.gr_name, test=False)
+    changes = ensure_file(
+        str(target), CANARY_CONTENT.encode(), 0o640, "root", group.gr_name, test=False
+    )
     monkeypatch.undo()
 
     assert seen and seen[0] == (0o640, 0, group.gr_gid, 0)
     info = target.stat()
     assert (stat.S_IMODE(info.st_mode), info.st_gid) == (0o640, group.gr_gid)
     assert target.read_text() == CANARY_CONTENT
-    assert changes == {"path": str(target), "mode": "0640", "owner": "root", "group": group.gr_name, "created": True}
+    assert changes == {
+        "path": str(target),
+        "mode": "0640",
+        "owner": "root",
+        "group": group.gr_name,
+        "created": True,
+    }
     assert CANARY_CONTENT not in str(changes)
-    assert sorted(path.name for path in target.parent.iterdir()) == ["katana.lic"]  # no temporary left behind
+    assert sorted(path.name for path in target.parent.iterdir()) == [
+        "katana.lic"
+    ]  # no temporary left behind
 
 
 def test_files_are_rewritten_only_when_they_differ_and_never_through_a_link(tmp_path):
@@ -261,7 +384,11 @@ def test_files_are_rewritten_only_when_they_differ_and_never_through_a_link(tmp_
     mode_only = ensure_file(str(target), b"new\n", 0o644, "root", "root", test=False)
 
     assert predicted == done and done["updated"] == ["type"]
-    assert not target.is_symlink() and target.read_text() == "new\n" and elsewhere.read_text() == "not ours\n"
+    assert (
+        not target.is_symlink()
+        and target.read_text() == "new\n"
+        and elsewhere.read_text() == "not ours\n"
+    )
     assert again == {} and untouched  # nothing differed: not even rewritten
     assert mode_only["updated"] == ["mode"] and stat.S_IMODE(target.stat().st_mode) == 0o644
 
@@ -269,54 +396,123 @@ def test_files_are_rewritten_only_when_they_differ_and_never_through_a_link(tmp_
 def test_an_environment_file_reports_each_variable_change_and_goes_when_empty(tmp_path):
     path = str(tmp_path / "environment.d" / "90-workstation-licenses.conf")
 
-    created = ensure_environment_file(path, {"foundry_LICENSE": "4101@rlm1"}, "environment.d", test=False)
+    created = ensure_environment_file(
+        path, {"foundry_LICENSE": "4101@rlm1"}, "environment.d", test=False
+    )
     first_inode = os.stat(path).st_ino
-    same = ensure_environment_file(path, {"foundry_LICENSE": "4101@rlm1"}, "environment.d", test=False)
-    moved = ensure_environment_file(path, {"foundry_LICENSE": "4101@rlm2"}, "environment.d", test=False)
+    same = ensure_environment_file(
+        path, {"foundry_LICENSE": "4101@rlm1"}, "environment.d", test=False
+    )
+    moved = ensure_environment_file(
+        path, {"foundry_LICENSE": "4101@rlm2"}, "environment.d", test=False
+    )
     moved_inode = os.stat(path).st_ino
     predicted_removal = ensure_environment_file(path, {}, "environment.d", test=True)
     removed = ensure_environment_file(path, {}, "environment.d", test=False)
 
-    assert created["created"] is True and created["variables"] == {"foundry_LICENSE": {"old": None, "new": "4101@rlm1"}}
+    assert created["created"] is True and created["variables"] == {
+        "foundry_LICENSE": {"old": None, "new": "4101@rlm1"}
+    }
     assert same == {}
-    assert moved["updated"] == ["content"] and moved["variables"] == {"foundry_LICENSE": {"old": "4101@rlm1", "new": "4101@rlm2"}}
-    assert predicted_removal == removed == {"path": path, "removed": True,
-                                            "variables": {"foundry_LICENSE": {"old": "4101@rlm2", "new": None}}}
+    assert moved["updated"] == ["content"] and moved["variables"] == {
+        "foundry_LICENSE": {"old": "4101@rlm1", "new": "4101@rlm2"}
+    }
+    assert (
+        predicted_removal
+        == removed
+        == {
+            "path": path,
+            "removed": True,
+            "variables": {"foundry_LICENSE": {"old": "4101@rlm2", "new": None}},
+        }
+    )
     assert not os.path.exists(path)
-    assert moved_inode != first_inode  # a server change lands as a new file, renamed over the old one
+    assert (
+        moved_inode != first_inode
+    )  # a server change lands as a new file, renamed over the old one
 
 
-LISTING = [{
-    "feature_id": "MAYA", "def_prod_key": "657Q1", "def_prod_ver": "2025.0.0.F", "sel_prod_key": "657Q1",
-    "sel_prod_ver": "2025.0.0.F", "lic_method": 1, "lic_server_type": 1, "lic_servers": ["lic1"],
-}]
+LISTING = [
+    {
+        "feature_id": "MAYA",
+        "def_prod_key": "657Q1",
+        "def_prod_ver": "2025.0.0.F",
+        "sel_prod_key": "657Q1",
+        "sel_prod_ver": "2025.0.0.F",
+        "lic_method": 1,
+        "lic_server_type": 1,
+        "lic_servers": ["lic1"],
+    }
+]
 
 
-@pytest.mark.parametrize(("listing", "servers", "expected"), [
-    (LISTING, ["lic1"], "registered"),
-    (LISTING, ["lic2"], "different"),
-    ([{**LISTING[0], "lic_method": 2, "lic_servers": [""]}], ["lic1"], "different"),  # standalone today
-    ([{**LISTING[0], "sel_prod_ver": "2024.0.0.F", "def_prod_ver": "2024.0.0.F"}], ["lic1"], "absent"),
-    ([], ["lic1"], "absent"),
-])
-def test_the_helper_listing_says_whether_a_product_is_registered_as_wanted(listing, servers, expected):
-    assert status.autodesk_registration(json.dumps(listing), "657Q1", "2025.0.0.F", servers, "SINGLE") == expected
+@pytest.mark.parametrize(
+    ("listing", "servers", "expected"),
+    [
+        (LISTING, ["lic1"], "registered"),
+        (LISTING, ["lic2"], "different"),
+        (
+            [{**LISTING[0], "lic_method": 2, "lic_servers": [""]}],
+            ["lic1"],
+            "different",
+        ),  # standalone today
+        (
+            [{**LISTING[0], "sel_prod_ver": "2024.0.0.F", "def_prod_ver": "2024.0.0.F"}],
+            ["lic1"],
+            "absent",
+        ),
+        ([], ["lic1"], "absent"),
+    ],
+)
+def test_the_helper_listing_says_whether_a_product_is_registered_as_wanted(
+    listing, servers, expected
+):
+    assert (
+        status.autodesk_registration(json.dumps(listing), "657Q1", "2025.0.0.F", servers, "SINGLE")
+        == expected
+    )
 
 
 def test_helper_command_lines_and_errors_never_carry_the_key_back(tmp_path):
-    register = effects.autodesk_argv("/h", "register", "657Q1", "2025.0.0.F", ["a", "b", "c"], "REDUNDANT",
-                                      "/var/opt/Autodesk/Adlm/Maya2025/MayaConfig.pit")
+    register = effects.autodesk_argv(
+        "/h",
+        "register",
+        "657Q1",
+        "2025.0.0.F",
+        ["a", "b", "c"],
+        "REDUNDANT",
+        "/var/opt/Autodesk/Adlm/Maya2025/MayaConfig.pit",
+    )
     change = effects.autodesk_argv("/h", "change", "657Q1", "2025.0.0.F", ["lic1"], "SINGLE")
     helper = tmp_path / "AdskLicensingInstHelper"
-    helper.write_text(f"#!{sys.executable}\nimport sys\nsys.stderr.write('bad key ' + sys.argv[3])\nsys.exit(3)\n")
+    helper.write_text(
+        f"#!{sys.executable}\nimport sys\nsys.stderr.write('bad key ' + sys.argv[3])\nsys.exit(3)\n"
+    )
     helper.chmod(0o755)
 
     with pytest.raises(WorkstationError) as failure:
-        effects.run_helper([str(helper), "register", "--prod_key", CANARY_KEY], 10, secrets=[CANARY_KEY])
+        effects.run_helper(
+            [str(helper), "register", "--prod_key", CANARY_KEY], 10, secrets=[CANARY_KEY]
+        )
 
-    assert register == ["/h", "register", "--prod_key", "657Q1", "--prod_ver", "2025.0.0.F", "--eula_locale", "US",
-                        "--config_file", "/var/opt/Autodesk/Adlm/Maya2025/MayaConfig.pit", "--lic_method", "NETWORK",
-                        "--lic_server_type", "REDUNDANT", "--lic_servers", "a,b,c"]
+    assert register == [
+        "/h",
+        "register",
+        "--prod_key",
+        "657Q1",
+        "--prod_ver",
+        "2025.0.0.F",
+        "--eula_locale",
+        "US",
+        "--config_file",
+        "/var/opt/Autodesk/Adlm/Maya2025/MayaConfig.pit",
+        "--lic_method",
+        "NETWORK",
+        "--lic_server_type",
+        "REDUNDANT",
+        "--lic_servers",
+        "a,b,c",
+    ]
     assert change[1] == "change" and "--config_file" not in change and change[-1] == "lic1"
     assert "exit code 3" in str(failure.value) and "bad key <secret>" in str(failure.value)
     assert CANARY_KEY not in str(failure.value)
@@ -379,8 +575,13 @@ def test_the_stand_in_helper_registers_then_lists_the_way_the_checks_read_it(tmp
     effects.run_helper(argv, 10)
     after = effects.run_helper([str(helper), "list"], 10)
 
-    assert status.autodesk_registration(before, "657Q1", "2025.0.0.F", ["lic1"], "SINGLE") == "absent"
-    assert status.autodesk_registration(after, "657Q1", "2025.0.0.F", ["lic1"], "SINGLE") == "registered"
+    assert (
+        status.autodesk_registration(before, "657Q1", "2025.0.0.F", ["lic1"], "SINGLE") == "absent"
+    )
+    assert (
+        status.autodesk_registration(after, "657Q1", "2025.0.0.F", ["lic1"], "SINGLE")
+        == "registered"
+    )
     assert [call[0] for call in helper_calls(helper)] == ["list", "register", "list"]
 
 
@@ -390,8 +591,8 @@ def test_the_stand_in_helper_registers_then_lists_the_way_the_checks_read_it(tmp
 @dataclass
 class LoopbackPorts:
     accepting: int  # a listener: connections complete
-    closed: int     # bound but not listening: the kernel refuses
-    silent: int     # listening with a full backlog: SYNs are dropped, connections never complete
+    closed: int  # bound but not listening: the kernel refuses
+    silent: int  # listening with a full backlog: SYNs are dropped, connections never complete
 
 
 @contextlib.contextmanager
@@ -420,14 +621,17 @@ def loopback_license_servers():
 def test_probes_tell_up_down_hung_and_unknown_servers_apart():
     with loopback_license_servers() as ports:
         started = time.monotonic()
-        statuses = status.probe_all([
-            ("up", licenses_contract.Server("up", "127.0.0.1", ports.accepting)),
-            ("down", licenses_contract.Server("down", "127.0.0.1", ports.closed)),
-            ("hung", licenses_contract.Server("hung", "127.0.0.1", ports.silent)),
-            ("hung too", licenses_contract.Server("hung too", "127.0.0.1", ports.silent)),
-            ("unknown", licenses_contract.Server("unknown", "rlm.studio.invalid", 4101)),
-            ("malformed", None),
-        ], timeout=0.5)
+        statuses = status.probe_all(
+            [
+                ("up", licenses_contract.Server("up", "127.0.0.1", ports.accepting)),
+                ("down", licenses_contract.Server("down", "127.0.0.1", ports.closed)),
+                ("hung", licenses_contract.Server("hung", "127.0.0.1", ports.silent)),
+                ("hung too", licenses_contract.Server("hung too", "127.0.0.1", ports.silent)),
+                ("unknown", licenses_contract.Server("unknown", "rlm.studio.invalid", 4101)),
+                ("malformed", None),
+            ],
+            timeout=0.5,
+        )
         elapsed = time.monotonic() - started
 
     assert statuses == ["ok", "refused", "timeout", "timeout", "unresolved", "invalid"]
@@ -437,7 +641,11 @@ def test_probes_tell_up_down_hung_and_unknown_servers_apart():
 def test_reachability_reports_per_license_and_server():
     with loopback_license_servers() as ports:
         section = {
-            "foundry": {"type": "rlm", "isv": "foundry", "servers": [f"{ports.accepting}@127.0.0.1", f"{ports.closed}@localhost"]},
+            "foundry": {
+                "type": "rlm",
+                "isv": "foundry",
+                "servers": [f"{ports.accepting}@127.0.0.1", f"{ports.closed}@localhost"],
+            },
             "houdini": {"type": "sidefx", "servers": [f"127.0.0.1:{ports.accepting}"]},
             "node": {"type": "nodelocked", "path": "/opt/k.lic", "content": CANARY_CONTENT},
             "broken": {"type": "rlm", "servers": ["4101rlm"]},
@@ -467,55 +675,93 @@ def test_the_plan_carries_pillar_paths_of_secrets_never_the_secrets(tmp_path):
     assert files["katana-node"]["content_pillar"] == "workstation:licenses:katana-node:content"
     assert files["katana-node"]["path"] == str(tmp_path / "opt/studio/licenses/katana.lic")
     assert (files["katana-node"]["mode"], files["katana-node"]["group"]) == ("0640", "artists")
-    assert registrations["maya2025"]["product_key_pillar"] == "workstation:licenses:maya2025:product_key"
-    assert environment["profile"] == {"scope": "profile", "style": "profile",
-                                      "path": str(tmp_path / "etc/profile.d/workstation-licenses.sh")}
-    assert environment["session"]["path"] == str(tmp_path / "etc/environment.d/90-workstation-licenses.conf")
+    assert (
+        registrations["maya2025"]["product_key_pillar"]
+        == "workstation:licenses:maya2025:product_key"
+    )
+    assert environment["profile"] == {
+        "scope": "profile",
+        "style": "profile",
+        "path": str(tmp_path / "etc/profile.d/workstation-licenses.sh"),
+    }
+    assert environment["session"]["path"] == str(
+        tmp_path / "etc/environment.d/90-workstation-licenses.conf"
+    )
     assert files["vray"]["path"] == str(tmp_path / "etc/chaos/vrlclient.xml")
     assert files["vray"]["contents"] == licenses_plan.render_vrlclient(SECTION["vray"])
     assert Path(files["houdini"]["path"]).is_relative_to(tmp_path)
-    assert data["variables"]["VRAY_AUTH_CLIENT_FILE_PATH"] == "/etc/chaos"  # what the running machine sees
+    assert (
+        data["variables"]["VRAY_AUTH_CLIENT_FILE_PATH"] == "/etc/chaos"
+    )  # what the running machine sees
     bad_root = licenses_plan.desired(merged(lookup={"os": {"licenses": {"root": "not/absolute"}}}))
     assert "workstation:os:licenses:root: must be an absolute path" in "\n".join(bad_root["errors"])
-    assert bad_root["environment_files"] == bad_root["vendor_files"] == bad_root["license_files"] == []
+    assert (
+        bad_root["environment_files"] == bad_root["vendor_files"] == bad_root["license_files"] == []
+    )
 
 
 def test_an_entry_with_an_error_or_a_clash_is_left_out_and_the_others_still_converge():
-    section = {**SECTION, "houdini-farm": {"type": "sidefx", "servers": ["farm1"]},
-               "foundry": {"type": "rlm", "isv": "foundry", "servers": ["4101@rlm1", "99999@rlm2"]}}
+    section = {
+        **SECTION,
+        "houdini-farm": {"type": "sidefx", "servers": ["farm1"]},
+        "foundry": {"type": "rlm", "isv": "foundry", "servers": ["4101@rlm1", "99999@rlm2"]},
+    }
 
     data = licenses_plan.desired(merged(section))
 
     errors = "\n".join(data["errors"])
     assert "workstation:licenses:foundry:servers:1: port '99999'" in errors
-    assert "workstation:licenses:houdini-farm: a second sidefx entry; workstation:licenses:houdini already" in errors
-    assert [item["name"] for item in data["vendor_files"]] == ["houdini", "vray"]  # houdini-farm does not overwrite it
-    assert "foundry_LICENSE" not in data["variables"] and data["variables"]["SESI_LMHOST"] == "sesi1;sesi2:1715"
+    assert (
+        "workstation:licenses:houdini-farm: a second sidefx entry; workstation:licenses:houdini already"
+        in errors
+    )
+    assert [item["name"] for item in data["vendor_files"]] == [
+        "houdini",
+        "vray",
+    ]  # houdini-farm does not overwrite it
+    assert (
+        "foundry_LICENSE" not in data["variables"]
+        and data["variables"]["SESI_LMHOST"] == "sesi1;sesi2:1715"
+    )
     assert [item["name"] for item in data["registrations"]] == ["maya2025"]
 
 
 def test_an_autodesk_registration_waits_for_the_installs_of_the_apps_that_need_it():
     hash_ = "sha256:" + "ab" * 32
-    catalog = {"maya": {"versions": {"2025.3": {"source": "m.tgz", "hash": hash_, "licenses": ["maya2025"]}}}}
+    catalog = {
+        "maya": {
+            "versions": {"2025.3": {"source": "m.tgz", "hash": hash_, "licenses": ["maya2025"]}}
+        }
+    }
     productions = {"nightfall": {"apps": {"maya": "2025.3"}}}
 
     data = licenses_plan.desired(merged(catalog=catalog, productions=productions))
     baked = licenses_plan.desired(merged(catalog=catalog, productions=productions, phase="bake"))
 
-    assert [(item["name"], item["installs"]) for item in data["registrations"]] == \
-        [("maya2025", ["workstation-app-maya-2025.3"])]
+    assert [(item["name"], item["installs"]) for item in data["registrations"]] == [
+        ("maya2025", ["workstation-app-maya-2025.3"])
+    ]
     assert data["requires_apps"] is True and data["register_now"] is True
     assert not any("installs" in item for item in data["license_files"] + data["vendor_files"])
-    assert baked["register_now"] is False and baked["requires_apps"] is False  # an image bake registers nothing
+    assert (
+        baked["register_now"] is False and baked["requires_apps"] is False
+    )  # an image bake registers nothing
 
 
 def test_state_arguments_for_an_environment_file_are_checked_before_anything_is_written():
-    assert licenses_plan.check_environment({"foundry_LICENSE": "4101@rlm1:4101@rlm2", "SESI_LMHOST": "a;b"},
-                                               "environment.d") == []
+    assert (
+        licenses_plan.check_environment(
+            {"foundry_LICENSE": "4101@rlm1:4101@rlm2", "SESI_LMHOST": "a;b"}, "environment.d"
+        )
+        == []
+    )
     assert licenses_plan.check_environment({"X": "a b"}, "profile") != []
     assert licenses_plan.check_environment({"X": "$HOME"}, "profile") != []
     assert licenses_plan.check_environment({"1X": "a"}, "profile") != []
-    assert "style must be one of profile, environment.d" in licenses_plan.check_environment({}, "bash")[0]
+    assert (
+        "style must be one of profile, environment.d"
+        in licenses_plan.check_environment({}, "bash")[0]
+    )
 
 
 @pytest.mark.parametrize("name", ["..", ".", "a/b"])
@@ -529,7 +775,9 @@ def test_a_folder_where_a_license_file_belongs_is_refused_with_what_to_do(tmp_pa
     target = tmp_path / "katana.lic"
     (target / "kept").mkdir(parents=True)
 
-    with pytest.raises(WorkstationError, match=f"{target} is a folder; remove it so the file can be written"):
+    with pytest.raises(
+        WorkstationError, match=f"{target} is a folder; remove it so the file can be written"
+    ):
         ensure_file(str(target), b"LICENSE\n", 0o600, "root", "root", test=False)
     assert (target / "kept").is_dir()
 
@@ -540,7 +788,9 @@ def test_an_environment_file_that_is_a_link_is_replaced_and_never_read_through(t
     elsewhere.write_text("DATABASE_PASSWORD=hunter2\n")
     path.symlink_to(elsewhere)
 
-    changes = ensure_environment_file(str(path), {"foundry_LICENSE": "4101@rlm1"}, "environment.d", test=False)
+    changes = ensure_environment_file(
+        str(path), {"foundry_LICENSE": "4101@rlm1"}, "environment.d", test=False
+    )
 
     assert "hunter2" not in json.dumps(changes)
     assert changes["variables"] == {"foundry_LICENSE": {"old": None, "new": "4101@rlm1"}}
@@ -554,6 +804,13 @@ def test_a_full_disk_while_writing_a_license_file_is_a_disk_error_naming_the_fol
         folder = small / "licenses"
 
         with pytest.raises(DiskError, match=f"^disk full under {folder}: .* more needed$"):
-            ensure_file(str(folder / "katana.lic"), os.urandom(256 * 1024), 0o600, "root", "root", test=False)
+            ensure_file(
+                str(folder / "katana.lic"),
+                os.urandom(256 * 1024),
+                0o600,
+                "root",
+                "root",
+                test=False,
+            )
 
         assert list(folder.iterdir()) == []  # nothing half-written, no temporary left behind

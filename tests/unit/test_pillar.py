@@ -29,12 +29,19 @@ def base() -> dict:
             "nuke": {
                 "name": "Nuke",
                 "versions": {
-                    "15.1v3": {"source": "nuke/Nuke15.1v3.tgz", "hash": HASH, "strip_components": 1,
-                               "launchers": {"nuke": "Nuke15.1"}, "env": {"FOUNDRY_LICENSE": "4101@lic"}},
+                    "15.1v3": {
+                        "source": "nuke/Nuke15.1v3.tgz",
+                        "hash": HASH,
+                        "strip_components": 1,
+                        "launchers": {"nuke": "Nuke15.1"},
+                        "env": {"FOUNDRY_LICENSE": "4101@lic"},
+                    },
                     "2025.10": {"source": "nuke/Nuke2025.10.tgz", "hash": HASH512},
                 },
             },
-            "blender": {"versions": {"4.2.1": {"source": "blender/blender-4.2.1.tar.xz", "hash": HASH}}},
+            "blender": {
+                "versions": {"4.2.1": {"source": "blender/blender-4.2.1.tar.xz", "hash": HASH}}
+            },
         },
         "productions": {
             "show-a": {"apps": {"nuke": "15.1v3", "blender": "4.2.1"}},
@@ -87,7 +94,8 @@ def test_unquoted_production_version_read_as_float_says_quote_it():
             show-a:
               apps:
                 nuke: 2025.10
-        """ % ("0" * 64)
+        """
+        % ("0" * 64)
     )
     assert cfg["productions"]["show-a"]["apps"]["nuke"] == 2025.1  # what YAML really did
     issues = contract.validate(cfg)
@@ -110,7 +118,8 @@ def test_unquoted_catalog_version_key_read_as_float():
             houdini:
               versions:
                 20.50: {source: houdini/h.tgz, hash: "sha256:%s"}
-        """ % ("0" * 64)
+        """
+        % ("0" * 64)
     )
     issues = contract.validate(cfg)
     message = only_issue(issues, "workstation:catalog:houdini:versions:20.5")
@@ -194,7 +203,9 @@ def test_misspelt_key_gets_did_you_mean():
         "workstation:catalog:nuke:versions:15.1v3:hsah",
         "workstation:catalog:nuke:versions:15.1v3:hash",
     }
-    assert found["workstation:catalog:nuke:versions:15.1v3:hsah"] == ["unknown key; did you mean 'hash'?"]
+    assert found["workstation:catalog:nuke:versions:15.1v3:hsah"] == [
+        "unknown key; did you mean 'hash'?"
+    ]
     assert "required" in found["workstation:catalog:nuke:versions:15.1v3:hash"][0]
 
 
@@ -208,7 +219,9 @@ def test_unknown_key_without_a_close_match_lists_the_known_keys():
 def test_key_of_another_kind_does_not_apply():
     workstation = base()
     workstation["catalog"]["blender"]["versions"]["4.2.1"]["packages"] = {"blender": "4.2.1-1"}
-    message = only_issue(issues_of(workstation), "workstation:catalog:blender:versions:4.2.1:packages")
+    message = only_issue(
+        issues_of(workstation), "workstation:catalog:blender:versions:4.2.1:packages"
+    )
     assert message == "does not apply to kind 'archive'; remove it"
 
 
@@ -242,7 +255,9 @@ def test_source_problems():
 def test_missing_source():
     workstation = base()
     del workstation["catalog"]["blender"]["versions"]["4.2.1"]["source"]
-    message = only_issue(issues_of(workstation), "workstation:catalog:blender:versions:4.2.1:source")
+    message = only_issue(
+        issues_of(workstation), "workstation:catalog:blender:versions:4.2.1:source"
+    )
     assert "required" in message
 
 
@@ -250,7 +265,9 @@ def test_missing_source():
 def test_strip_components_must_be_a_whole_number(value):
     workstation = base()
     workstation["catalog"]["blender"]["versions"]["4.2.1"]["strip_components"] = value
-    only_issue(issues_of(workstation), "workstation:catalog:blender:versions:4.2.1:strip_components")
+    only_issue(
+        issues_of(workstation), "workstation:catalog:blender:versions:4.2.1:strip_components"
+    )
 
 
 # ---- productions -----------------------------------------------------------------------
@@ -298,7 +315,9 @@ def test_install_root_must_be_absolute(root):
     assert "must be an absolute path" in message
 
 
-@pytest.mark.parametrize("root", ["/", "/usr", "/usr/", "/opt", "/home", "/etc", "/usr/local", "/opt/studio/.."])
+@pytest.mark.parametrize(
+    "root", ["/", "/usr", "/usr/", "/opt", "/home", "/etc", "/usr/local", "/opt/studio/.."]
+)
 def test_install_root_may_not_be_a_system_folder(root):
     workstation = base()
     workstation["install_root"] = root
@@ -320,7 +339,10 @@ def test_depot_bad_scheme(depot):
     assert "salt://, http(s)://, file:// URL or an absolute path" in message
 
 
-@pytest.mark.parametrize("depot", ["salt://depot", "http://depot.studio/dcc", "https://depot/dcc", "file:///srv/dcc", "/srv/dcc"])
+@pytest.mark.parametrize(
+    "depot",
+    ["salt://depot", "http://depot.studio/dcc", "https://depot/dcc", "file:///srv/dcc", "/srv/dcc"],
+)
 def test_depot_good(depot):
     workstation = base()
     workstation["depot"] = depot
@@ -347,13 +369,27 @@ def test_retain_zero_is_fine():
 def installer_pillar(installer) -> dict:
     workstation = base()
     workstation["catalog"]["houdini"] = {
-        "versions": {"20.5.332": {"kind": "installer", "source": "houdini/h.tgz", "hash": HASH, "installer": installer}}
+        "versions": {
+            "20.5.332": {
+                "kind": "installer",
+                "source": "houdini/h.tgz",
+                "hash": HASH,
+                "installer": installer,
+            }
+        }
     }
     return workstation
 
 
 def test_installer_valid():
-    assert issues_of(installer_pillar({"command": ["./houdini.install", "--prefix", "{dest}"], "timeout": 600})) == []
+    assert (
+        issues_of(
+            installer_pillar(
+                {"command": ["./houdini.install", "--prefix", "{dest}"], "timeout": 600}
+            )
+        )
+        == []
+    )
 
 
 def test_installer_command_must_pass_dest():
@@ -376,18 +412,29 @@ def test_installer_command_must_be_an_argv_list(command):
 def test_installer_section_required_and_checked():
     found = by_path(issues_of(installer_pillar(None)))
     assert list(found) == ["workstation:catalog:houdini:versions:20.5.332:installer"]
-    found = by_path(issues_of(installer_pillar({"command": ["./i", "{dest}"], "timeout": 0, "tiemout": 5})))
+    found = by_path(
+        issues_of(installer_pillar({"command": ["./i", "{dest}"], "timeout": 0, "tiemout": 5}))
+    )
     assert set(found) == {
         "workstation:catalog:houdini:versions:20.5.332:installer:timeout",
         "workstation:catalog:houdini:versions:20.5.332:installer:tiemout",
     }
-    assert found["workstation:catalog:houdini:versions:20.5.332:installer:tiemout"] == ["unknown key; did you mean 'timeout'?"]
+    assert found["workstation:catalog:houdini:versions:20.5.332:installer:tiemout"] == [
+        "unknown key; did you mean 'timeout'?"
+    ]
 
 
 def packages_pillar(packages) -> dict:
     workstation = base()
-    workstation["catalog"]["krita"] = {"versions": {"5.2.2": {"kind": "packages", "packages": packages,
-                                                              "launchers": {"krita": "/usr/bin/krita"}}}}
+    workstation["catalog"]["krita"] = {
+        "versions": {
+            "5.2.2": {
+                "kind": "packages",
+                "packages": packages,
+                "launchers": {"krita": "/usr/bin/krita"},
+            }
+        }
+    }
     return workstation
 
 
@@ -398,14 +445,17 @@ def test_packages_kind_valid_and_needs_no_hash():
 @pytest.mark.parametrize("pinned", [5.2, None, "", 5])
 def test_packages_need_pinned_string_versions(pinned):
     message = only_issue(
-        issues_of(packages_pillar({"krita": pinned})), "workstation:catalog:krita:versions:5.2.2:packages:krita"
+        issues_of(packages_pillar({"krita": pinned})),
+        "workstation:catalog:krita:versions:5.2.2:packages:krita",
     )
     assert "quoted string" in message
 
 
 @pytest.mark.parametrize("packages", [None, {}, ["krita"]])
 def test_packages_mapping_required(packages):
-    only_issue(issues_of(packages_pillar(packages)), "workstation:catalog:krita:versions:5.2.2:packages")
+    only_issue(
+        issues_of(packages_pillar(packages)), "workstation:catalog:krita:versions:5.2.2:packages"
+    )
 
 
 def test_packages_kind_refuses_source_and_hash():
@@ -422,7 +472,9 @@ def test_packages_kind_refuses_source_and_hash():
 def test_launchers_must_stay_inside_the_version_folder(target):
     workstation = base()
     workstation["catalog"]["nuke"]["versions"]["15.1v3"]["launchers"] = {"nuke": target}
-    message = only_issue(issues_of(workstation), "workstation:catalog:nuke:versions:15.1v3:launchers:nuke")
+    message = only_issue(
+        issues_of(workstation), "workstation:catalog:nuke:versions:15.1v3:launchers:nuke"
+    )
     assert "inside the version folder" in message
 
 
@@ -445,13 +497,19 @@ def test_every_issue_renders_as_path_colon_message():
     del workstation["catalog"]["nuke"]["versions"]["15.1v3"]["hash"]
     workstation["depot"] = "ftp://x"
     issues = issues_of(workstation)
-    assert sorted(str(issue) for issue in issues) == sorted(f"{i.path}: {i.message}" for i in issues)
-    assert all(issue.as_dict() == {"path": issue.path, "message": issue.message} for issue in issues)
+    assert sorted(str(issue) for issue in issues) == sorted(
+        f"{i.path}: {i.message}" for i in issues
+    )
+    assert all(
+        issue.as_dict() == {"path": issue.path, "message": issue.message} for issue in issues
+    )
     assert all(issue.path.startswith("workstation:") for issue in issues)
 
 
 def test_not_a_mapping():
-    assert [str(issue) for issue in contract.validate(["x"])] == ["workstation: must be a mapping, got list"]
+    assert [str(issue) for issue in contract.validate(["x"])] == [
+        "workstation: must be a mapping, got list"
+    ]
 
 
 # ---- wanted versions -------------------------------------------------------------------
@@ -461,13 +519,21 @@ def test_wanted_versions_share_one_entry_per_version():
     workstation = base()
     workstation["productions"]["show-c"] = {"apps": {"nuke": "15.1v3"}}
     wanted = pillar.wanted_versions(config.load(workstation, GRAINS))
-    assert [(w.app, w.version) for w in wanted] == [("blender", "4.2.1"), ("nuke", "15.1v3"), ("nuke", "2025.10")]
+    assert [(w.app, w.version) for w in wanted] == [
+        ("blender", "4.2.1"),
+        ("nuke", "15.1v3"),
+        ("nuke", "2025.10"),
+    ]
     nuke = wanted[1]
-    assert nuke.used_by == ["workstation:productions:show-a:apps:nuke", "workstation:productions:show-c:apps:nuke"]
+    assert nuke.used_by == [
+        "workstation:productions:show-a:apps:nuke",
+        "workstation:productions:show-c:apps:nuke",
+    ]
     assert nuke.state_id == "workstation-app-nuke-15.1v3"
     assert nuke.spec["source"] == "nuke/Nuke15.1v3.tgz"
     assert pillar.wanted_by_app(config.load(workstation, GRAINS)) == {
-        "blender": ["4.2.1"], "nuke": ["15.1v3", "2025.10"],
+        "blender": ["4.2.1"],
+        "nuke": ["15.1v3", "2025.10"],
     }
 
 
@@ -479,8 +545,16 @@ def test_wanted_versions_share_one_entry_per_version():
     [
         ("nuke/Nuke15.1v3.tgz", "salt://depot", "salt://depot/nuke/Nuke15.1v3.tgz"),
         ("nuke/Nuke15.1v3.tgz", "salt://depot/", "salt://depot/nuke/Nuke15.1v3.tgz"),
-        ("nuke/Nuke15.1v3.tgz", "http://depot.studio:8080/dcc", "http://depot.studio:8080/dcc/nuke/Nuke15.1v3.tgz"),
-        ("nuke/Nuke15.1v3.tgz", "https://depot.studio/dcc/", "https://depot.studio/dcc/nuke/Nuke15.1v3.tgz"),
+        (
+            "nuke/Nuke15.1v3.tgz",
+            "http://depot.studio:8080/dcc",
+            "http://depot.studio:8080/dcc/nuke/Nuke15.1v3.tgz",
+        ),
+        (
+            "nuke/Nuke15.1v3.tgz",
+            "https://depot.studio/dcc/",
+            "https://depot.studio/dcc/nuke/Nuke15.1v3.tgz",
+        ),
         ("nuke/Nuke15.1v3.tgz", "file:///srv/depot", "file:///srv/depot/nuke/Nuke15.1v3.tgz"),
         ("nuke/Nuke15.1v3.tgz", "/srv/depot", "file:///srv/depot/nuke/Nuke15.1v3.tgz"),
         ("nuke/Nuke15.1v3.tgz", "/srv/depot/", "file:///srv/depot/nuke/Nuke15.1v3.tgz"),
@@ -497,15 +571,37 @@ def test_resolve_source(source, depot, url):
 
 def test_resolve_spec_fills_defaults():
     cfg = config.load(base(), GRAINS)
-    spec = pillar.resolve_spec("blender", "4.2.1", version_spec(cfg, "blender", "4.2.1"), "http://depot/dcc")
+    spec = pillar.resolve_spec(
+        "blender", "4.2.1", version_spec(cfg, "blender", "4.2.1"), "http://depot/dcc"
+    )
     assert spec == pillar.VersionSpec(
-        app="blender", version="4.2.1", kind="archive", source="http://depot/dcc/blender/blender-4.2.1.tar.xz",
-        hash=HASH, strip_components=0, launchers={}, env={}, installer=None, packages={},
+        app="blender",
+        version="4.2.1",
+        kind="archive",
+        source="http://depot/dcc/blender/blender-4.2.1.tar.xz",
+        hash=HASH,
+        strip_components=0,
+        launchers={},
+        env={},
+        installer=None,
+        packages={},
     )
     installer = pillar.resolve_spec(
-        "houdini", "20.5", {"kind": "installer", "source": "h.tgz", "hash": HASH, "installer": {"command": ["./i", "{dest}"]}},
+        "houdini",
+        "20.5",
+        {
+            "kind": "installer",
+            "source": "h.tgz",
+            "hash": HASH,
+            "installer": {"command": ["./i", "{dest}"]},
+        },
         "salt://depot",
     )
-    assert installer.installer == {"command": ["./i", "{dest}"], "timeout": pillar.DEFAULT_INSTALLER_TIMEOUT}
-    packages = pillar.resolve_spec("krita", "5", {"kind": "packages", "packages": {"krita": "5.2"}}, "salt://depot")
+    assert installer.installer == {
+        "command": ["./i", "{dest}"],
+        "timeout": pillar.DEFAULT_INSTALLER_TIMEOUT,
+    }
+    packages = pillar.resolve_spec(
+        "krita", "5", {"kind": "packages", "packages": {"krita": "5.2"}}, "salt://depot"
+    )
     assert (packages.source, packages.hash, packages.packages) == (None, None, {"krita": "5.2"})

@@ -16,15 +16,25 @@ GRAINS = {"os_family": "Debian", "oscodename": "bookworm"}
 def catalog(depot):
     """blender 4.1/4.2/4.3 and nuke 15.1v3 as real archives in the depot, with their real hashes."""
     result: dict = {}
-    for app, version in (("blender", "4.1"), ("blender", "4.2"), ("blender", "4.3"), ("nuke", "15.1v3")):
+    for app, version in (
+        ("blender", "4.1"),
+        ("blender", "4.2"),
+        ("blender", "4.3"),
+        ("nuke", "15.1v3"),
+    ):
         archive = depot.app_archive(app, version)
         result.setdefault(app, {"versions": {}})["versions"][version] = depot.entry(archive)
     return result
 
 
 def make_config(depot, catalog, productions, retain=1, **extra):
-    workstation = {"depot": str(depot.root), "retain": retain, "catalog": copy.deepcopy(catalog),
-                   "productions": productions, **extra}
+    workstation = {
+        "depot": str(depot.root),
+        "retain": retain,
+        "catalog": copy.deepcopy(catalog),
+        "productions": productions,
+        **extra,
+    }
     return config.load(workstation, GRAINS)
 
 
@@ -36,7 +46,11 @@ def apply(cfg, store):
     for item in data["installs"]:
         version = str(item["version"])
         # the checks dcc.installed makes before it touches anything
-        problems = [issue for path in item["used_by"] for issue in pillar.version_text(item["version"], path)[1]]
+        problems = [
+            issue
+            for path in item["used_by"]
+            for issue in pillar.version_text(item["version"], path)[1]
+        ]
         if item["spec"] is None:
             problems.append("not in the catalog")
         else:
@@ -67,16 +81,30 @@ SHARED = {
 def test_two_productions_sharing_a_version_make_one_install(depot, catalog, store):
     cfg = make_config(depot, catalog, SHARED)
     data = plan.formula_data(cfg, store)
-    assert [item["id"] for item in data["installs"]] == ["workstation-app-blender-4.2", "workstation-app-nuke-15.1v3"]
+    assert [item["id"] for item in data["installs"]] == [
+        "workstation-app-blender-4.2",
+        "workstation-app-nuke-15.1v3",
+    ]
     blender = data["installs"][0]
     assert blender["app"] == "blender" and blender["version"] == "4.2"
-    assert blender["used_by"] == ["workstation:productions:show-a:apps:blender", "workstation:productions:show-b:apps:blender"]
+    assert blender["used_by"] == [
+        "workstation:productions:show-a:apps:blender",
+        "workstation:productions:show-b:apps:blender",
+    ]
     assert blender["spec"] == catalog["blender"]["versions"]["4.2"]
     assert data["retention"] == [
-        {"id": "workstation-app-blender-retention", "app": "blender", "keep": ["4.2"],
-         "require": [{"dcc": "workstation-app-blender-4.2"}]},
-        {"id": "workstation-app-nuke-retention", "app": "nuke", "keep": ["15.1v3"],
-         "require": [{"dcc": "workstation-app-nuke-15.1v3"}]},
+        {
+            "id": "workstation-app-blender-retention",
+            "app": "blender",
+            "keep": ["4.2"],
+            "require": [{"dcc": "workstation-app-blender-4.2"}],
+        },
+        {
+            "id": "workstation-app-nuke-retention",
+            "app": "nuke",
+            "keep": ["15.1v3"],
+            "require": [{"dcc": "workstation-app-nuke-15.1v3"}],
+        },
     ]
     assert data["repositories"] == []
 
@@ -85,14 +113,20 @@ def test_two_productions_sharing_a_version_make_one_install(depot, catalog, stor
     assert result["install_root"] == str(store.layout.root)
     assert result["productions"]["show-a"]["blender"] is result["productions"]["show-b"]["blender"]
     assert result["productions"]["show-a"]["blender"] == {
-        "version": "4.2", "dest": str(store.layout.version_dir("blender", "4.2")), "action": "install",
+        "version": "4.2",
+        "dest": str(store.layout.version_dir("blender", "4.2")),
+        "action": "install",
     }
     assert result["remove"] == {}
 
 
 def test_retention_covers_installed_apps_no_production_wants(depot, catalog, store):
     cfg = make_config(depot, catalog, {"show-a": {"apps": {"blender": "4.2"}}})
-    store.install(pillar.resolve_spec("nuke", "15.1v3", catalog["nuke"]["versions"]["15.1v3"], str(depot.root)))
+    store.install(
+        pillar.resolve_spec(
+            "nuke", "15.1v3", catalog["nuke"]["versions"]["15.1v3"], str(depot.root)
+        )
+    )
     retention = {item["app"]: item for item in plan.formula_data(cfg, store)["retention"]}
     assert retention["nuke"]["keep"] == [] and retention["nuke"]["require"] == []
 
@@ -101,12 +135,17 @@ def test_actions_install_keep_replace_repair_invalid(depot, catalog, store):
     cfg = make_config(depot, catalog, SHARED)
     assert apply(cfg, store) == {}
     after = plan.plan(cfg, store)
-    assert {p: {a: e["action"] for a, e in apps.items()} for p, apps in after["productions"].items()} == {
-        "show-a": {"blender": "keep", "nuke": "keep"}, "show-b": {"blender": "keep"},
+    assert {
+        p: {a: e["action"] for a, e in apps.items()} for p, apps in after["productions"].items()
+    } == {
+        "show-a": {"blender": "keep", "nuke": "keep"},
+        "show-b": {"blender": "keep"},
     }
 
     # a rebuilt nuke 15.1v3 in the depot: same version, another hash -> replace
-    rebuilt = depot.app_archive("nuke", "15.1v3", name="nuke-15.1v3-rebuild.tar.gz", extra_files={"NEWS": (b"x", 0o644)})
+    rebuilt = depot.app_archive(
+        "nuke", "15.1v3", name="nuke-15.1v3-rebuild.tar.gz", extra_files={"NEWS": (b"x", 0o644)}
+    )
     catalog["nuke"]["versions"]["15.1v3"] = depot.entry(rebuilt)
     # blender's launcher deleted -> repair
     os.unlink(store.layout.version_dir("blender", "4.2") / "bin/blender")
@@ -114,7 +153,9 @@ def test_actions_install_keep_replace_repair_invalid(depot, catalog, store):
     productions = {**SHARED, "show-c": {"apps": {"blender": "5.0"}}}
     cfg = make_config(depot, catalog, productions)
     result = plan.plan(cfg, store)
-    actions = {p: {a: e["action"] for a, e in apps.items()} for p, apps in result["productions"].items()}
+    actions = {
+        p: {a: e["action"] for a, e in apps.items()} for p, apps in result["productions"].items()
+    }
     assert actions == {
         "show-a": {"blender": "repair", "nuke": "replace"},
         "show-b": {"blender": "repair"},
@@ -122,12 +163,21 @@ def test_actions_install_keep_replace_repair_invalid(depot, catalog, store):
     }
     assert result["valid"] is False
     errors = result["productions"]["show-c"]["blender"]["errors"]
-    assert len(errors) == 1 and errors[0].startswith("workstation:productions:show-c:apps:blender: blender 5.0 is not in")
-    assert result["errors"] == [{"path": "workstation:productions:show-c:apps:blender", "message": errors[0].split(": ", 1)[1]}]
+    assert len(errors) == 1 and errors[0].startswith(
+        "workstation:productions:show-c:apps:blender: blender 5.0 is not in"
+    )
+    assert result["errors"] == [
+        {
+            "path": "workstation:productions:show-c:apps:blender",
+            "message": errors[0].split(": ", 1)[1],
+        }
+    ]
 
     apply(make_config(depot, catalog, SHARED), store)
     result = plan.plan(make_config(depot, catalog, SHARED), store)
-    assert {e["action"] for apps in result["productions"].values() for e in apps.values()} == {"keep"}
+    assert {e["action"] for apps in result["productions"].values() for e in apps.values()} == {
+        "keep"
+    }
 
 
 def test_a_bad_catalog_entry_only_blocks_its_own_version(depot, catalog, store):
@@ -147,7 +197,9 @@ def test_a_machine_wide_problem_blocks_everything(depot, catalog, store):
     result = plan.plan(cfg, store)
     entries = [e for apps in result["productions"].values() for e in apps.values()]
     assert {e["action"] for e in entries} == {"invalid"}
-    assert all(any(err.startswith("workstation:install_root:") for err in e["errors"]) for e in entries)
+    assert all(
+        any(err.startswith("workstation:install_root:") for err in e["errors"]) for e in entries
+    )
 
 
 def test_a_float_version_in_a_production_is_invalid_and_says_quote_it(depot, catalog, store):
@@ -165,14 +217,18 @@ def test_plan_reads_no_depot(http_depot, store):
         catalog.setdefault(app, {"versions": {}})["versions"][version] = http_depot.entry(archive)
     cfg = make_config(http_depot, catalog, SHARED)
     cfg["depot"] = http_depot.url
-    assert {e["action"] for apps in plan.plan(cfg, store)["productions"].values() for e in apps.values()} == {"install"}
+    assert {
+        e["action"] for apps in plan.plan(cfg, store)["productions"].values() for e in apps.values()
+    } == {"install"}
     apply(cfg, store)
     assert http_depot.requests == 2
     for _ in range(3):
         result = plan.plan(cfg, store)
         plan.formula_data(cfg, store)
     assert http_depot.requests == 2
-    assert {e["action"] for apps in result["productions"].values() for e in apps.values()} == {"keep"}
+    assert {e["action"] for apps in result["productions"].values() for e in apps.values()} == {
+        "keep"
+    }
 
 
 @pytest.mark.parametrize("retain", [0, 1, 2])

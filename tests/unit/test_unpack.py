@@ -32,7 +32,9 @@ def extract(archive: Path, dest: Path, strip: int = 0):
         reader = HashingReader(handle, "sha256")
         records = unpack.extract(reader, dest, strip)
         reader.drain()
-    assert "sha256:" + reader.hexdigest() == archives.sha256_of(archive)  # the stream saw every byte
+    assert "sha256:" + reader.hexdigest() == archives.sha256_of(
+        archive
+    )  # the stream saw every byte
     return records
 
 
@@ -56,7 +58,9 @@ def test_tar_formats_with_strip_components(tmp_path, suffix):
     dest = tmp_path / "dest"
     records = extract(archive, dest, strip=1)
     assert_app_tree(dest, records)
-    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == sorted(FILES)
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == sorted(
+        FILES
+    )
     assert not (dest / "blender-4.2").exists()
 
 
@@ -88,7 +92,9 @@ def test_without_strip_the_top_folder_stays(tmp_path):
 
 
 def test_strip_two_and_entries_stripped_to_nothing_are_skipped(tmp_path):
-    archive = archives.write_tar(tmp_path / "b.tar.gz", FILES, top="outer/inner", extra=dir_members(FILES, "outer/inner"))
+    archive = archives.write_tar(
+        tmp_path / "b.tar.gz", FILES, top="outer/inner", extra=dir_members(FILES, "outer/inner")
+    )
     dest = tmp_path / "dest"
     records = extract(archive, dest, strip=2)
     assert_app_tree(dest, records)
@@ -98,7 +104,9 @@ def test_strip_two_and_entries_stripped_to_nothing_are_skipped(tmp_path):
 
 def test_setuid_and_setgid_bits_are_stripped(tmp_path):
     archive = archives.write_tar(
-        tmp_path / "s.tar.gz", {}, extra=[
+        tmp_path / "s.tar.gz",
+        {},
+        extra=[
             member("app/bin/suid", b"#!/bin/sh\n", 0o4755),
             member("app/bin/sgid", b"#!/bin/sh\n", 0o2750),
             member("app/bin/both", b"#!/bin/sh\n", 0o6711),
@@ -107,13 +115,24 @@ def test_setuid_and_setgid_bits_are_stripped(tmp_path):
     )
     dest = tmp_path / "dest"
     records = {r.path: r for r in extract(archive, dest, strip=1)}
-    for name, want in {"bin/suid": 0o755, "bin/sgid": 0o750, "bin/both": 0o711, "shared": 0o775}.items():
+    for name, want in {
+        "bin/suid": 0o755,
+        "bin/sgid": 0o750,
+        "bin/both": 0o711,
+        "shared": 0o775,
+    }.items():
         assert stat.S_IMODE((dest / name).stat().st_mode) == want, name
         assert records[name].mode == want
 
 
 def test_file_modes_are_kept(tmp_path):
-    files = {"a": (b"a", 0o600), "b": (b"b", 0o640), "c": (b"c", 0o700), "d": (b"d", 0o444), "e": (b"e", 0o755)}
+    files = {
+        "a": (b"a", 0o600),
+        "b": (b"b", 0o640),
+        "c": (b"c", 0o700),
+        "d": (b"d", 0o444),
+        "e": (b"e", 0o755),
+    }
     archive = archives.write_tar(tmp_path / "m.tar.xz", files)
     dest = tmp_path / "dest"
     assert_app_tree(dest, extract(archive, dest), files)
@@ -121,9 +140,16 @@ def test_file_modes_are_kept(tmp_path):
 
 def test_hardlinks_inside_the_archive_work(tmp_path):
     archive = archives.write_tar(
-        tmp_path / "h.tar.gz", {}, extra=[
+        tmp_path / "h.tar.gz",
+        {},
+        extra=[
             member("app/lib/libreal.so", b"real library bytes", 0o755),
-            member("app/lib/libalias.so", kind=tarfile.LNKTYPE, linkname="app/lib/libreal.so", mode=0o755),
+            member(
+                "app/lib/libalias.so",
+                kind=tarfile.LNKTYPE,
+                linkname="app/lib/libreal.so",
+                mode=0o755,
+            ),
         ],
     )
     dest = tmp_path / "dest"
@@ -137,7 +163,9 @@ def test_hardlinks_inside_the_archive_work(tmp_path):
 
 def test_symlinks_that_stay_inside_are_kept(tmp_path):
     archive = archives.write_tar(
-        tmp_path / "l.tar.gz", {}, extra=[
+        tmp_path / "l.tar.gz",
+        {},
+        extra=[
             member("app/bin/blender-4.2", b"#!/bin/sh\n", 0o755),
             member("app/bin/blender", kind=tarfile.SYMTYPE, linkname="blender-4.2"),
             member("app/share/bin", kind=tarfile.SYMTYPE, linkname="../bin"),
@@ -147,7 +175,9 @@ def test_symlinks_that_stay_inside_are_kept(tmp_path):
     records = {r.path: r for r in extract(archive, dest, strip=1)}
     assert os.readlink(dest / "bin/blender") == "blender-4.2"
     assert (dest / "share/bin/blender").read_bytes() == b"#!/bin/sh\n"
-    assert records["bin/blender"].type == "symlink" and records["bin/blender"].target == "blender-4.2"
+    assert (
+        records["bin/blender"].type == "symlink" and records["bin/blender"].target == "blender-4.2"
+    )
 
 
 # ---- hostile archives -------------------------------------------------------------------
@@ -155,8 +185,12 @@ def test_symlinks_that_stay_inside_are_kept(tmp_path):
 
 def absolute_targets(kind):
     """Absolute paths an attack aims at, so the test can check they were not touched."""
-    return [Path(info.name) for info, _ in archives.hostile_members(kind) if info.name.startswith("/")] + [
-        Path(info.linkname) for info, _ in archives.hostile_members(kind) if info.linkname.startswith("/")
+    return [
+        Path(info.name) for info, _ in archives.hostile_members(kind) if info.name.startswith("/")
+    ] + [
+        Path(info.linkname)
+        for info, _ in archives.hostile_members(kind)
+        if info.linkname.startswith("/")
     ]
 
 
@@ -169,7 +203,9 @@ def stat_or_none(path):
 
 
 HOSTILE_CASES = [(kind, 1) for kind in archives.HOSTILE_KINDS] + [
-    (kind, 0) for kind in archives.HOSTILE_KINDS if kind != "symlink_chain"  # see the test below
+    (kind, 0)
+    for kind in archives.HOSTILE_KINDS
+    if kind != "symlink_chain"  # see the test below
 ]
 
 
@@ -177,7 +213,9 @@ HOSTILE_CASES = [(kind, 1) for kind in archives.HOSTILE_KINDS] + [
 def test_hostile_archive_is_refused_and_nothing_lands_outside(tmp_path, kind, strip):
     # Good files first, so the attack comes mid-stream with the writer already busy.
     archive = archives.write_tar(
-        tmp_path / "archives" / f"{kind}.tar.gz", {"bin/ok": (b"ok", 0o755)}, top="app",
+        tmp_path / "archives" / f"{kind}.tar.gz",
+        {"bin/ok": (b"ok", 0o755)},
+        top="app",
         extra=archives.hostile_members(kind),
     )
     outer = tmp_path / "outer"
@@ -195,12 +233,16 @@ def test_hostile_archive_is_refused_and_nothing_lands_outside(tmp_path, kind, st
     for path, seen in watched.items():
         assert stat_or_none(path) == seen, path
     for path in dest.rglob("*"):  # whatever was written before the refusal stayed inside
-        assert Path(os.path.realpath(path)).is_relative_to(os.path.realpath(dest)) or path.is_symlink()
+        assert (
+            Path(os.path.realpath(path)).is_relative_to(os.path.realpath(dest)) or path.is_symlink()
+        )
 
 
 def test_symlink_chain_unstripped_resolves_inside_and_is_accepted(tmp_path):
     # Kept under app/, `up` -> here/.. is dest/app/.. = dest itself: harmless, so not refused.
-    archive = archives.write_tar(tmp_path / "c.tar.gz", {}, extra=archives.hostile_members("symlink_chain"))
+    archive = archives.write_tar(
+        tmp_path / "c.tar.gz", {}, extra=archives.hostile_members("symlink_chain")
+    )
     dest = tmp_path / "dest"
     records = extract(archive, dest, strip=0)
     assert {r.path for r in records} == {"app/here", "app/up"}
@@ -209,7 +251,9 @@ def test_symlink_chain_unstripped_resolves_inside_and_is_accepted(tmp_path):
 
 def test_chain_followed_by_a_write_through_it_is_refused(tmp_path):
     archive = archives.write_tar(
-        tmp_path / "a" / "chain.tar.gz", {}, extra=[
+        tmp_path / "a" / "chain.tar.gz",
+        {},
+        extra=[
             member("app/here", kind=tarfile.SYMTYPE, linkname="."),
             member("app/up", kind=tarfile.SYMTYPE, linkname="here/.."),
             member("app/up/evil", b"evil"),
@@ -262,7 +306,8 @@ def test_member_path(name, strip, expect):
 
 
 @pytest.mark.parametrize(
-    "name", ["/etc/passwd", "C:/Windows/x", "app/../../x", "app\\..\\..\\x", "app/.workstation-files.json"]
+    "name",
+    ["/etc/passwd", "C:/Windows/x", "app/../../x", "app\\..\\..\\x", "app/.workstation-files.json"],
 )
 def test_member_path_refuses(name):
     with pytest.raises(UnsafeArchive):
@@ -286,14 +331,19 @@ def test_scan_records_and_strips_privilege_bits(tmp_path):
     os.chmod(dest / "bin" / "tool", 0o4755)
     os.link(dest / "bin" / "tool", dest / "bin" / "tool-alias")
     os.symlink("tool", dest / "bin" / "t")
-    (dest / ".workstation-manifest.json").write_text("{}")  # reserved names are not part of the payload
+    (dest / ".workstation-manifest.json").write_text(
+        "{}"
+    )  # reserved names are not part of the payload
 
     records = {r.path: r for r in unpack.scan(dest)}
     assert set(records) == {"bin", "bin/t", "bin/tool", "bin/tool-alias"}
     assert stat.S_IMODE((dest / "bin" / "tool").stat().st_mode) == 0o755
     assert records["bin/tool"].mode == 0o755
     assert records["bin/tool"].digest == hashlib.sha256(b"tool").hexdigest()
-    assert records["bin/tool-alias"].type == "hardlink" and records["bin/tool-alias"].target == "bin/tool"
+    assert (
+        records["bin/tool-alias"].type == "hardlink"
+        and records["bin/tool-alias"].target == "bin/tool"
+    )
     assert records["bin/t"].type == "symlink" and records["bin/t"].target == "tool"
 
 

@@ -112,49 +112,73 @@ def _agent(name, version, files, description, **fields):
 
 def _pcoip(flavor: str, other: str) -> StandIn:
     return _agent(
-        f"pcoip-agent-{flavor}", "24.10.0-1",
+        f"pcoip-agent-{flavor}",
+        "24.10.0-1",
         {
             "/etc/pcoip-agent/pcoip-agent.conf": (PCOIP_CONF, 0o644),
             "/DEBIAN/conffiles": (b"/etc/pcoip-agent/pcoip-agent.conf\n", 0o644),
             "/usr/sbin/pcoip-register-host": (register_host_script(), 0o755),
             "/usr/sbin/pcoip-validate-license": (validate_license_script(), 0o755),
-            "/lib/systemd/system/pcoip-agent.service":
-                (unit_file(f"PCoIP {flavor} agent stand-in", "/bin/sleep infinity"), 0o644),
+            "/lib/systemd/system/pcoip-agent.service": (
+                unit_file(f"PCoIP {flavor} agent stand-in", "/bin/sleep infinity"),
+                0o644,
+            ),
         },
-        f"the HP Anyware PCoIP {flavor} agent", Conflicts=f"pcoip-agent-{other}",
+        f"the HP Anyware PCoIP {flavor} agent",
+        Conflicts=f"pcoip-agent-{other}",
     )
 
 
 STAND_INS = (
     _agent(
-        "nice-dcv-server", "2024.0-2",
+        "nice-dcv-server",
+        "2024.0-2",
         {
             "/etc/dcv/dcv.conf": (DCV_CONF, 0o644),
             "/DEBIAN/conffiles": (b"/etc/dcv/dcv.conf\n", 0o644),
             "/DEBIAN/postinst": (DCV_POSTINST, 0o755),
             "/usr/bin/dcvserver": (b"#!/bin/sh\necho 'dcvserver stand-in 2024.0-2'\n", 0o755),
-            "/lib/systemd/system/dcvserver.service":
-                (unit_file("Amazon DCV server stand-in", "/usr/bin/dcvserver"), 0o644),
+            "/lib/systemd/system/dcvserver.service": (
+                unit_file("Amazon DCV server stand-in", "/usr/bin/dcvserver"),
+                0o644,
+            ),
         },
         "the Amazon DCV server package",
     ),
-    _agent("nice-xdcv", "2024.0-1", {"/usr/bin/Xdcv": (b"#!/bin/sh\necho 'Xdcv stand-in'\n", 0o755)},
-           "Amazon DCV's virtual session X server"),
-    _agent("nice-dcv-gl", "2024.0-1", {"/usr/lib/dcv-gl/README": (b"DCV GL stand-in\n", 0o644)},
-           "Amazon DCV's GPU sharing for virtual sessions"),
-    _agent("nice-dcv-web-viewer", "2024.0-1", {"/usr/share/dcv/www/index.html": (b"<html></html>\n", 0o644)},
-           "Amazon DCV's web browser client"),
+    _agent(
+        "nice-xdcv",
+        "2024.0-1",
+        {"/usr/bin/Xdcv": (b"#!/bin/sh\necho 'Xdcv stand-in'\n", 0o755)},
+        "Amazon DCV's virtual session X server",
+    ),
+    _agent(
+        "nice-dcv-gl",
+        "2024.0-1",
+        {"/usr/lib/dcv-gl/README": (b"DCV GL stand-in\n", 0o644)},
+        "Amazon DCV's GPU sharing for virtual sessions",
+    ),
+    _agent(
+        "nice-dcv-web-viewer",
+        "2024.0-1",
+        {"/usr/share/dcv/www/index.html": (b"<html></html>\n", 0o644)},
+        "Amazon DCV's web browser client",
+    ),
     _pcoip("graphics", "standard"),
     _pcoip("standard", "graphics"),
     _agent(
-        "tigervnc-standalone-server", "1.12.0+dfsg-8",
+        "tigervnc-standalone-server",
+        "1.12.0+dfsg-8",
         {
             "/etc/tigervnc/vncserver.users": (VNC_USERS, 0o644),
             "/DEBIAN/conffiles": (b"/etc/tigervnc/vncserver.users\n", 0o644),
             "/usr/libexec/tigervncsession-start": (b"#!/bin/sh\nexec /bin/sleep infinity\n", 0o755),
             # Debian's name for the template (upstream and RHEL call it vncserver@.service)
-            "/lib/systemd/system/tigervncserver@.service":
-                (unit_file("Remote desktop service (VNC) stand-in", "/usr/libexec/tigervncsession-start %i"), 0o644),
+            "/lib/systemd/system/tigervncserver@.service": (
+                unit_file(
+                    "Remote desktop service (VNC) stand-in", "/usr/libexec/tigervncsession-start %i"
+                ),
+                0o644,
+            ),
         },
         "TigerVNC's standalone server",
     ),

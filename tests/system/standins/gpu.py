@@ -8,42 +8,70 @@ the system test can count the initramfs rebuilds.
 from tests.system.aptrepo import StandIn, unit_file
 
 DRIVER_VERSION = "535.247.01-1~deb12u1"
-KERNEL_RELEASE = "6.1.0-28-amd64"  # the grain the system test declares: the chroot runs the host's kernel
+KERNEL_RELEASE = (
+    "6.1.0-28-amd64"  # the grain the system test declares: the chroot runs the host's kernel
+)
 INITRAMFS_LOG = "/var/log/update-initramfs-standin.log"
 
 STAND_INS = (
     StandIn(
-        "nvidia-driver", DRIVER_VERSION,
+        "nvidia-driver",
+        DRIVER_VERSION,
         {"/usr/share/nvidia-standin/driver-version": (b"535.247.01\n", 0o644)},
         "Stand-in for Debian's NVIDIA driver metapackage (system tests)",
-        {"Depends": f"nvidia-kernel-dkms (= {DRIVER_VERSION}) | nvidia-open-kernel-dkms (= {DRIVER_VERSION})"},
+        {
+            "Depends": f"nvidia-kernel-dkms (= {DRIVER_VERSION}) | nvidia-open-kernel-dkms (= {DRIVER_VERSION})"
+        },
     ),
     StandIn(
-        "nvidia-kernel-dkms", DRIVER_VERSION,
-        {"/usr/src/nvidia-standin-535.247.01/dkms.conf": (b'PACKAGE_NAME="nvidia-standin"\n', 0o644)},
+        "nvidia-kernel-dkms",
+        DRIVER_VERSION,
+        {
+            "/usr/src/nvidia-standin-535.247.01/dkms.conf": (
+                b'PACKAGE_NAME="nvidia-standin"\n',
+                0o644,
+            )
+        },
         "Stand-in for the proprietary NVIDIA kernel module, DKMS source (system tests)",
     ),
     StandIn(
-        "nvidia-open-kernel-dkms", DRIVER_VERSION,
-        {"/usr/src/nvidia-open-standin-535.247.01/dkms.conf": (b'PACKAGE_NAME="nvidia-open-standin"\n', 0o644)},
+        "nvidia-open-kernel-dkms",
+        DRIVER_VERSION,
+        {
+            "/usr/src/nvidia-open-standin-535.247.01/dkms.conf": (
+                b'PACKAGE_NAME="nvidia-open-standin"\n',
+                0o644,
+            )
+        },
         "Stand-in for the open NVIDIA kernel module, DKMS source (system tests)",
     ),
     StandIn(
-        "nvidia-persistenced", "535.171.04-1~deb12u1",
-        {"/usr/bin/nvidia-persistenced": (b"#!/bin/sh\nexec sleep infinity\n", 0o755),
-         "/lib/systemd/system/nvidia-persistenced.service":
-             (unit_file("NVIDIA Persistence Daemon (stand-in)", "/usr/bin/nvidia-persistenced"), 0o644)},
+        "nvidia-persistenced",
+        "535.171.04-1~deb12u1",
+        {
+            "/usr/bin/nvidia-persistenced": (b"#!/bin/sh\nexec sleep infinity\n", 0o755),
+            "/lib/systemd/system/nvidia-persistenced.service": (
+                unit_file("NVIDIA Persistence Daemon (stand-in)", "/usr/bin/nvidia-persistenced"),
+                0o644,
+            ),
+        },
         "Stand-in for the NVIDIA persistence daemon (system tests)",
     ),
     StandIn(
-        f"linux-headers-{KERNEL_RELEASE}", "6.1.119-1",
+        f"linux-headers-{KERNEL_RELEASE}",
+        "6.1.119-1",
         {f"/usr/src/linux-headers-{KERNEL_RELEASE}/Makefile": (b"# stand-in\n", 0o644)},
         "Stand-in for the kernel headers DKMS builds against (system tests)",
     ),
     StandIn(
-        "initramfs-tools", "0.142+deb12u1",
-        {"/usr/sbin/update-initramfs":
-             (f'#!/bin/sh\necho "update-initramfs $*" >> {INITRAMFS_LOG}\n'.encode(), 0o755)},
+        "initramfs-tools",
+        "0.142+deb12u1",
+        {
+            "/usr/sbin/update-initramfs": (
+                f'#!/bin/sh\necho "update-initramfs $*" >> {INITRAMFS_LOG}\n'.encode(),
+                0o755,
+            )
+        },
         "Stand-in for initramfs-tools, which a real machine has with its kernel: logs each rebuild (system tests)",
     ),
 )
