@@ -8,14 +8,19 @@ Each feature contributes its part as `check(config)`. The features import
 
 from __future__ import annotations
 
-from salt_workstation import display, gpu, launchers, licenses, pillar
+from salt_workstation import display, gpu, launchers, licenses, pillar, secrets
 from salt_workstation.pillar import ROOT, Issue
 
 PARTS = (pillar.check_core, gpu.check, licenses.check, display.check, launchers.check)
 
 
-def validate(config) -> list[Issue]:
-    """Every problem in the merged config, each with its pillar path and the fix."""
+def validate(config, sdb_profiles: set[str] | None = None) -> list[Issue]:
+    """Every problem in the merged config, each with its pillar path and the fix.
+
+    Secret fields may hold `sdb://<profile>/<key>` references (the features accept them as they
+    are); they are checked here, once: well-formed, and, given the minion's `sdb_profiles`, naming
+    a profile it defines."""
     if not isinstance(config, dict):
         return [Issue(ROOT, f"must be a mapping, got {type(config).__name__}")]
-    return [issue for part in PARTS for issue in part(config)]
+    issues = [issue for part in PARTS for issue in part(config)]
+    return issues + secrets.reference_issues(config, sdb_profiles)

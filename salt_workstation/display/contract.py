@@ -265,8 +265,8 @@ def _check_anyware(anyware) -> list[Issue]:
         issues.append(
             Issue(
                 path_of(*where, "registration_code"),
-                "must be HP's registration code as one quoted word (no spaces); "
-                "keep it in an encrypted pillar (gpg renderer)",
+                "must be HP's registration code as one quoted word (no spaces), or an "
+                "sdb://<profile>/<key> reference to it (docs/secrets.md)",
             )
         )
     if server is not None and (

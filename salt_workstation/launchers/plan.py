@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from salt_workstation import config as ws_config
-from salt_workstation import paths, pillar, safefs
+from salt_workstation import paths, pillar, safefs, secrets
 from salt_workstation.engine import expand
+from salt_workstation.errors import WorkstationError
 from salt_workstation.launchers import render
 from salt_workstation.launchers.contract import (
     HOSTS,
@@ -202,8 +203,11 @@ def released_mounts(config, manifest: dict) -> list[tuple[str, dict]]:
     return released
 
 
-def credentials_entry(config, production, mount) -> Entry | None:
-    """The SMB credentials file's content (0600); None when the mount has none. Holds a secret."""
+def credentials_entry(config, production, mount, resolve=None) -> Entry | None:
+    """The SMB credentials file's content (0600); None when the mount has none. Holds a secret.
+
+    `resolve(uri)` reads an `sdb://` reference among the credentials (Salt's `sdb.get` on the minion,
+    handed in by the execution module at the moment the file is written)."""
     raw = mapping(
         mapping(mapping(mapping(config.get("productions")).get(production)).get("mounts")).get(
             mount
@@ -212,10 +216,19 @@ def credentials_entry(config, production, mount) -> Entry | None:
     credentials = raw.get("credentials")
     if not isinstance(credentials, dict):
         return None
+    where = pillar.path_of("productions", production, "mounts", mount, "credentials")
+    found = {
+        key: secrets.reveal(credentials[key], f"{where}:{key}", resolve)
+        for key in ("username", "password", "domain")
+        if credentials.get(key) is not None
+    }
+    for key, value in found.items():
+        if not isinstance(value, str) or "\n" in value:
+            raise WorkstationError(
+                f"{where}:{key} must be one line of text (the value is not shown)"
+            )
     return Entry(
-        render.smb_credentials(
-            credentials["username"], credentials["password"], credentials.get("domain")
-        ).encode(),
+        render.smb_credentials(found["username"], found["password"], found.get("domain")).encode(),
         0o600,
     )
 

@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from salt_workstation import pillar
+from salt_workstation import pillar, secrets
 from salt_workstation.pillar import (
     ENV_NAME,
     Issue,
@@ -57,6 +57,9 @@ DEFAULT_PARAMETERS = {
     "autodesk_helper": "/opt/Autodesk/AdskLicensing/Current/helper/AdskLicensingInstHelper",
     "autodesk_timeout": 120,
 }
+# The folders of `workstation:os` (defaults.yaml) the environment files go into unless
+# `workstation:os:licenses` names the file itself.
+FOLDER_PARAMETERS = {"profile_file": "profile_dir", "environment_file": "environment_dir"}
 PATH_PARAMETERS = (
     "root",
     "profile_file",
@@ -157,28 +160,45 @@ def servers_of(name, entry) -> list[tuple[str, Server | None, str | None]]:
 
 
 def parameters(config) -> dict:
-    """DEFAULT_PARAMETERS with `workstation:os:licenses` over them."""
+    """DEFAULT_PARAMETERS, the environment files moved into `workstation:os:profile_dir` and
+    `environment_dir` (the machine's folders, overridden through `workstation:lookup:os` like
+    launchers' bin_dir and fstab), then `workstation:os:licenses` over them."""
     os_params = (config.get("os") or {}) if isinstance(config, dict) else {}
-    overrides = os_params.get(SECTION) if isinstance(os_params, dict) else None
+    os_params = os_params if isinstance(os_params, dict) else {}
+    overrides = os_params.get(SECTION)
     merged = dict(DEFAULT_PARAMETERS)
+    for key, folder_key in FOLDER_PARAMETERS.items():
+        folder = os_params.get(folder_key)
+        if isinstance(folder, str):
+            merged[key] = f"{folder.rstrip('/')}/{os.path.basename(DEFAULT_PARAMETERS[key])}"
     if isinstance(overrides, dict):
         merged.update(overrides)
     return merged
 
 
 def check_parameters(config) -> list[Issue]:
-    """`workstation:os:licenses`: absolute paths and a positive helper timeout."""
+    """`workstation:os:licenses` and the environment files' folders in `workstation:os`: absolute
+    paths and a positive helper timeout."""
     os_params = config.get("os") if isinstance(config.get("os"), dict) else {}
     overrides = os_params.get(SECTION, {})
     where = "workstation:os:licenses (set it through workstation:lookup:os:licenses)"
+    issues = [
+        Issue(
+            path_of("os", folder_key),
+            f"must be an absolute path of letters, digits and . _ + - / (set it through "
+            f"workstation:lookup:os:{folder_key}), got {os_params[folder_key]!r}",
+        )
+        for folder_key in FOLDER_PARAMETERS.values()
+        if folder_key in os_params and not safe_path(os_params[folder_key])
+    ]
     if not isinstance(overrides, dict):
         return [
+            *issues,
             Issue(
                 path_of("os", SECTION),
                 f"must be a mapping of {', '.join(DEFAULT_PARAMETERS)}; see {where}",
-            )
+            ),
         ]
-    issues = []
     for key, value in overrides.items():
         path = path_of("os", SECTION, key)
         if key not in DEFAULT_PARAMETERS:
@@ -309,25 +329,33 @@ def _check_autodesk(entry, path) -> list[Issue]:
 
 
 def check_product_key(value, path) -> list[Issue]:
-    """An Autodesk product key, judged without ever quoting it."""
+    """An Autodesk product key, judged without ever quoting it; an sdb reference is judged by
+    contract.validate, and its value where it is resolved."""
+    if secrets.is_reference(value):
+        return []
     if not isinstance(value, str) or not _PRODUCT_KEY.match(value):
         return [
             Issue(
                 path,
                 "is required: the product's 5-character key of digits and upper-case letters "
-                "(e.g. 657Q1 for Maya 2025); the value is never shown",
+                "(e.g. 657Q1 for Maya 2025), or an sdb://<profile>/<key> reference to it; "
+                "the value is never shown",
             )
         ]
     return []
 
 
 def check_content(value, path) -> list[Issue]:
-    """A node-locked license's content, judged without ever quoting it."""
+    """A node-locked license's content, judged without ever quoting it; an sdb reference is judged by
+    contract.validate, and its value where it is resolved."""
+    if secrets.is_reference(value):
+        return []
     if not isinstance(value, str) or not value.strip():
         return [
             Issue(
                 path,
-                "is required: the license file's text (use a YAML block `content: |`); the value is never shown",
+                "is required: the license file's text (use a YAML block `content: |`), or an "
+                "sdb://<profile>/<key> reference to it; the value is never shown",
             )
         ]
     return []

@@ -5,15 +5,18 @@ and the actions its states take. Each function parses its arguments, calls
 the core (``salt_workstation.display``) and returns data; on failure it
 raises ``CommandExecutionError``, so ``salt-call`` exits non-zero.
 
-The HP Anyware registration code is read here from its pillar path and
-handed only to HP's ``pcoip-register-host``; no function takes it as an
-argument or returns it.
+The HP Anyware registration code is read here from its pillar path (an
+``sdb://<profile>/<key>`` reference there resolved with ``sdb.get`` at that
+moment) and handed only to HP's ``pcoip-register-host``; no function takes it
+as an argument or returns it. A keyed digest of it tells a rotated code.
 """
+
+import os
 
 import salt.utils.data
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from salt_workstation import inifile
+from salt_workstation import inifile, secrets
 from salt_workstation.display import effects
 from salt_workstation.display import plan as display_plan
 from salt_workstation.display import status as display_status
@@ -22,6 +25,7 @@ from salt_workstation.errors import WorkstationError
 __virtualname__ = "display"
 
 REGISTRATION_CODE = "workstation:display:anyware:registration_code"
+DIGEST = "display.anyware.registration_code"  # its keyed digest's name (rotation)
 
 
 def __virtual__():
@@ -185,13 +189,82 @@ def registered(validate_tool=None):
         raise CommandExecutionError(str(exc)) from exc
 
 
+def _sdb_get(uri):
+    return __salt__["sdb.get"](uri, strict=True)
+
+
+def _digests():
+    """Keyed digests of the codes this minion registered with (rotation), in its cache folder."""
+    return secrets.Digests(os.path.join(__opts__["cachedir"], "workstation", "digests"))
+
+
+def _code(registered):
+    """HP's registration code from the pillar, an sdb reference there resolved now (never returned).
+    Straight from the pillar: pillar.get would hand back Salt's output mask, not the code."""
+    raw = salt.utils.data.traverse_dict_and_list(__pillar__, REGISTRATION_CODE, None, delimiter=":")
+    if not isinstance(raw, str) or not raw.strip():
+        state = (
+            "the host is not registered and" if not registered else "the host is registered, but"
+        )
+        raise CommandExecutionError(
+            f"{state} {REGISTRATION_CODE} is empty: put HP's registration code there, or an "
+            "sdb://<profile>/<key> reference to it (docs/secrets.md)"
+        )
+    code = secrets.reveal(raw, REGISTRATION_CODE, _sdb_get)
+    if not isinstance(code, str) or not code.strip() or any(c.isspace() for c in code):
+        raise CommandExecutionError(
+            f"{REGISTRATION_CODE} must be HP's registration code as one word (the value is not shown)"
+        )
+    return code
+
+
+def _registration(validate_tool, adopt=False):
+    """(changes, code): what registering would change ({} when the host is registered with the code
+    the pillar holds now) and that code. A host registered before its code was recorded is taken as
+    registered with it, and with `adopt` the code's keyed digest is recorded."""
+    registered = effects.anyware_registered(validate_tool)
+    code = _code(registered)
+    if not registered:
+        return {"registered": True}, code
+    rotated = _digests().changed(DIGEST, code)
+    if rotated:
+        return {"registered": True, "registration_code": "changed"}, code
+    if rotated is None and adopt:
+        _digests().record(DIGEST, code)
+    return {}, code
+
+
+def registration_changes(validate_tool=None, adopt=False):
+    """
+    What ``display.register`` would change: ``{}`` when the host holds a
+    valid license and was registered with the code the pillar holds now;
+    ``{"registered": True}`` when it is not registered;
+    ``{"registered": True, "registration_code": "changed"}`` when the code
+    (at ``workstation:display:anyware:registration_code``, or behind the
+    sdb reference there) changed since this minion registered: a rotation.
+    The code is compared as a keyed digest and never returned. ``adopt``
+    records the code of a host registered before this was kept.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' display.registration_changes
+    """
+    try:
+        return _registration(validate_tool or effects.VALIDATE_TOOL, adopt)[0]
+    except (WorkstationError, OSError) as exc:
+        raise CommandExecutionError(str(exc)) from exc
+
+
 def register(register_tool=None, validate_tool=None, test=False):
     """
-    Register this host with HP's licensing service, only when it is not
-    registered yet, with the code at pillar
-    ``workstation:display:anyware:registration_code``. Returns True when it
-    registered the host (with ``test=True``: would register it, checking only
-    that the pillar holds a code), False when it already was; never the code.
+    Register this host with HP's licensing service with the code at pillar
+    ``workstation:display:anyware:registration_code`` (an ``sdb://`` reference
+    there is resolved now), only when it is not registered yet or the code
+    changed since it was (``display.registration_changes``). Returns True when
+    it registered the host (with ``test=True``: would, checking only that the
+    code can be read), False when nothing was to do; never the code.
 
     CLI Example:
 
@@ -204,24 +277,17 @@ def register(register_tool=None, validate_tool=None, test=False):
         validate_tool or effects.VALIDATE_TOOL,
     )
     try:
-        if effects.anyware_registered(validate_tool):
+        changes, code = _registration(validate_tool, adopt=not test)
+        if not changes:
             return False
-        # straight from the pillar: pillar.get would hand back Salt's output mask, not the code
-        code = salt.utils.data.traverse_dict_and_list(
-            __pillar__, REGISTRATION_CODE, None, delimiter=":"
-        )
-        if not isinstance(code, str) or not code.strip():
-            raise CommandExecutionError(
-                f"the host is not registered and {REGISTRATION_CODE} is empty: "
-                "put HP's registration code there (in an encrypted pillar)"
-            )
         if not test:
             effects.register_anyware(code, register_tool)
             if not effects.anyware_registered(validate_tool):
                 raise CommandExecutionError(
                     f"{register_tool} succeeded but {validate_tool} still finds no valid license"
                 )
-    except WorkstationError as exc:
+            _digests().record(DIGEST, code)
+    except (WorkstationError, OSError) as exc:
         raise CommandExecutionError(str(exc)) from exc
     return True
 

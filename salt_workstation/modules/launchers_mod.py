@@ -277,8 +277,10 @@ def command(path=None, test=False, config=None):
 def credentials(production, mount, path=None, test=False, config=None):
     """
     Write the SMB credentials file of ``mount`` of ``production`` (mode 0600,
-    in a 0700 folder) from the pillar. Returns ``{"changed": bool}``, never the
-    secret; ``test=True`` writes nothing.
+    in a 0700 folder) from the pillar, an ``sdb://<profile>/<key>`` reference
+    there resolved with ``sdb.get`` now. Returns ``{"changed": bool}``, never
+    the secret; ``test=True`` writes nothing. A changed secret (a rotation)
+    rewrites the file: it is compared with the file itself.
 
     CLI Example:
 
@@ -295,8 +297,11 @@ def credentials(production, mount, path=None, test=False, config=None):
         )
     settings = plan.Settings.from_config(config)
     path = Path(path) if path else settings.credentials_file(production, mount)
-    entry = plan.credentials_entry(config, production, mount)
     try:
+        # an sdb:// reference among the credentials is resolved now, on this minion
+        entry = plan.credentials_entry(
+            config, production, mount, lambda uri: __salt__["sdb.get"](uri, strict=True)
+        )
         changed = not status.credentials_current(settings, path, entry)
         if changed and not test:
             effects.write_credentials(settings, path, entry)

@@ -11,7 +11,8 @@ to do, so ``salt-call`` exits non-zero.
 
 Secrets (a node-locked license's ``content``, an Autodesk ``product_key``) are
 read from the pillar by path, here, at the moment they are written or handed to
-the vendor's helper; no function returns or logs them.
+the vendor's helper; an ``sdb://<profile>/<key>`` reference there is resolved
+with ``sdb.get`` at that moment. No function returns or logs them.
 """
 
 import contextlib
@@ -21,6 +22,7 @@ import re
 import salt.utils.data
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+from salt_workstation import secrets
 from salt_workstation.errors import WorkstationError
 from salt_workstation.licenses import contract, effects, status
 from salt_workstation.licenses import plan as wanted
@@ -47,10 +49,19 @@ def _failing(what):
         raise CommandExecutionError(f"{what}: {err}") from err
 
 
+def _sdb_get(uri):
+    return __salt__["sdb.get"](uri, strict=True)
+
+
 def _secret(pillar_path, check):
-    """The plain value at a pillar path, judged by `check` without quoting it. (`pillar.get` masks values on
-    purpose; this is the one place that reads a secret, right where it is written or handed to the helper.)"""
+    """The secret at a pillar path (an sdb reference there resolved now, on this minion), judged by
+    `check` without quoting it. (`pillar.get` masks values on purpose; this is the one place that reads
+    a secret, right where it is written or handed to the helper.)"""
     value = salt.utils.data.traverse_dict_and_list(__pillar__, pillar_path, None, ":")
+    try:
+        value = secrets.reveal(value, pillar_path, _sdb_get)
+    except WorkstationError as err:
+        raise CommandExecutionError(str(err)) from None
     problems = check(value, pillar_path)
     if problems:
         raise CommandExecutionError(str(problems[0]))

@@ -69,7 +69,9 @@ def validate(config=None):
     Check the whole workstation pillar against the contract (docs/pillar.md).
 
     Returns ``{"valid": bool, "errors": [{"path": ..., "message": ...}]}``,
-    every error with the pillar path to fix.
+    every error with the pillar path to fix. A secret given as an
+    ``sdb://<profile>/<key>`` reference must name a profile this minion's
+    config defines; the secret itself is not read.
 
     CLI Example:
 
@@ -77,7 +79,10 @@ def validate(config=None):
 
         salt '*' workstation.validate
     """
-    issues = contract.validate(config if config is not None else _merged())
+    issues = contract.validate(
+        config if config is not None else _merged(),
+        sdb_profiles=secrets.sdb_profiles(__opts__, __pillar__),
+    )
     return {"valid": not issues, "errors": [issue.as_dict() for issue in issues]}
 
 

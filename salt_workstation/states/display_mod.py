@@ -118,39 +118,39 @@ def group_member(name, group):
 
 def anyware_registered(name, register_tool=None, validate_tool=None):
     """
-    Ensure this host is registered with HP's licensing service, registering
-    it only when it is not yet. The registration code comes from pillar
-    ``workstation:display:anyware:registration_code``, read by the execution
-    module: it is no argument of this state and appears in no output.
+    Ensure this host is registered with HP's licensing service with the code
+    the pillar holds now, registering it when it is not, or again when the
+    code changed since it was (a rotation, told by a keyed digest). The code
+    comes from pillar ``workstation:display:anyware:registration_code`` (or the
+    sdb reference there), read by the execution module: it is no argument of
+    this state and appears in no output.
 
     register_tool, validate_tool
         HP's ``pcoip-register-host`` and ``pcoip-validate-license``
         (default: under /usr/sbin).
     """
-    ret = stateret.new(name)
-    tools = {"register_tool": register_tool, "validate_tool": validate_tool}
-    try:
-        if __salt__["display.registered"](validate_tool=validate_tool):
-            ret["comment"] = "HP Anyware is registered"
-            return ret
-        ret["changes"] = {"registered": True}
-        if __opts__["test"]:
-            __salt__["display.register"](test=True, **tools)  # checks that the pillar holds a code
-            ret.update(
-                result=None,
-                comment="HP Anyware would be registered with the pillar's registration code",
-            )
-            return ret
-        __salt__["display.register"](**tools)
-        ret["comment"] = "HP Anyware was registered with the pillar's registration code"
-    except FAILURES as err:
-        return _failed(
-            ret,
-            "HP Anyware was not registered",
-            err,
-            path_of("display", "anyware", "registration_code"),
-        )
-    return ret
+    code_path = path_of("display", "anyware", "registration_code")
+
+    def how(changes):
+        if "registration_code" in changes:
+            return f"again: the registration code at {code_path} changed since it registered"
+        return "with the pillar's registration code"
+
+    return stateret.converge(
+        name,
+        changes=lambda: __salt__["display.registration_changes"](
+            validate_tool=validate_tool, adopt=not __opts__["test"]
+        ),
+        act=lambda: __salt__["display.register"](
+            register_tool=register_tool, validate_tool=validate_tool
+        ),
+        test=__opts__["test"],
+        same="HP Anyware is registered",
+        would=lambda changes: f"HP Anyware would be registered {how(changes)}",
+        done=lambda changes: f"HP Anyware was registered {how(changes)}",
+        errors=FAILURES,
+        failed=lambda ret, err: _failed(ret, "HP Anyware was not registered", err, code_path),
+    )
 
 
 def ports_open(name, ports, backend="auto"):

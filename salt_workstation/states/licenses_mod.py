@@ -35,8 +35,9 @@ Each state reads what is there, returns when nothing differs, answers
 ``test=True`` with result None and exactly the changes a real run makes, and
 acts through the ``licenses`` execution module. Secrets are never state
 arguments: a node-locked license's content and an Autodesk product key are
-read from the pillar path given, by the execution module, and appear in no
-changes and no comment.
+read from the pillar path given, by the execution module (an
+``sdb://<profile>/<key>`` there is resolved then, on the minion), and appear
+in no changes and no comment.
 """
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -124,7 +125,11 @@ def _file_written(name, what, read, write, *args):
             ret.update(result=None, comment=f"{what} would be written")
             return ret
         __salt__[write](*args)
-        ret["comment"] = f"{what} was written"
+        # A rotated secret shows as `content` differing: said so, never shown.
+        differed = changes.get("updated")
+        ret["comment"] = f"{what} was written" + (
+            f" ({', '.join(differed)} differed)" if differed else ""
+        )
     except FAILURES as err:
         return _failed(ret, f"{what} was not written", err)
     return ret

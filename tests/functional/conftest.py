@@ -10,7 +10,7 @@ from saltfactories.utils import random_string
 from saltfactories.utils.functional import Loaders
 
 
-def _minion_opts(salt_factories, tmp_path_factory, grains=None, pillar=None):
+def _minion_opts(salt_factories, tmp_path_factory, grains=None, pillar=None, opts=None):
     pillar_root = tmp_path_factory.mktemp("pillar")
     (pillar_root / "top.sls").write_text("base:\n  '*':\n    - workstation\n")
     (pillar_root / "workstation.sls").write_text(yaml.safe_dump({"workstation": pillar or {}}))
@@ -22,6 +22,7 @@ def _minion_opts(salt_factories, tmp_path_factory, grains=None, pillar=None):
     }
     if grains:
         defaults["grains"] = grains
+    defaults.update(opts or {})  # e.g. sdb profiles
     factory = salt_factories.salt_minion_daemon(random_string("functional-"), defaults=defaults)
     return factory.config.copy()
 
@@ -42,11 +43,11 @@ def loaders(minion_opts):
 
 @pytest.fixture
 def make_loaders(salt_factories, tmp_path_factory):
-    """Loaders for a minion with these grains and this workstation pillar."""
+    """Loaders for a minion with these grains, this workstation pillar and these extra config keys."""
     made = []
 
-    def make(grains=None, pillar=None):
-        opts = _minion_opts(salt_factories, tmp_path_factory, grains, pillar)
+    def make(grains=None, pillar=None, opts=None):
+        opts = _minion_opts(salt_factories, tmp_path_factory, grains, pillar, opts)
         made.append(Loaders(opts, loaded_base_name=f"{__name__}.loaded{len(made)}"))
         return made[-1]
 

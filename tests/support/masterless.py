@@ -14,13 +14,16 @@ TOP = "base:\n  '*':\n    - workstation\n"
 
 
 def system_paths_under(root: Path) -> dict:
-    """Launchers write studio-launch, desktop entries, menus and fstab: keep a test's in its own folder."""
+    """Launchers write studio-launch, desktop entries, menus and fstab, licenses their environment
+    files: keep a test's in its own folder."""
     return {
         "os": {
             "bin_dir": str(root / "usr/bin"),
             "xdg_data_dir": str(root / "usr/share"),
             "xdg_config_dir": str(root / "etc/xdg"),
             "fstab": str(root / "etc/fstab"),
+            "profile_dir": str(root / "etc/profile.d"),
+            "environment_dir": str(root / "etc/environment.d"),
         }
     }
 
