@@ -1,8 +1,9 @@
 # License clients, the same on every workstation (docs/licenses.md). Apps name
 # the licenses they need in the catalog (`licenses: [...]`), and validation
-# checks that each is defined here. The Autodesk product key is a secret: keep
-# it in an encrypted pillar (the gpg renderer); it never appears in state
-# output, logs or events.
+# checks that each is defined here. The Autodesk product key is a secret: it
+# never appears in state output, logs or events. Keep it out of pillar with an
+# sdb reference (product_key: sdb://studio-vault/secret/workstation/maya2025/key,
+# docs/secrets.md) or in an encrypted pillar (the gpg renderer).
 workstation:
   licenses:
     foundry:                       # Nuke: foundry_LICENSE

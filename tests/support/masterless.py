@@ -28,8 +28,9 @@ def system_paths_under(root: Path) -> dict:
     }
 
 
-def minion_config(path: Path, minion_id: str, pillar_roots: Path, grains=None) -> Path:
-    """A masterless minion's config folder: its cache (root/) and log file stay inside it."""
+def minion_config(path: Path, minion_id: str, pillar_roots: Path, grains=None, extra=None) -> Path:
+    """A masterless minion's config folder: its cache (root/) and log file stay inside it; `extra`
+    adds config keys (sdb profiles, cache_jobs)."""
     path.mkdir(parents=True, exist_ok=True)
     config = {
         "id": minion_id,
@@ -40,6 +41,7 @@ def minion_config(path: Path, minion_id: str, pillar_roots: Path, grains=None) -
         "pillar_roots": {"base": [str(pillar_roots)]},
         "log_file": str(path / "minion.log"),
         "grains": grains or {},
+        **(extra or {}),
     }
     (path / "empty").mkdir(exist_ok=True)
     (path / "minion").write_text(yaml.safe_dump(config))

@@ -289,6 +289,40 @@ def test_machine_layout_parameters_are_checked():
     assert "did you mean 'chaos_dir'" in found["workstation:os:licenses:chaos"]
 
 
+def test_secret_fields_take_sdb_references_and_judge_their_values_only_where_resolved():
+    section = {
+        "maya2025": {**SECTION["maya2025"], "product_key": "sdb://vault/licenses/maya"},
+        "katana-node": {**SECTION["katana-node"], "content": "sdb://vault/licenses/katana"},
+    }
+
+    assert issues_of(section) == {}
+    assert licenses_contract.check_product_key("sdb://vault/k", "p") == []
+    assert "sdb://<profile>/<key>" in licenses_contract.check_product_key("nope", "p")[0].message
+    plan = licenses_plan.desired(merged(section))
+    assert "sdb://" not in json.dumps(plan)  # the plan carries pillar paths, not even references
+
+
+def test_environment_files_follow_the_machines_folders_in_lookup_os():
+    folders = {"profile_dir": "/srv/trial/profile.d", "environment_dir": "/srv/trial/env.d"}
+    params = licenses_contract.parameters(merged(lookup={"os": folders}))
+    named = licenses_contract.parameters(
+        merged(lookup={"os": {**folders, "licenses": {"profile_file": "/etc/p/ws.sh"}}})
+    )
+
+    assert params["profile_file"] == "/srv/trial/profile.d/workstation-licenses.sh"
+    assert params["environment_file"] == "/srv/trial/env.d/90-workstation-licenses.conf"
+    assert named["profile_file"] == "/etc/p/ws.sh"  # os:licenses names the file outright
+    assert licenses_contract.parameters(merged())["profile_file"] == (
+        "/etc/profile.d/workstation-licenses.sh"
+    )
+    found = issues_of({}, lookup={"os": {"profile_dir": "relative"}})
+    assert "workstation:lookup:os:profile_dir" in found["workstation:os:profile_dir"]
+    assert [item["path"] for item in licenses_plan.desired(merged())["environment_files"]] == [
+        "/etc/profile.d/workstation-licenses.sh",
+        "/etc/environment.d/90-workstation-licenses.conf",
+    ]
+
+
 def test_environment_files_render_for_shells_and_for_systemd_and_read_back():
     variables = {"SESI_LMHOST": "sesi1;sesi2", "foundry_LICENSE": "4101@rlm1:4101@rlm2"}
 
