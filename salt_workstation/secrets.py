@@ -45,14 +45,15 @@ def is_secret(path: str) -> bool:
 
 
 def redact(config):
-    """A deep copy of config with every value at a secret path replaced by MASK."""
+    """A deep copy of config with every value at a secret path replaced by MASK; an sdb reference,
+    which is no secret, stays readable."""
 
     def walk(node, path):
         if not isinstance(node, dict):
             return node
         return {
             key: MASK
-            if is_secret(f"{path}{key}") and value is not None
+            if is_secret(f"{path}{key}") and value is not None and not is_reference(value)
             else walk(value, f"{path}{key}:")
             for key, value in node.items()
         }

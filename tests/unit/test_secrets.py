@@ -63,6 +63,14 @@ REFERENCED = {
 }
 
 
+def test_redact_shows_a_reference_which_is_no_secret():
+    masked = secrets.redact(REFERENCED)
+
+    assert masked["licenses"]["katana"]["content"] == "sdb://vault/licenses/katana"
+    assert masked["licenses"]["nuke"]["content"] == secrets.MASK
+    assert masked["productions"]["nightfall"]["mounts"]["projects"]["credentials"] == secrets.MASK
+
+
 def test_secret_values_lists_every_secret_field_and_each_credential():
     assert dict(secrets.secret_values(REFERENCED)) == {
         "workstation:licenses:katana:content": "sdb://vault/licenses/katana",
