@@ -13,9 +13,9 @@ import grp
 import pwd
 from pathlib import Path
 
-from salt_workstation import inifile
+from salt_workstation import inifile, safefs
 from salt_workstation.display import contract, plan
-from salt_workstation.errors import WorkstationError
+from salt_workstation.errors import UnsafePath, WorkstationError
 from salt_workstation.pillar import path_of
 
 
@@ -117,3 +117,11 @@ def report(
                 entry["registration_error"] = str(exc)
         found[agent] = entry
     return found
+
+
+def xorg_config_holds(path: str, content: str) -> bool:
+    """The X drop-in at path is a plain file holding exactly content (a link there never counts)."""
+    try:
+        return safefs.read_file(path) == content.encode()
+    except UnsafePath:
+        return False

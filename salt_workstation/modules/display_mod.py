@@ -17,6 +17,7 @@ from salt_workstation import inifile
 from salt_workstation.display import effects
 from salt_workstation.display import plan as display_plan
 from salt_workstation.display import status as display_status
+from salt_workstation.display import xserver
 from salt_workstation.errors import WorkstationError
 
 __virtualname__ = "display"
@@ -261,3 +262,43 @@ def open_ports(ports, backend="auto", test=False):
         return effects.open_ports(ports, backend, test=test)
     except WorkstationError as exc:
         raise CommandExecutionError(str(exc)) from exc
+
+
+def xserver_plan(config=None):
+    """
+    What ``workstation.display`` does for X on this machine
+    (``workstation:display:xserver``): nothing and why, or the X drop-in for
+    the NVIDIA card's BusID (from the ``workstation_gpus`` grain), the display
+    manager, ``graphical.target``, and which of these this phase takes.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' display.xserver_plan
+    """
+    return xserver.plan(config if config is not None else _config(), __grains__)
+
+
+def xorg_configured(path, content, test=False):
+    """
+    Write the X server drop-in ``path`` holding exactly ``content`` (whole,
+    atomically, mode 0644, never through a link) when it differs. Returns
+    ``{"changed": bool}``; ``test=True`` writes nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' display.xorg_configured /etc/X11/xorg.conf.d/10-workstation-nvidia.conf "$(cat conf)"
+    """
+    if not isinstance(path, str) or not path.startswith("/") or not isinstance(content, str):
+        raise SaltInvocationError(f"path must be absolute and content text, got {path!r}")
+    if display_status.xorg_config_holds(path, content):
+        return {"changed": False}
+    if not test:
+        try:
+            effects.write_xorg_config(path, content)
+        except WorkstationError as exc:
+            raise CommandExecutionError(str(exc)) from exc
+    return {"changed": True}
