@@ -55,11 +55,19 @@ def _loaded_from(cards) -> dict:
     }
 
 
-def decide(config, grains, loaded=None) -> dict:
+def kernel_releases(grains, kernels) -> list[str]:
+    """The running kernel and every installed one (gpu.status.installed_kernels), each once, in order."""
+    running = grains.get("kernelrelease") or ""
+    return list(dict.fromkeys([*(kernels or []), *([running] if running else [])]))
+
+
+def decide(config, grains, loaded=None, kernels=None) -> dict:
     """What workstation.gpu does on a minion with these grains: nothing (and why), errors, or the driver install.
 
     loaded: the NVIDIA module loaded now (gpu_detect.loaded_driver); defaults to the grain's, the
     driver as the minion saw it when it started (after the last reboot).
+    kernels: the kernel releases installed (gpu.status.installed_kernels): DKMS needs the headers
+    of each, or the next kernel boots without a driver. The running kernel is always among them.
     """
     cards = grains.get("workstation_gpus") or []
     nvidia = nvidia_cards(cards)
@@ -113,7 +121,17 @@ def decide(config, grains, loaded=None) -> dict:
     )
     if hold:
         extra += entry.get("hold_requires") or []
-    headers = [] if precompiled else _fill(entry.get("headers"), values)
+    headers = (
+        []
+        if precompiled
+        else list(
+            dict.fromkeys(
+                name
+                for release in kernel_releases(grains, kernels)
+                for name in _fill(entry.get("headers"), {**values, "kernelrelease": release})
+            )
+        )
+    )
     stream = entry["stream"][flavor].format(**values) if entry.get("stream") else None
     loaded = loaded if loaded is not None else _loaded_from(nvidia)
     reboot_expected = not loaded_matches(loaded, branch, version, flavor)

@@ -111,7 +111,9 @@ def plan(config=None):
     """
     # The loaded driver as the grain saw it at minion start (after the last reboot): tests and
     # image builds can declare it through grains.
-    return gpu_plan.decide(_config(config), __grains__)
+    config = _config(config)
+    kernels = gpu_status.installed_kernels(gpu_status.modules_dir(config))
+    return gpu_plan.decide(config, __grains__, kernels=kernels)
 
 
 def status(config=None):
