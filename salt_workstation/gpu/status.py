@@ -8,6 +8,7 @@ gpu_detect, the same code the workstation_gpus grain runs.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from pathlib import Path
@@ -29,8 +30,32 @@ def loaded(root="/") -> dict:
     return gpu_detect.loaded_driver(root)
 
 
+INSTALLER = "nvidia-installer"
+# nvidia-installer:  version 580.95.05  (buildmeister@...)  Tue Sep 23 ...
+_INSTALLER_VERSION = re.compile(r"version\s+(\d+\.\d+(?:\.\d+)?)")
+
+
+def runfile_version(salt) -> str | None:
+    """The driver version a runfile installed: its nvidia-installer (left on the PATH) says which; None
+    when there is none."""
+    if salt["cmd.which"](INSTALLER) is None:
+        return None
+    done = salt["cmd.run_all"]([INSTALLER, "--version"], python_shell=False)
+    found = _INSTALLER_VERSION.search(done["stdout"] or "") if done["retcode"] == 0 else None
+    return found.group(1) if found else None
+
+
+def distro_drivers(salt, patterns) -> list[str]:
+    """The installed OS packages of an NVIDIA driver (names matching patterns): a runfile must not mix with them."""
+    installed = salt["pkg.list_pkgs"]()
+    return sorted(name for name in installed if any(fnmatch.fnmatchcase(name, p) for p in patterns))
+
+
 def installed_version(salt, package: str) -> str | None:
-    """The driver version (580.95.05) the OS package installed, or None."""
+    """The driver version (580.95.05) the OS package installed (or, for plan.RUNFILE_PACKAGE, the
+    runfile), or None."""
+    if package == plan.RUNFILE_PACKAGE:
+        return runfile_version(salt)
     return upstream_version(salt["pkg.version"](package))
 
 

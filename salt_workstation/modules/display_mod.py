@@ -14,10 +14,9 @@ import salt.utils.data
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from salt_workstation import inifile
-from salt_workstation.display import effects
+from salt_workstation.display import effects, xserver
 from salt_workstation.display import plan as display_plan
 from salt_workstation.display import status as display_status
-from salt_workstation.display import xserver
 from salt_workstation.errors import WorkstationError
 
 __virtualname__ = "display"

@@ -64,7 +64,10 @@ def test_defaults_are_valid_and_a_typo_names_its_path():
         ({"source": "nvidia-repo"}, "workstation:gpu:repository", "workstation:repositories"),
         ({"source": "runfile"}, "workstation:gpu:runfile:source", "NVIDIA-Linux-x86_64"),
         (
-            {"source": "runfile", "runfile": {"source": "nvidia/NVIDIA.run", "hash": "md5:00"}},
+            {
+                "source": "runfile",
+                "runfile": {"source": "nvidia/NVIDIA-Linux-x86_64-580.95.05.run", "hash": "md5:00"},
+            },
             "workstation:gpu:runfile:hash",
             "not supported",
         ),

@@ -75,3 +75,30 @@ STAND_INS = (
         "Stand-in for initramfs-tools, which a real machine has with its kernel: logs each rebuild (system tests)",
     ),
 )
+
+
+def runfile_script(version: str, bin_dir: str, modules_dir: str, log: str) -> bytes:
+    """A stand-in for NVIDIA-Linux-x86_64-<version>.run: it logs its argv, leaves an nvidia-installer
+    in bin_dir that reports the version (and, with --uninstall, logs and removes itself and the
+    modules), and puts an nvidia.ko where DKMS would build one, for every kernel in modules_dir."""
+    return f"""#!/bin/sh
+# Stand-in for NVIDIA's runfile {version} (salt-workstation tests): no driver, only its traces.
+set -e
+echo "install {version} $*" >> {log}
+mkdir -p {bin_dir}
+cat > {bin_dir}/nvidia-installer <<'INSTALLER'
+#!/bin/sh
+case "$1" in
+  --version) echo "nvidia-installer:  version {version}  (stand-in)" ;;
+  --uninstall)
+    echo "uninstall {version} $*" >> {log}
+    rm -f {modules_dir}/*/updates/dkms/nvidia.ko {bin_dir}/nvidia-installer ;;
+  *) exit 2 ;;
+esac
+INSTALLER
+chmod 755 {bin_dir}/nvidia-installer
+for kernel in {modules_dir}/*/; do
+  [ -f "$kernel/modules.dep" ] || continue
+  mkdir -p "$kernel/updates/dkms" && echo "{version}" > "$kernel/updates/dkms/nvidia.ko"
+done
+""".encode()
