@@ -125,3 +125,30 @@ def xorg_config_holds(path: str, content: str) -> bool:
         return safefs.read_file(path) == content.encode()
     except UnsafePath:
         return False
+
+
+def xserver_report(wanted: dict, unit_state, x: dict, gldiag: dict | None) -> dict:
+    """X against display.xserver's plan: the drop-in, the display manager, and X on the NVIDIA card
+    (x: xprobe.x_on_nvidia) with DCV's GL check (gldiag: xprobe.gldiag, None without an NVIDIA card)."""
+    manager = wanted["display_manager"]
+    drop_in = wanted["xorg"]
+    return {
+        "managed": True,
+        "comment": wanted["comment"],
+        "card": (wanted["card"] or {}).get("slot"),
+        "config": (
+            {
+                "path": drop_in["path"],
+                "current": xorg_config_holds(drop_in["path"], drop_in["content"]),
+            }
+            if drop_in
+            else None
+        ),
+        "display_manager": {
+            "name": manager["name"],
+            "unit": manager["unit"],
+            **unit_state(manager["unit"]),
+        },
+        "x": x,
+        "gldiag": gldiag,
+    }

@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from salt_workstation import gpu_detect, safefs
+from salt_workstation import gpu_detect, safefs, xprobe
 from salt_workstation.errors import UnsafePath, WorkstationError
 from salt_workstation.gpu import plan
 
@@ -180,6 +180,8 @@ def report(salt, config, grains) -> dict:
         "wanted": None,
         "reboot_required": False,
         "next_boot": None,
+        "x_server": None,
+        "gldiag": None,
     }
     if wanted["manage"]:
         found["wanted"] = {
@@ -190,4 +192,7 @@ def report(salt, config, grains) -> dict:
             salt, wanted["version_package"], wanted["flavor"]
         )
         found["next_boot"] = next_boot(modules_dir(config))
+        # A GPU desktop: X on the NVIDIA card, and DCV's GL check where nice-dcv-gl is installed.
+        found["x_server"] = xprobe.x_on_nvidia()
+        found["gldiag"] = xprobe.gldiag(salt)
     return found

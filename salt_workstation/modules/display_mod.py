@@ -13,7 +13,7 @@ argument or returns it.
 import salt.utils.data
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from salt_workstation import inifile
+from salt_workstation import inifile, xprobe
 from salt_workstation.display import effects, xserver
 from salt_workstation.display import plan as display_plan
 from salt_workstation.display import status as display_status
@@ -74,13 +74,17 @@ def status():
 
         salt '*' display.status
     """
-    return display_status.report(
+    found = display_status.report(
         _config(),
         _platform(),
         __salt__["dcc.package_versions"],
         effects.unit_state,
         registered=effects.anyware_registered,
     )
+    x = xserver_status()
+    if x["managed"]:
+        found["xserver"] = x
+    return found
 
 
 def config_changes(path, settings, style):
@@ -301,3 +305,27 @@ def xorg_configured(path, content, test=False):
         except WorkstationError as exc:
             raise CommandExecutionError(str(exc)) from exc
     return {"changed": True}
+
+
+def xserver_status():
+    """
+    X for remote desktops (``workstation:display:xserver``): whether the X
+    drop-in holds what the plan says, the display manager's unit, the default
+    target, whether X runs on the NVIDIA card and whether ``dcvgldiag``
+    passes, each with the reason when it does not.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' display.xserver_status
+    """
+    wanted = xserver.plan(_config(), __grains__)
+    if not wanted["manage"]:
+        return {"managed": False, "comment": wanted["comment"]}
+    return display_status.xserver_report(
+        wanted,
+        effects.unit_state,
+        xprobe.x_on_nvidia(expected=wanted["xorg"] is not None),
+        xprobe.gldiag(__salt__) if wanted["xorg"] else None,
+    )

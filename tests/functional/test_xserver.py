@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from salt_workstation import gpu_detect
 
@@ -91,3 +94,48 @@ def test_the_drop_in_state_predicts_writes_once_and_converges(loaders, tmp_path)
     assert written.result is True and written.changes == predicted.changes
     assert Path(path).read_text() == content and (Path(path).stat().st_mode & 0o777) == 0o644
     assert again.result is True and again.changes == {}
+
+
+def test_status_says_whether_x_runs_on_the_card_and_why_dcvgldiag_fails(
+    make_loaders, tmp_path, monkeypatch
+):
+    from salt_workstation import xprobe
+
+    if xprobe.x_servers():
+        pytest.skip("this machine runs an X server")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    gldiag = tools / "dcvgldiag"  # a stand-in with the shape of dcvgldiag's findings
+    gldiag.write_text(
+        "#!/bin/sh\necho 'Running tests: ... DONE'\necho\necho 'ERROR (1/1)'\necho\n"
+        "echo '  The X server is not running on the NVIDIA GPU.'\n"
+    )
+    gldiag.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    grains = {**UBUNTU_2404, "kernelrelease": "6.8.0-45-generic"}
+    grains.update(gpu_detect.grains_of(FIXTURES / "h200-open-580"))
+    pillar = {
+        "display": {"agents": ["dcv"], "owner": "alice"},
+        "lookup": {"os": {"modules_dir": str(tmp_path / "modules")}},
+    }
+    loaders = make_loaders(grains=grains, pillar=pillar)
+
+    x = loaders.modules.display.xserver_status()
+    gpu = loaders.modules.gpu.status()
+
+    assert x["managed"] is True and x["card"] == "0000:00:06.0"
+    assert x["config"] == {"path": DROP_IN, "current": False}  # nothing written on this machine
+    assert x["display_manager"]["unit"] == "gdm.service"
+    assert x["x"]["on_nvidia"] is False and "no X server is running" in x["x"]["reason"]
+    assert x["gldiag"]["installed"] is True and x["gldiag"]["passed"] is False
+    assert x["gldiag"]["reason"] == (
+        "dcvgldiag: ERROR (1/1): The X server is not running on the NVIDIA GPU."
+    )
+    assert gpu["x_server"] == x["x"] and gpu["gldiag"] == x["gldiag"]
+    assert gpu["next_boot"] == {
+        "kernel": None,
+        "nvidia_module": None,
+        "kernels": {},
+        "problem": None,
+    }
+    assert loaders.modules.display.status()["xserver"]["gldiag"] == x["gldiag"]
