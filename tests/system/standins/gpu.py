@@ -11,6 +11,7 @@ DRIVER_VERSION = "535.247.01-1~deb12u1"
 KERNEL_RELEASE = (
     "6.1.0-28-amd64"  # the grain the system test declares: the chroot runs the host's kernel
 )
+NEXT_KERNEL = "6.1.0-29-amd64"  # installed beside it by a kernel update, not running yet
 INITRAMFS_LOG = "/var/log/update-initramfs-standin.log"
 
 STAND_INS = (
@@ -62,6 +63,18 @@ STAND_INS = (
         "6.1.119-1",
         {f"/usr/src/linux-headers-{KERNEL_RELEASE}/Makefile": (b"# stand-in\n", 0o644)},
         "Stand-in for the kernel headers DKMS builds against (system tests)",
+    ),
+    StandIn(
+        f"linux-headers-{NEXT_KERNEL}",
+        "6.1.123-1",
+        {f"/usr/src/linux-headers-{NEXT_KERNEL}/Makefile": (b"# stand-in\n", 0o644)},
+        "Stand-in for the next kernel's headers (system tests)",
+    ),
+    StandIn(
+        "dkms",
+        "3.0.10-8+deb12u1",
+        {"/usr/sbin/dkms": (b'#!/bin/sh\necho "dkms stand-in $*"\n', 0o755)},
+        "Stand-in for DKMS, which a runfile install registers its module with (system tests)",
     ),
     StandIn(
         "initramfs-tools",
