@@ -110,7 +110,7 @@ def render_xorg(card: dict, resolution: str) -> str:
 # X runs on {card.get("model")} at {card.get("slot")} only, headless: no monitor needs to be
 # attached, and the screen is {width}x{height} for remote sessions (Amazon DCV).
 Section "ServerFlags"
-    # Only the screen below: an integrated GPU must not take the desktop from the NVIDIA card.
+    # The screen below only: an integrated GPU is not added beside the NVIDIA card.
     Option "AutoAddGPU" "false"
 EndSection
 
