@@ -56,6 +56,11 @@ def write_xorg_config(path: str, content: str) -> None:
     safefs.write_file(path, content.encode(), 0o644)
 
 
+def remove_xorg_config(path: str) -> None:
+    """Remove the X server drop-in (never through a link): left from an NVIDIA card no longer here."""
+    safefs.remove_file(path)
+
+
 # ---- users -----------------------------------------------------------------------------------------
 
 

@@ -119,10 +119,11 @@ def report(
     return found
 
 
-def xorg_config_holds(path: str, content: str) -> bool:
-    """The X drop-in at path is a plain file holding exactly content (a link there never counts)."""
+def xorg_config_holds(path: str, content: str | None) -> bool:
+    """The X drop-in at path is a plain file holding exactly content, or with content None is absent
+    (a link there never counts as either)."""
     try:
-        return safefs.read_file(path) == content.encode()
+        return safefs.read_file(path) == (None if content is None else content.encode())
     except UnsafePath:
         return False
 
@@ -136,14 +137,10 @@ def xserver_report(wanted: dict, unit_state, x: dict, gldiag: dict | None) -> di
         "managed": True,
         "comment": wanted["comment"],
         "card": (wanted["card"] or {}).get("slot"),
-        "config": (
-            {
-                "path": drop_in["path"],
-                "current": xorg_config_holds(drop_in["path"], drop_in["content"]),
-            }
-            if drop_in
-            else None
-        ),
+        "config": {
+            "path": drop_in["path"],
+            "current": xorg_config_holds(drop_in["path"], drop_in["content"]),
+        },
         "display_manager": {
             "name": manager["name"],
             "unit": manager["unit"],

@@ -231,12 +231,12 @@ def plan(config, grains) -> dict:
         "card": card,
         "install": phase in ("bake", "all"),  # packages, display manager enabled, default target
         "start": phase != "bake",  # an image bake starts nothing
-        # Written in every phase: the card at boot may not be the one the image was baked on.
-        "xorg": (
-            {"path": XORG_DROPIN, "content": render_xorg(card, wanted["resolution"])}
-            if card
-            else None
-        ),
+        # Written in every phase: the card at boot may not be the one the image was baked on; without
+        # an NVIDIA card (content None) a drop-in left from one is removed, or X would look for it.
+        "xorg": {
+            "path": XORG_DROPIN,
+            "content": render_xorg(card, wanted["resolution"]) if card else None,
+        },
         "display_manager": manager,
         "default_target": DEFAULT_TARGET,
         "resolution": wanted["resolution"],

@@ -283,11 +283,12 @@ def xserver_plan(config=None):
     return xserver.plan(config if config is not None else _config(), __grains__)
 
 
-def xorg_configured(path, content, test=False):
+def xorg_configured(path, content=None, test=False):
     """
     Write the X server drop-in ``path`` holding exactly ``content`` (whole,
-    atomically, mode 0644, never through a link) when it differs. Returns
-    ``{"changed": bool}``; ``test=True`` writes nothing.
+    atomically, mode 0644, never through a link) when it differs; with
+    ``content`` None, remove it when it is there. Returns ``{"changed":
+    bool}``; ``test=True`` writes nothing.
 
     CLI Example:
 
@@ -295,13 +296,18 @@ def xorg_configured(path, content, test=False):
 
         salt '*' display.xorg_configured /etc/X11/xorg.conf.d/10-workstation-nvidia.conf "$(cat conf)"
     """
-    if not isinstance(path, str) or not path.startswith("/") or not isinstance(content, str):
-        raise SaltInvocationError(f"path must be absolute and content text, got {path!r}")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise SaltInvocationError(f"path must be absolute, got {path!r}")
+    if content is not None and not isinstance(content, str):
+        raise SaltInvocationError(f"content must be text, or None to remove {path}")
     if display_status.xorg_config_holds(path, content):
         return {"changed": False}
     if not test:
         try:
-            effects.write_xorg_config(path, content)
+            if content is None:
+                effects.remove_xorg_config(path)
+            else:
+                effects.write_xorg_config(path, content)
         except WorkstationError as exc:
             raise CommandExecutionError(str(exc)) from exc
     return {"changed": True}
@@ -326,6 +332,6 @@ def xserver_status():
     return display_status.xserver_report(
         wanted,
         effects.unit_state,
-        xprobe.x_on_nvidia(expected=wanted["xorg"] is not None),
-        xprobe.gldiag(__salt__) if wanted["xorg"] else None,
+        xprobe.x_on_nvidia(expected=wanted["card"] is not None),
+        xprobe.gldiag(__salt__) if wanted["card"] else None,
     )

@@ -209,26 +209,29 @@ def xserver_not_managed(name, comment, errors=None):
     return ret
 
 
-def xorg_configured(name, content):
+def xorg_configured(name, content=None):
     """
     The X server drop-in ``name`` holds exactly ``content``: X on the NVIDIA
-    card's BusID, headless. A changed file takes effect when X next starts
-    (the display manager is not restarted under a logged-in artist).
+    card's BusID, headless; with ``content`` None (no NVIDIA card here) it is
+    removed. A change takes effect when X next starts (the display manager is
+    not restarted under a logged-in artist).
     """
+    what = "written" if content is not None else "removed"
+    why = "X on the NVIDIA card, headless" if content is not None else "no NVIDIA card here"
     return stateret.converge(
         name,
         changes=lambda: (
-            {"written": name}
+            {what: name}
             if __salt__["display.xorg_configured"](name, content, test=True)["changed"]
             else {}
         ),
         act=lambda: __salt__["display.xorg_configured"](name, content),
         test=__opts__["test"],
-        same=f"{name} configures X as planned",
-        would=f"{name} would be written (X on the NVIDIA card, headless)",
-        done=f"{name} written: X uses it from its next start",
+        same=f"{name} is as planned ({why})",
+        would=f"{name} would be {what} ({why})",
+        done=f"{name} {what} ({why}): X follows it from its next start",
         errors=FAILURES,
         failed=lambda ret, err: _failed(
-            ret, f"{name} was not written", err, path_of("display", "xserver")
+            ret, f"{name} was not {what}", err, path_of("display", "xserver")
         ),
     )

@@ -94,6 +94,13 @@ def test_the_drop_in_state_predicts_writes_once_and_converges(loaders, tmp_path)
     assert written.result is True and written.changes == predicted.changes
     assert Path(path).read_text() == content and (Path(path).stat().st_mode & 0o777) == 0o644
     assert again.result is True and again.changes == {}
+    # no NVIDIA card any more (an image booted on other hardware): the drop-in goes
+    removal = xorg_configured(path, content=None, test=True)
+    removed = xorg_configured(path, content=None)
+    gone = xorg_configured(path, content=None)
+    assert removal.result is None and removal.changes == {"removed": path}
+    assert removed.result is True and removed.changes == removal.changes
+    assert not Path(path).exists() and gone.changes == {} and gone.result is True
 
 
 def test_status_says_whether_x_runs_on_the_card_and_why_dcvgldiag_fails(

@@ -90,6 +90,50 @@ def test_dcv_on_the_recorded_h200_comes_out_configured_end_to_end(
 
     assert failed(again) == {}
     assert changed(again) == {}
+    status = salt_cli.run("display.xserver_status", minion_tgt=minion.id, _timeout=120).data
+    assert status["config"] == {"path": DROP_IN, "current": True}
+    assert (
+        status["display_manager"]["unit"] == "gdm.service" and status["display_manager"]["enabled"]
+    )
+    assert status["x"]["on_nvidia"] is False and status["x"]["reason"]  # the root runs no X
+    assert status["gldiag"] == {  # the stand-in nice-dcv-gl's dcvgldiag
+        "installed": True,
+        "passed": False,
+        "reason": "dcvgldiag: ERROR (1/1): The X server is not running on the NVIDIA GPU.",
+    }
+
+
+def test_the_image_applied_on_other_cards_gets_their_x_file(
+    station_factory, studio_server, salt_cli
+):
+    """Baked on the H200, then applied on other hardware: the drop-in follows the card it finds (the
+    boot-VGA Intel GPU beside two NVIDIA cards does not take X), and goes where there is no NVIDIA
+    card; the display manager stays as baked."""
+    pillar = bake_pillar(studio_server, gpu={"driver": "535"}, display={"agents": ["dcv"]})
+    station = station_factory(pillar)
+    minion = station.minion
+    declare_hardware(station, salt_cli, "h200-open-580")
+    assert failed(station.apply()) == {}
+    assert 'BusID "PCI:0:6:0"' in minion.read(DROP_IN)
+
+    declare_hardware(station, salt_cli, "two-nvidia-intel")
+    moved = station.apply()
+    moved_drop_in = minion.read(DROP_IN)
+    declare_hardware(station, salt_cli, "amd-w6800")
+    amd = station.apply()
+
+    for data in (moved, amd):
+        assert failed(data) == {}, by_id(data)
+    assert {key: value for key, value in changed(moved).items() if key in XSERVER_STATES} == {
+        "workstation-xserver-nvidia-configured": {"written": DROP_IN}
+    }
+    assert {key: value for key, value in changed(amd).items() if key in XSERVER_STATES} == {
+        "workstation-xserver-nvidia-configured": {"removed": DROP_IN}
+    }
+    assert 'BusID "PCI:1:0:0"' in moved_drop_in and "PCI:65:0:0" not in moved_drop_in
+    assert "no NVIDIA card here" in by_id(amd)["workstation-xserver-nvidia-configured"]["comment"]
+    assert not minion.exists(DROP_IN)
+    assert systemctl(minion, "is-enabled", "gdm.service") == "enabled"
 
 
 def publish(server, version) -> dict:
