@@ -52,7 +52,10 @@ class Dialect:
 DCV = Dialect("dcv", "=", quote_strings=True, bare_flags=False)
 PCOIP = Dialect("pcoip", " = ", quote_strings=False, bare_flags=False)
 TIGERVNC = Dialect("tigervnc", "=", quote_strings=False, bare_flags=True)
-DIALECTS = {dialect.name: dialect for dialect in (DCV, PCOIP, TIGERVNC)}
+KEYFILE = Dialect(
+    "keyfile", "=", quote_strings=False, bare_flags=False
+)  # GLib key files: GDM's custom.conf
+DIALECTS = {dialect.name: dialect for dialect in (DCV, PCOIP, TIGERVNC, KEYFILE)}
 
 _HEADER = re.compile(r"^\s*\[([^\]]+)\]\s*$")
 _COMMENT = re.compile(r"^\s*[#;]")

@@ -59,6 +59,9 @@ def minion_summary(plan: dict, drift: list, extras: dict) -> dict:
     summary.update(extras)
     gpu = extras.get("gpu") if isinstance(extras.get("gpu"), dict) else {}
     summary["reboot_required"] = gpu.get("reboot_required")
+    # The newest installed kernel has no NVIDIA module: the next boot comes up without a driver.
+    next_boot = gpu.get("next_boot") if isinstance(gpu.get("next_boot"), dict) else {}
+    summary["next_boot_without_driver"] = next_boot.get("problem")
     return summary
 
 
@@ -113,6 +116,11 @@ def render_table(report: dict) -> str:
         reboot = {True: "yes", False: "no"}.get(entry.get("reboot_required"), "-")
         drift = ", ".join(item["id"] for item in entry.get("drift") or [])
         lines.append(f"{minion:<{width}}  {_status_word(entry):<10} {reboot:<7} {drift}")
+    for minion, entry in report["minions"].items():
+        if entry.get("next_boot_without_driver"):
+            lines.append(
+                f"{minion}: NO NVIDIA DRIVER AT NEXT BOOT: {entry['next_boot_without_driver']}"
+            )
     for production, minions in sorted(_productions(report).items()):
         lines += ["", f"production {production}:"]
         for minion, apps in sorted(minions.items()):

@@ -321,6 +321,28 @@ class Dir:
 
         self._replace(name, "file can be written", make)
 
+    def write_stream(self, name: str, chunks, mode: int, check=None) -> None:
+        """Replace `name` with the bytes of `chunks` (an iterable) in one rename, as write_file does
+        for bytes it holds; `check()` runs after the last byte and before the rename, and whatever
+        it raises leaves nothing behind (a download whose hash does not match)."""
+
+        def make(temporary):
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = self._wrap(os.open, temporary, flags, mode, dir_fd=self.fd)
+            try:
+                os.fchmod(fd, mode)
+                for chunk in chunks:
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[self._wrap(os.write, fd, view, needed=len(view)) :]
+                self._wrap(os.fsync, fd)
+            finally:
+                os.close(fd)
+            if check is not None:
+                check()
+
+        self._replace(name, "file can be written", make)
+
     def symlink(self, name: str, target: str) -> None:
         """Make `name` a symlink to `target` in one rename (see _replace)."""
         self._replace(

@@ -57,3 +57,24 @@ def package_plan(wanted: dict, have: dict) -> dict:
         elif pinned and current != pinned:
             plan.setdefault("changed", {})[name] = {"old": current, "new": pinned}
     return plan
+
+
+def default_target() -> str:
+    """The unit the machine boots into (`systemctl get-default`; works offline, in a chroot too)."""
+    done = _systemctl("get-default")
+    if done.returncode != 0:
+        raise WorkstationError(
+            f"systemctl get-default failed: {(done.stderr or done.stdout).strip()}"
+        )
+    return done.stdout.strip()
+
+
+def set_default_target(target: str) -> None:
+    """Boot into `target` from now on (`systemctl set-default`: a symlink, nothing started)."""
+    if not UNIT_NAME.match(target) or not target.endswith(".target"):
+        raise WorkstationError(f"{target!r} is not a systemd target such as graphical.target")
+    done = _systemctl("set-default", target)
+    if done.returncode != 0:
+        raise WorkstationError(
+            f"systemctl set-default {target} failed: {(done.stderr or done.stdout).strip()}"
+        )

@@ -11,6 +11,7 @@
 
 include:
   - {{ tplroot }}.repos   {#- the agents' packages come from the studio's repositories #}
+  - {{ tplroot }}.xserver   {#- X on the GPU for the agents that show the console #}
 
 {#- An agent whose pillar section is wrong gets this one failing state, naming each
     pillar path; nothing of it is touched, and the other agents still converge. #}

@@ -1,6 +1,7 @@
-{#- The NVIDIA driver for this machine's cards: kernel headers for DKMS (or, with
-    Secure Boot, Canonical's signed precompiled modules), the dnf module stream on
-    RHEL/Rocky, the driver packages pinned and held, nouveau blacklisted (the
+{#- The NVIDIA driver for this machine's cards: kernel headers for DKMS, for every
+    installed kernel (or, with Secure Boot, Canonical's signed precompiled modules),
+    the dnf module stream on RHEL/Rocky, the driver packages pinned and held (or
+    NVIDIA's runfile from the depot, source runfile), nouveau blacklisted (the
     initramfs rebuilt only when that file changed), nvidia-persistenced, and the
     reboot signal. Without an NVIDIA card, or with a pillar this machine cannot
     follow, it is one state that says why.
@@ -59,6 +60,21 @@ workstation-gpu-driver-installed:
     - require:
       - pkgrepo: workstation-repo-{{ gpu.repository }}
 {%- endif %}
+{%- if gpu.runfile %}
+
+{#- NVIDIA's own installer from the depot, hash-checked, silent, with DKMS; refused beside
+    the OS's driver packages; the runfile driver of another version uninstalled first. #}
+workstation-gpu-runfile-installed:
+  gpu.runfile_installed:
+    - name: {{ gpu.runfile.version | tojson }}
+    - source: {{ gpu.runfile.source | tojson }}
+    - hash: {{ gpu.runfile.hash | tojson }}
+    - options: {{ gpu.runfile.options | tojson }}
+    - conflicts: {{ gpu.runfile.conflicts | tojson }}
+    - cache: {{ gpu.runfile.cache | tojson }}
+    - require:
+      - pkg: workstation-gpu-driver-installed
+{%- endif %}
 
 workstation-gpu-nouveau-blacklisted:
   gpu.nouveau_blacklisted:
@@ -100,4 +116,7 @@ workstation-gpu-reboot-signalled:
     - notes: {{ gpu.notes | tojson }}
     - require:
       - pkg: workstation-gpu-driver-installed
+{%- if gpu.runfile %}
+      - gpu: workstation-gpu-runfile-installed
+{%- endif %}
 {%- endif %}

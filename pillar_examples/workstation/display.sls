@@ -10,3 +10,6 @@ workstation:
       web_port: 8443
       quic: true
       authentication: system
+    # X on the NVIDIA card for DCV's console session, headless (docs/display.md).
+    xserver:
+      resolution: "2560x1440"

@@ -8,6 +8,12 @@ this machine, as the plain data `workstation.display` loops over), `effects`
 states/display_mod.py only wrap them.
 """
 
-from salt_workstation.display.contract import check
+from salt_workstation.display import contract, xserver
+
+
+def check(config) -> list:
+    """Every problem in workstation:display: the agents' sections, and X for them (display:xserver)."""
+    return contract.check(config) + xserver.check(config)
+
 
 __all__ = ["check"]

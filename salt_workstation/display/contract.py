@@ -15,7 +15,7 @@ from salt_workstation.pillar import Issue, path_of
 
 AGENTS = ("dcv", "anyware", "vnc")
 TITLES = {"dcv": "Amazon DCV", "anyware": "HP Anyware", "vnc": "TigerVNC"}
-DISPLAY_KEYS = ("agents", "owner", "firewall", *AGENTS)
+DISPLAY_KEYS = ("agents", "owner", "firewall", "xserver", *AGENTS)  # xserver: display/xserver.py
 FIREWALLS = ("auto", "firewalld", "ufw", "none")
 DCV_KEYS = (
     "gl",

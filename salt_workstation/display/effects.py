@@ -17,7 +17,7 @@ import re
 import shutil
 import subprocess
 
-from salt_workstation import inifile, units
+from salt_workstation import inifile, safefs, units
 from salt_workstation.display import plan
 from salt_workstation.errors import WorkstationError
 from salt_workstation.pillar import path_of
@@ -49,6 +49,16 @@ def merge_config(path: str, settings: dict, style: str, test: bool = False) -> d
         return inifile.merge_file(path, settings, inifile.DIALECTS[style], test=test)
     except OSError as exc:  # inifile's own errors name the file; an OSError names it too
         raise WorkstationError(str(exc)) from exc
+
+
+def write_xorg_config(path: str, content: str) -> None:
+    """Write the X server drop-in whole, atomically, mode 0644, never through a link."""
+    safefs.write_file(path, content.encode(), 0o644)
+
+
+def remove_xorg_config(path: str) -> None:
+    """Remove the X server drop-in (never through a link): left from an NVIDIA card no longer here."""
+    safefs.remove_file(path)
 
 
 # ---- users -----------------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ import grp
 import pwd
 from pathlib import Path
 
-from salt_workstation import inifile
+from salt_workstation import inifile, safefs
 from salt_workstation.display import contract, plan
-from salt_workstation.errors import WorkstationError
+from salt_workstation.errors import UnsafePath, WorkstationError
 from salt_workstation.pillar import path_of
 
 
@@ -117,3 +117,35 @@ def report(
                 entry["registration_error"] = str(exc)
         found[agent] = entry
     return found
+
+
+def xorg_config_holds(path: str, content: str | None) -> bool:
+    """The X drop-in at path is a plain file holding exactly content, or with content None is absent
+    (a link there never counts as either)."""
+    try:
+        return safefs.read_file(path) == (None if content is None else content.encode())
+    except UnsafePath:
+        return False
+
+
+def xserver_report(wanted: dict, unit_state, x: dict, gldiag: dict | None) -> dict:
+    """X against display.xserver's plan: the drop-in, the display manager, and X on the NVIDIA card
+    (x: xprobe.x_on_nvidia) with DCV's GL check (gldiag: xprobe.gldiag, None without an NVIDIA card)."""
+    manager = wanted["display_manager"]
+    drop_in = wanted["xorg"]
+    return {
+        "managed": True,
+        "comment": wanted["comment"],
+        "card": (wanted["card"] or {}).get("slot"),
+        "config": {
+            "path": drop_in["path"],
+            "current": xorg_config_holds(drop_in["path"], drop_in["content"]),
+        },
+        "display_manager": {
+            "name": manager["name"],
+            "unit": manager["unit"],
+            **unit_state(manager["unit"]),
+        },
+        "x": x,
+        "gldiag": gldiag,
+    }

@@ -27,6 +27,10 @@ FLAVORS = ("auto", "open", "proprietary")
 SOURCES = ("auto", "distro", "nvidia-repo", "runfile")
 BRANCH = re.compile(r"^\d{3}$")
 EXACT = re.compile(r"^(\d{3})\.\d+(?:\.\d+)?$")
+# NVIDIA-Linux-x86_64-580.95.05.run (aarch64 too; -grid and other suffixes kept): the version is in the name.
+RUNFILE_NAME = re.compile(
+    r"^NVIDIA-Linux-(?:x86_64|aarch64)-((\d{3})\.\d+(?:\.\d+)?)(?:-[A-Za-z0-9_.]+)?\.run$"
+)
 
 
 def settings(config) -> dict:
@@ -104,6 +108,7 @@ def check(config, cards=None) -> list[Issue]:
             )
         else:
             issues += pillar.check_hash(runfile.get("hash"), path_of("gpu", "runfile", "hash"))
+            issues += _check_runfile_version(gpu, runfile["source"])
     for flag in ("reboot", "persistenced"):
         if not isinstance(gpu[flag], bool):
             issues.append(Issue(path_of("gpu", flag), f"must be true or false, got {gpu[flag]!r}"))
@@ -112,6 +117,37 @@ def check(config, cards=None) -> list[Issue]:
     if cards and not issues:
         issues += _check_cards(gpu, nvidia_cards(cards))
     return issues
+
+
+def runfile_version(gpu) -> str | None:
+    """The driver version of workstation:gpu:runfile, read from its file name (None when it has none)."""
+    runfile = gpu.get("runfile")
+    source = runfile.get("source") if isinstance(runfile, dict) else None
+    found = RUNFILE_NAME.match(source.rsplit("/", 1)[-1]) if isinstance(source, str) else None
+    return found.group(1) if found else None
+
+
+def _check_runfile_version(gpu, source) -> list[Issue]:
+    version = runfile_version(gpu)
+    if version is None:
+        return [
+            Issue(
+                path_of("gpu", "runfile", "source"),
+                f"must end in NVIDIA's file name, NVIDIA-Linux-x86_64-<version>.run, which says the "
+                f"driver version; got {source!r}",
+            )
+        ]
+    driver = gpu.get("driver")
+    branch = version.split(".", 1)[0]
+    if isinstance(driver, str) and driver != "auto" and driver not in (version, branch):
+        return [
+            Issue(
+                path_of("gpu", "driver"),
+                f"asks for {driver!r} but workstation:gpu:runfile installs {version}; "
+                f'set driver: auto (or "{version}"), or name the runfile of {driver}',
+            )
+        ]
+    return []
 
 
 def check_repository(config, gpu) -> list[Issue]:
@@ -194,6 +230,8 @@ def _check_cards(gpu, cards) -> list[Issue]:
 def wanted_branch(gpu, cards) -> str | None:
     """The branch asked for, or for auto the default one capped by the oldest card's last branch."""
     driver = gpu["driver"]
+    if gpu.get("source") == "runfile" and runfile_version(gpu):
+        return runfile_version(gpu).split(".", 1)[0]
     if isinstance(driver, str) and BRANCH.match(driver):
         return driver
     if isinstance(driver, str) and EXACT.match(driver):
@@ -238,13 +276,6 @@ def check_machine(config, grains, cards) -> list[Issue]:
     source = source_for(gpu, grains)
     if not issues and source == "nvidia-repo":
         issues += check_repository(config, gpu)
-    if not issues and source == "runfile":
-        issues.append(
-            Issue(
-                path_of("gpu", "source"),
-                "runfile installs are validated but not implemented yet; use distro or nvidia-repo",
-            )
-        )
     if not issues and source not in os_data["sources"]:
         issues.append(
             Issue(

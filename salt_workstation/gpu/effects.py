@@ -9,8 +9,11 @@ WorkstationError with what failed and why.
 
 from __future__ import annotations
 
-from salt_workstation import safefs
-from salt_workstation.errors import WorkstationError
+import contextlib
+import urllib.parse
+
+from salt_workstation import depot, safefs
+from salt_workstation.errors import HashMismatch, WorkstationError
 
 REBOOT_EVENT = "workstation/gpu/reboot-required"
 BLACKLIST_MODE = 0o644
@@ -55,3 +58,47 @@ def signal_reboot(
     )
     if schedule:
         salt["system.reboot"](at_time=1)
+
+
+def fetch_runfile(
+    url: str, hash_spec: str, cache: str, fetch_salt, idle: float, deadline: float
+) -> str:
+    """Download the runfile from the depot into cache (mode 0700), hash-checked as an app's source
+    is; its path. A mismatch leaves nothing behind and raises HashMismatch."""
+    algorithm, digest = hash_spec.split(":", 1)
+    shown = depot.redact_url(url)
+    name = safefs.component(
+        urllib.parse.unquote(urllib.parse.urlsplit(url).path).rsplit("/", 1)[-1], "runfile name"
+    )
+    stream, size = depot.open_source(url, fetch_salt, timeout=idle)
+    reader = depot.HashingReader(stream, algorithm, size, idle=idle, deadline=deadline, shown=shown)
+
+    def chunks():
+        while chunk := reader.read(1 << 20):
+            yield chunk
+
+    def check():
+        if reader.hexdigest() != digest.lower():
+            raise HashMismatch(
+                f"{shown} has {algorithm} {reader.hexdigest()}, the pillar says {digest.lower()} "
+                "(workstation:gpu:runfile:hash); nothing was installed"
+            )
+
+    with contextlib.closing(reader), safefs.Dir.root(cache, create=True, mode=0o700) as folder:
+        folder.write_stream(name, chunks(), 0o700, check)
+        return folder.join(name)
+
+
+def install_runfile(salt, path: str, options: list[str]) -> str:
+    """Run NVIDIA's installer non-interactively (sh <runfile> <options>); the tail of its output."""
+    return run(salt, ["sh", path, *options], timeout=3600)
+
+
+def uninstall_runfile(salt, installer: str) -> str:
+    """Remove the driver a runfile installed, with the nvidia-installer it left."""
+    return run(salt, [installer, "--uninstall", "--silent"], timeout=1800)
+
+
+def remove_runfile(path: str) -> None:
+    """Remove the downloaded runfile once it ran (hundreds of MiB)."""
+    safefs.remove_file(path)

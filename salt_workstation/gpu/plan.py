@@ -17,11 +17,16 @@ from salt_workstation.gpu.contract import (
     check_machine,
     describe,
     os_key,
+    runfile_version,
     settings,
     source_for,
     wanted_branch,
 )
 from salt_workstation.gpu_detect import nvidia_cards, table
+from salt_workstation.pillar import resolve_source
+
+# What the reboot signal and gpu.status name as the "package" of a runfile install.
+RUNFILE_PACKAGE = "nvidia-runfile"
 
 
 def wanted_flavor(gpu, cards) -> str:
@@ -45,6 +50,29 @@ def _fill(templates, values) -> list[str]:
     return [template.format(**values) for template in templates or []]
 
 
+def runfile_options(branch: str, flavor: str) -> list[str]:
+    """nvidia-installer's options: non-interactive, DKMS, and the kernel module flavour."""
+    data = table()["runfile"]
+    options = list(data["options"])
+    if int(branch) >= int(data["module_type_from"]):
+        options.append(f"--kernel-module-type={flavor}")
+    elif flavor == "open":
+        options.append("--kernel-module-build-directory=kernel-open")
+    return options
+
+
+def _runfile(config, gpu, branch, flavor) -> dict:
+    data = table()["runfile"]
+    return {
+        "source": resolve_source(gpu["runfile"]["source"], str(config.get("depot") or "")),
+        "hash": gpu["runfile"]["hash"],
+        "version": runfile_version(gpu),
+        "options": runfile_options(branch, flavor),
+        "conflicts": list(data["distro_packages"]),
+        "cache": data["cache"],
+    }
+
+
 def _loaded_from(cards) -> dict:
     bound = [card for card in cards if card.get("kernel_driver") == "nvidia"]
     if not bound:
@@ -55,11 +83,19 @@ def _loaded_from(cards) -> dict:
     }
 
 
-def decide(config, grains, loaded=None) -> dict:
+def kernel_releases(grains, kernels) -> list[str]:
+    """The running kernel and every installed one (gpu.status.installed_kernels), each once, in order."""
+    running = grains.get("kernelrelease") or ""
+    return list(dict.fromkeys([*(kernels or []), *([running] if running else [])]))
+
+
+def decide(config, grains, loaded=None, kernels=None) -> dict:
     """What workstation.gpu does on a minion with these grains: nothing (and why), errors, or the driver install.
 
     loaded: the NVIDIA module loaded now (gpu_detect.loaded_driver); defaults to the grain's, the
     driver as the minion saw it when it started (after the last reboot).
+    kernels: the kernel releases installed (gpu.status.installed_kernels): DKMS needs the headers
+    of each, or the next kernel boots without a driver. The running kernel is always among them.
     """
     cards = grains.get("workstation_gpus") or []
     nvidia = nvidia_cards(cards)
@@ -90,8 +126,12 @@ def decide(config, grains, loaded=None) -> dict:
     source = source_for(gpu, grains)
     entry = table()["os"][os_key(grains)]["sources"][source]
     branch = wanted_branch(gpu, nvidia)
-    version = gpu["driver"] if EXACT.match(gpu["driver"]) else None
     flavor = wanted_flavor(gpu, nvidia)
+    runfile = _runfile(config, gpu, branch, flavor) if source == "runfile" else None
+    if runfile:
+        version = runfile["version"]
+    else:
+        version = gpu["driver"] if EXACT.match(gpu["driver"]) else None
     kernelrelease = grains.get("kernelrelease") or ""
     values = {
         "branch": branch,
@@ -102,18 +142,33 @@ def decide(config, grains, loaded=None) -> dict:
     }
     secure_boot = grains.get("workstation_secure_boot") is True
     precompiled = secure_boot and bool(entry.get("precompiled"))
-    driver_names = _fill(entry["driver"][flavor], values)
+    # A runfile is NVIDIA's installer, not a package: only what it needs (DKMS) is installed as packages.
+    driver_names = [] if runfile else _fill(entry["driver"][flavor], values)
     pin, hold = None, False
-    if version:
+    if runfile:
+        pass
+    elif version:
         pin, hold = entry["pin"].format(**values), True
     elif entry.get("branch_pin"):
         pin, hold = entry["branch_pin"].format(**values), bool(entry.get("hold"))
-    extra = _fill(entry.get("extra"), values) + (
-        _fill(entry.get("precompiled"), values) if precompiled else []
+    extra = (
+        _fill(entry.get("requires"), values)
+        + _fill(entry.get("extra"), values)
+        + (_fill(entry.get("precompiled"), values) if precompiled else [])
     )
     if hold:
         extra += entry.get("hold_requires") or []
-    headers = [] if precompiled else _fill(entry.get("headers"), values)
+    headers = (
+        []
+        if precompiled
+        else list(
+            dict.fromkeys(
+                name
+                for release in kernel_releases(grains, kernels)
+                for name in _fill(entry.get("headers"), {**values, "kernelrelease": release})
+            )
+        )
+    )
     stream = entry["stream"][flavor].format(**values) if entry.get("stream") else None
     loaded = loaded if loaded is not None else _loaded_from(nvidia)
     reboot_expected = not loaded_matches(loaded, branch, version, flavor)
@@ -122,6 +177,11 @@ def decide(config, grains, loaded=None) -> dict:
     if secure_boot and not precompiled:
         notes.append(
             "Secure Boot is on: DKMS-built modules load only when signed with a key enrolled in MOK"
+        )
+    persistenced = gpu["persistenced"] and not runfile
+    if runfile and gpu["persistenced"]:
+        notes.append(
+            "the runfile installs no nvidia-persistenced unit: persistence mode is not managed"
         )
     return {
         **base,
@@ -138,7 +198,8 @@ def decide(config, grains, loaded=None) -> dict:
         "extra_packages": extra,
         "headers": headers,
         "precompiled": precompiled,
-        "version_package": driver_names[0],
+        "version_package": RUNFILE_PACKAGE if runfile else driver_names[0],
+        "runfile": runfile,
         "initramfs": list(table()["os"][os_key(grains)]["initramfs"]),
         "loaded": loaded,
         "reboot_expected": reboot_expected,
@@ -152,7 +213,7 @@ def decide(config, grains, loaded=None) -> dict:
             "path": table()["blacklist"]["path"],
             "content": table()["blacklist"]["content"],
         },
-        "persistenced": gpu["persistenced"],
+        "persistenced": persistenced,
         "persistenced_unit": table()["persistenced_unit"],
         # Starting it needs the new module loaded: while a reboot is due (or an image bakes), only enable it.
         "start_persistenced": config.get("phase", "all") != "bake" and not reboot_expected,

@@ -8,7 +8,12 @@ gpu_detect, the same code the workstation_gpus grain runs.
 
 from __future__ import annotations
 
-from salt_workstation import gpu_detect, safefs
+import fnmatch
+import os
+import re
+from pathlib import Path
+
+from salt_workstation import gpu_detect, safefs, xprobe
 from salt_workstation.errors import UnsafePath, WorkstationError
 from salt_workstation.gpu import plan
 
@@ -25,8 +30,32 @@ def loaded(root="/") -> dict:
     return gpu_detect.loaded_driver(root)
 
 
+INSTALLER = "nvidia-installer"
+# nvidia-installer:  version 580.95.05  (buildmeister@...)  Tue Sep 23 ...
+_INSTALLER_VERSION = re.compile(r"version\s+(\d+\.\d+(?:\.\d+)?)")
+
+
+def runfile_version(salt) -> str | None:
+    """The driver version a runfile installed: its nvidia-installer (left on the PATH) says which; None
+    when there is none."""
+    if salt["cmd.which"](INSTALLER) is None:
+        return None
+    done = salt["cmd.run_all"]([INSTALLER, "--version"], python_shell=False)
+    found = _INSTALLER_VERSION.search(done["stdout"] or "") if done["retcode"] == 0 else None
+    return found.group(1) if found else None
+
+
+def distro_drivers(salt, patterns) -> list[str]:
+    """The installed OS packages of an NVIDIA driver (names matching patterns): a runfile must not mix with them."""
+    installed = salt["pkg.list_pkgs"]()
+    return sorted(name for name in installed if any(fnmatch.fnmatchcase(name, p) for p in patterns))
+
+
 def installed_version(salt, package: str) -> str | None:
-    """The driver version (580.95.05) the OS package installed, or None."""
+    """The driver version (580.95.05) the OS package installed (or, for plan.RUNFILE_PACKAGE, the
+    runfile), or None."""
+    if package == plan.RUNFILE_PACKAGE:
+        return runfile_version(salt)
     return upstream_version(salt["pkg.version"](package))
 
 
@@ -69,10 +98,77 @@ def module_stream_installed(salt, stream: str) -> bool:
     return False
 
 
+MODULES_DIR = "/lib/modules"
+NVIDIA_MODULE = re.compile(r"^nvidia\.ko(\.(xz|zst|gz))?$")
+
+
+def modules_dir(config) -> str:
+    """Where the installed kernels' modules are (workstation:lookup:os:modules_dir)."""
+    return ((config or {}).get("os") or {}).get("modules_dir") or MODULES_DIR
+
+
+def kernel_order(release: str) -> list:
+    """A sort key that orders kernel releases as versions: 6.1.0-9 before 6.1.0-28."""
+    return [
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in re.findall(r"\d+|\D+", release)
+    ]
+
+
+def installed_kernels(modules: str = MODULES_DIR) -> list[str]:
+    """The kernel releases installed here, oldest first: each folder of modules holding a kernel's
+    modules.dep or vmlinuz (a folder DKMS left behind for a removed kernel holds neither)."""
+    try:
+        names = os.listdir(modules)
+    except OSError:
+        return []
+    found = [
+        name
+        for name in names
+        if any(Path(modules, name, marker).is_file() for marker in ("modules.dep", "vmlinuz"))
+    ]
+    return sorted(found, key=kernel_order)
+
+
+def nvidia_module(modules: str, release: str) -> str | None:
+    """The NVIDIA kernel module built or installed for this kernel (DKMS's updates/dkms or extra,
+    a precompiled package's folder, the runfile's kernel/drivers/video), or None."""
+    for folder, _, files in os.walk(Path(modules, release)):
+        for name in sorted(files):
+            if NVIDIA_MODULE.match(name):
+                return os.path.join(folder, name)
+    return None
+
+
+def next_boot(modules: str = MODULES_DIR) -> dict:
+    """Whether the newest installed kernel (the one the next boot starts) has an NVIDIA module.
+
+    {"kernel", "nvidia_module", "kernels": {release: module path or None}, "problem"}; problem is
+    None when the next boot comes up with a driver (or no kernel is installed under modules)."""
+    kernels = {release: nvidia_module(modules, release) for release in installed_kernels(modules)}
+    if not kernels:
+        return {"kernel": None, "nvidia_module": None, "kernels": {}, "problem": None}
+    newest = list(kernels)[-1]
+    problem = None
+    if kernels[newest] is None:
+        problem = (
+            f"kernel {newest}, the newest installed (the next boot starts it), has no NVIDIA "
+            f"module under {modules}/{newest}: the machine would boot without a driver. Install its "
+            "headers and rebuild (state.apply workstation.gpu, or dkms autoinstall -k "
+            f"{newest}), or remove that kernel"
+        )
+    return {
+        "kernel": newest,
+        "nvidia_module": kernels[newest],
+        "kernels": kernels,
+        "problem": problem,
+    }
+
+
 def report(salt, config, grains) -> dict:
     """The NVIDIA cards, the driver the pillar wants, the one installed and the one loaded, and whether a
     reboot is pending."""
-    wanted = plan.decide(config, grains)
+    wanted = plan.decide(config, grains, kernels=installed_kernels(modules_dir(config)))
     found = {
         "cards": wanted["cards"],
         "managed": wanted["manage"],
@@ -83,6 +179,9 @@ def report(salt, config, grains) -> dict:
         "installed": None,
         "wanted": None,
         "reboot_required": False,
+        "next_boot": None,
+        "x_server": None,
+        "gldiag": None,
     }
     if wanted["manage"]:
         found["wanted"] = {
@@ -92,4 +191,8 @@ def report(salt, config, grains) -> dict:
         found["reboot_required"] = reboot_required(
             salt, wanted["version_package"], wanted["flavor"]
         )
+        found["next_boot"] = next_boot(modules_dir(config))
+        # A GPU desktop: X on the NVIDIA card, and DCV's GL check where nice-dcv-gl is installed.
+        found["x_server"] = xprobe.x_on_nvidia()
+        found["gldiag"] = xprobe.gldiag(salt)
     return found

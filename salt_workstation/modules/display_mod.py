@@ -16,8 +16,8 @@ import os
 import salt.utils.data
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from salt_workstation import inifile, secrets
-from salt_workstation.display import effects
+from salt_workstation import inifile, secrets, xprobe
+from salt_workstation.display import effects, xserver
 from salt_workstation.display import plan as display_plan
 from salt_workstation.display import status as display_status
 from salt_workstation.errors import WorkstationError
@@ -78,13 +78,17 @@ def status():
 
         salt '*' display.status
     """
-    return display_status.report(
+    found = display_status.report(
         _config(),
         _platform(),
         __salt__["dcc.package_versions"],
         effects.unit_state,
         registered=effects.anyware_registered,
     )
+    x = xserver_status()
+    if x["managed"]:
+        found["xserver"] = x
+    return found
 
 
 def config_changes(path, settings, style):
@@ -327,3 +331,73 @@ def open_ports(ports, backend="auto", test=False):
         return effects.open_ports(ports, backend, test=test)
     except WorkstationError as exc:
         raise CommandExecutionError(str(exc)) from exc
+
+
+def xserver_plan(config=None):
+    """
+    What ``workstation.display`` does for X on this machine
+    (``workstation:display:xserver``): nothing and why, or the X drop-in for
+    the NVIDIA card's BusID (from the ``workstation_gpus`` grain), the display
+    manager, ``graphical.target``, and which of these this phase takes.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' display.xserver_plan
+    """
+    return xserver.plan(config if config is not None else _config(), __grains__)
+
+
+def xorg_configured(path, content=None, test=False):
+    """
+    Write the X server drop-in ``path`` holding exactly ``content`` (whole,
+    atomically, mode 0644, never through a link) when it differs; with
+    ``content`` None, remove it when it is there. Returns ``{"changed":
+    bool}``; ``test=True`` writes nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' display.xorg_configured /etc/X11/xorg.conf.d/10-workstation-nvidia.conf "$(cat conf)"
+    """
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise SaltInvocationError(f"path must be absolute, got {path!r}")
+    if content is not None and not isinstance(content, str):
+        raise SaltInvocationError(f"content must be text, or None to remove {path}")
+    if display_status.xorg_config_holds(path, content):
+        return {"changed": False}
+    if not test:
+        try:
+            if content is None:
+                effects.remove_xorg_config(path)
+            else:
+                effects.write_xorg_config(path, content)
+        except WorkstationError as exc:
+            raise CommandExecutionError(str(exc)) from exc
+    return {"changed": True}
+
+
+def xserver_status():
+    """
+    X for remote desktops (``workstation:display:xserver``): whether the X
+    drop-in holds what the plan says, the display manager's unit, the default
+    target, whether X runs on the NVIDIA card and whether ``dcvgldiag``
+    passes, each with the reason when it does not.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' display.xserver_status
+    """
+    wanted = xserver.plan(_config(), __grains__)
+    if not wanted["manage"]:
+        return {"managed": False, "comment": wanted["comment"]}
+    return display_status.xserver_report(
+        wanted,
+        effects.unit_state,
+        xprobe.x_on_nvidia(expected=wanted["card"] is not None),
+        xprobe.gldiag(__salt__) if wanted["card"] else None,
+    )

@@ -111,7 +111,9 @@ def plan(config=None):
     """
     # The loaded driver as the grain saw it at minion start (after the last reboot): tests and
     # image builds can declare it through grains.
-    return gpu_plan.decide(_config(config), __grains__)
+    config = _config(config)
+    kernels = gpu_status.installed_kernels(gpu_status.modules_dir(config))
+    return gpu_plan.decide(config, __grains__, kernels=kernels)
 
 
 def status(config=None):
@@ -266,3 +268,79 @@ def signal_reboot(package, flavor=None, schedule=False):
     except WorkstationError as exc:
         raise CommandExecutionError(str(exc)) from exc
     return {**sent, "event": gpu_effects.REBOOT_EVENT, "scheduled": bool(schedule)}
+
+
+def _fetch_salt(url):
+    """salt:// depot sources come through the minion's file client."""
+    return __salt__["cp.cache_file"](url)
+
+
+def runfile_version():
+    """
+    The driver version a runfile installed (its ``nvidia-installer --version``), or None.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' gpu.runfile_version
+    """
+    return gpu_status.runfile_version(__salt__)
+
+
+def install_runfile(version, source, hash, options, conflicts, cache, test=False):
+    """
+    Install NVIDIA's runfile ``source`` (driver ``version``) unless that
+    version is installed: refuse when an OS package of an NVIDIA driver
+    matching ``conflicts`` is installed, download it into ``cache`` checked
+    against ``hash``, uninstall the runfile driver installed before (a version
+    change), then run ``sh <runfile> <options>``. Returns ``{"changed", "old",
+    "new"}``; ``test=True`` only checks and says what would change.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' gpu.install_runfile 580.95.05 salt://depot/nvidia/NVIDIA-Linux-x86_64-580.95.05.run sha256:... '[--silent, --dkms]' '[nvidia-driver]' /var/cache/salt-workstation/gpu
+    """
+    version, source = _text(version, "version"), _text(source, "source")
+    options = _argv(options)
+    mixed = gpu_status.distro_drivers(__salt__, list(conflicts or []))
+    if mixed:
+        raise CommandExecutionError(
+            f"NVIDIA's runfile {version} does not install beside the OS's NVIDIA driver packages "
+            f"({', '.join(mixed)}): remove them first, or set workstation:gpu:source to distro or "
+            "nvidia-repo to keep them"
+        )
+    installed = gpu_status.runfile_version(__salt__)
+    if installed == version:
+        return {"changed": False, "old": installed, "new": version}
+    result = {"changed": True, "old": installed, "new": version}
+    if test:
+        return result
+    limits = _config().get("limits") or {}
+    try:
+        # Downloaded and checked first: a bad source leaves the installed driver as it is.
+        path = gpu_effects.fetch_runfile(
+            source,
+            _text(hash, "hash"),
+            _text(cache, "cache"),
+            _fetch_salt,
+            idle=float(limits.get("depot_idle_timeout") or 60),
+            deadline=float(limits.get("depot_deadline") or 14400),
+        )
+        try:
+            if installed:
+                gpu_effects.uninstall_runfile(__salt__, gpu_status.INSTALLER)
+            gpu_effects.install_runfile(__salt__, path, options)
+        finally:
+            gpu_effects.remove_runfile(path)
+    except WorkstationError as exc:
+        raise CommandExecutionError(f"{exc} (workstation:gpu:runfile)") from exc
+    now = gpu_status.runfile_version(__salt__)
+    if now != version:
+        raise CommandExecutionError(
+            f"the runfile ran, but {gpu_status.INSTALLER} reports {now or 'no driver'} instead of "
+            f"{version}: is workstation:gpu:runfile:source the file of {version}?"
+        )
+    return result

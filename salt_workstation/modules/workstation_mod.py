@@ -192,6 +192,30 @@ def unit_enabled(unit, test=False):
     return {"changed": True}
 
 
+def default_target(target, test=False):
+    """
+    Make systemd boot into ``target`` (``graphical.target`` for a desktop)
+    without starting anything (works in an image build or chroot). Returns
+    ``{"changed": bool, "old": ...}``; raises CommandExecutionError when
+    systemctl fails.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' workstation.default_target graphical.target
+    """
+    try:
+        old = units.default_target()
+        if old == target:
+            return {"changed": False, "old": old}
+        if not test:
+            units.set_default_target(target)
+    except WorkstationError as exc:
+        raise CommandExecutionError(str(exc)) from None
+    return {"changed": True, "old": old}
+
+
 # Feature functions a report includes when their issue has landed on this minion.
 _REPORT_EXTRAS = {"gpu": "gpu.status", "licenses": "licenses.check", "display": "display.status"}
 

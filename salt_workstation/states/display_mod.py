@@ -194,3 +194,44 @@ def ports_open(name, ports, backend="auto"):
             ret, "The display agents' ports were not opened", err, path_of("display", "firewall")
         )
     return ret
+
+
+def xserver_not_managed(name, comment, errors=None):
+    """
+    X for remote desktops is not managed here: succeeds and says why (no
+    agent needs it, no card, an Intel or AMD card), or fails naming each
+    pillar error of ``workstation:display:xserver``.
+    """
+    ret = stateret.new(name)
+    ret["comment"] = comment
+    if errors:
+        ret["result"] = False
+    return ret
+
+
+def xorg_configured(name, content=None):
+    """
+    The X server drop-in ``name`` holds exactly ``content``: X on the NVIDIA
+    card's BusID, headless; with ``content`` None (no NVIDIA card here) it is
+    removed. A change takes effect when X next starts (the display manager is
+    not restarted under a logged-in artist).
+    """
+    what = "written" if content is not None else "removed"
+    why = "X on the NVIDIA card, headless" if content is not None else "no NVIDIA card here"
+    return stateret.converge(
+        name,
+        changes=lambda: (
+            {what: name}
+            if __salt__["display.xorg_configured"](name, content, test=True)["changed"]
+            else {}
+        ),
+        act=lambda: __salt__["display.xorg_configured"](name, content),
+        test=__opts__["test"],
+        same=f"{name} is as planned ({why})",
+        would=f"{name} would be {what} ({why})",
+        done=f"{name} {what} ({why}): X follows it from its next start",
+        errors=FAILURES,
+        failed=lambda ret, err: _failed(
+            ret, f"{name} was not {what}", err, path_of("display", "xserver")
+        ),
+    )

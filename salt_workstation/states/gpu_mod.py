@@ -196,3 +196,42 @@ def reboot_signalled(name, branch, flavor, version=None, reboot=False, notes=Non
         ret["comment"] += "; reboot when convenient (workstation:gpu:reboot is false)"
     ret["comment"] += note
     return ret
+
+
+def runfile_installed(name, source, hash, options, conflicts, cache):
+    """
+    NVIDIA's runfile driver ``name`` (the version, 580.95.05) is installed:
+    downloaded from ``source`` and checked against ``hash``, run with
+    ``options`` (silent, DKMS), the runfile driver of another version
+    uninstalled first. Fails, changing nothing, while an OS package of an
+    NVIDIA driver (``conflicts``) is installed.
+    """
+
+    def changes():
+        found = __salt__["gpu.install_runfile"](
+            name, source, hash, options, conflicts, cache, test=True
+        )
+        return {"runfile": {"old": found["old"], "new": name}} if found["changed"] else {}
+
+    return stateret.converge(
+        name,
+        changes=changes,
+        act=lambda: __salt__["gpu.install_runfile"](name, source, hash, options, conflicts, cache),
+        test=__opts__["test"],
+        same=f"NVIDIA driver {name} is installed from its runfile",
+        would=lambda c: (
+            f"NVIDIA driver {name} would be installed from its runfile"
+            + (f", replacing {c['runfile']['old']}" if c["runfile"]["old"] else "")
+        ),
+        done=lambda c: (
+            f"NVIDIA driver {name} was installed from its runfile (DKMS)"
+            + (f", replacing {c['runfile']['old']}" if c["runfile"]["old"] else "")
+        ),
+        errors=_ERRORS,
+        failed=lambda ret, exc: _failed(
+            ret,
+            f"NVIDIA driver {name} was not installed from its runfile",
+            exc,
+            path_of("gpu", "runfile"),
+        ),
+    )

@@ -109,3 +109,30 @@ def unit_enabled(name):
         errors=(CommandExecutionError,),
         failed=failed,
     )
+
+
+def default_target(name):
+    """
+    Ensure systemd boots into target ``name`` (``graphical.target``: the
+    display manager starts at boot). Starts nothing, so an image bake can use it.
+    """
+
+    def failed(ret, error):
+        ret.update(result=False, comment=f"The default target was not set to {name}: {error}")
+        return ret
+
+    def changes():
+        found = __salt__["workstation.default_target"](name, test=True)
+        return {"default_target": {"old": found["old"], "new": name}} if found["changed"] else {}
+
+    return stateret.converge(
+        name,
+        changes=changes,
+        act=lambda: __salt__["workstation.default_target"](name),
+        test=__opts__["test"],
+        same=f"The machine boots into {name}",
+        would=f"The machine would boot into {name} (nothing started now)",
+        done=f"The machine boots into {name} from the next boot (nothing started now)",
+        errors=(CommandExecutionError,),
+        failed=failed,
+    )

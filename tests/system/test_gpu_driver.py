@@ -20,7 +20,7 @@ from salt_workstation import gpu_detect
 from tests.support.states import by_id, changed, failed
 from tests.system.conftest import workstation_pillar
 from tests.system.sandbox import path_in
-from tests.system.standins.gpu import DRIVER_VERSION, INITRAMFS_LOG, KERNEL_RELEASE
+from tests.system.standins.gpu import DRIVER_VERSION, INITRAMFS_LOG, KERNEL_RELEASE, NEXT_KERNEL
 
 pytestmark = pytest.mark.system
 
@@ -43,8 +43,8 @@ def install_initramfs_tools(station, studio_server) -> None:
     station.minion.run("dpkg", "-i", f"/tmp/{deb.name}", check=True)
 
 
-def declare_hardware(station, salt_cli) -> None:
-    found = gpu_detect.grains_of(FIXTURES / "p4000-nouveau")
+def declare_hardware(station, salt_cli, fixture: str = "p4000-nouveau") -> None:
+    found = gpu_detect.grains_of(FIXTURES / fixture)
     grains = {"kernelrelease": KERNEL_RELEASE, **found}
     target = path_in(station.minion.root, "/etc/salt/minion.d/workstation-gpu-hardware.conf")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +52,15 @@ def declare_hardware(station, salt_cli) -> None:
     ret = salt_cli.run("saltutil.refresh_grains", minion_tgt=station.minion.id, _timeout=60)
     assert ret.returncode == 0, ret
     seen = salt_cli.run("grains.get", "workstation_gpus", minion_tgt=station.minion.id, _timeout=60)
-    assert seen.data and seen.data[0]["model"] == "Quadro P4000", seen
+    assert seen.data and seen.data[0]["model"] == found["workstation_gpus"][0]["model"], seen
+
+
+def install_kernels(station, *releases) -> None:
+    """Installed kernels as /lib/modules shows them (the bare root has none: the chroot runs the host's)."""
+    for release in releases:
+        folder = path_in(station.minion.root, f"/lib/modules/{release}")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "modules.dep").write_text("")
 
 
 def test_driver_branch_installs_held_with_nouveau_blacklisted_then_converges(
@@ -68,6 +76,9 @@ def test_driver_branch_installs_held_with_nouveau_blacklisted_then_converges(
     minion = station.minion
     declare_hardware(station, salt_cli)
     install_initramfs_tools(station, studio_server)
+    install_kernels(
+        station, KERNEL_RELEASE, NEXT_KERNEL
+    )  # a kernel update is installed, not booted
 
     dry = station.apply("test=True")
     assert failed(dry) == {}
@@ -84,6 +95,7 @@ def test_driver_branch_installs_held_with_nouveau_blacklisted_then_converges(
         assert minion.run("dpkg-query", "-W", "-f", "${db:Status-Want}", name).stdout == "hold"
     assert minion.package("nvidia-open-kernel-dkms") is None  # Pascal: the proprietary module
     assert minion.package(f"linux-headers-{KERNEL_RELEASE}")
+    assert minion.package(f"linux-headers-{NEXT_KERNEL}")  # DKMS can build for the next boot too
     assert "blacklist nouveau" in minion.read(BLACKLIST)
     assert minion.read(INITRAMFS_LOG) == "update-initramfs -u -k all\n"
     assert (
@@ -106,3 +118,18 @@ def test_driver_branch_installs_held_with_nouveau_blacklisted_then_converges(
     assert (
         minion.read(INITRAMFS_LOG) == "update-initramfs -u -k all\n"
     )  # not rebuilt: the blacklist did not change
+
+    # The stand-in DKMS packages build no module: the next boot (the newest kernel) would have no driver.
+    status = salt_cli.run("gpu.status", minion_tgt=minion.id, _timeout=120).data
+    assert status["next_boot"]["kernel"] == NEXT_KERNEL
+    assert f"kernel {NEXT_KERNEL}, the newest installed" in status["next_boot"]["problem"]
+    summary = salt_cli.run("workstation.report", minion_tgt=minion.id, _timeout=300).data
+    assert summary["next_boot_without_driver"] == status["next_boot"]["problem"]
+    built = path_in(minion.root, f"/lib/modules/{NEXT_KERNEL}/updates/dkms/nvidia.ko")
+    built.parent.mkdir(parents=True)
+    built.write_bytes(b"")  # what DKMS builds once the headers are there
+    status = salt_cli.run("gpu.status", minion_tgt=minion.id, _timeout=120).data
+    assert status["next_boot"]["problem"] is None
+    assert (
+        status["next_boot"]["nvidia_module"] == f"/lib/modules/{NEXT_KERNEL}/updates/dkms/nvidia.ko"
+    )

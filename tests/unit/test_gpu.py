@@ -64,7 +64,10 @@ def test_defaults_are_valid_and_a_typo_names_its_path():
         ({"source": "nvidia-repo"}, "workstation:gpu:repository", "workstation:repositories"),
         ({"source": "runfile"}, "workstation:gpu:runfile:source", "NVIDIA-Linux-x86_64"),
         (
-            {"source": "runfile", "runfile": {"source": "nvidia/NVIDIA.run", "hash": "md5:00"}},
+            {
+                "source": "runfile",
+                "runfile": {"source": "nvidia/NVIDIA-Linux-x86_64-580.95.05.run", "hash": "md5:00"},
+            },
             "workstation:gpu:runfile:hash",
             "not supported",
         ),
@@ -198,7 +201,7 @@ def test_rocky_9_uses_the_nvidia_repository_through_a_dnf_module_stream():
     assert (plan["source"], plan["stream"]) == ("nvidia-repo", "nvidia-driver:580-open")
     assert plan["headers"] == [
         "kernel-devel-5.14.0-427.13.1.el9_4.x86_64",
-        "kernel-headers-5.14.0-427.13.1.el9_4.x86_64",
+        "kernel-headers",  # userspace headers: one package, not one per kernel
     ]
     assert plan["reboot_expected"] is False  # 580.95.05 open is loaded already
     assert (plan["kernel_headers"], plan["module_stream"], plan["from_repository"]) == (

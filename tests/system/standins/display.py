@@ -154,7 +154,15 @@ STAND_INS = (
     _agent(
         "nice-dcv-gl",
         "2024.0-1",
-        {"/usr/lib/dcv-gl/README": (b"DCV GL stand-in\n", 0o644)},
+        {
+            "/usr/lib/dcv-gl/README": (b"DCV GL stand-in\n", 0o644),
+            # DCV's GL diagnostics, with the shape of its findings: the root has no X server to check.
+            "/usr/bin/dcvgldiag": (
+                b"#!/bin/sh\necho 'Running tests: ........ DONE'\necho\necho 'ERROR (1/1)'\necho\n"
+                b"echo '  The X server is not running on the NVIDIA GPU.'\n",
+                0o755,
+            ),
+        },
         "Amazon DCV's GPU sharing for virtual sessions",
     ),
     _agent(

@@ -11,6 +11,7 @@ DRIVER_VERSION = "535.247.01-1~deb12u1"
 KERNEL_RELEASE = (
     "6.1.0-28-amd64"  # the grain the system test declares: the chroot runs the host's kernel
 )
+NEXT_KERNEL = "6.1.0-29-amd64"  # installed beside it by a kernel update, not running yet
 INITRAMFS_LOG = "/var/log/update-initramfs-standin.log"
 
 STAND_INS = (
@@ -64,6 +65,18 @@ STAND_INS = (
         "Stand-in for the kernel headers DKMS builds against (system tests)",
     ),
     StandIn(
+        f"linux-headers-{NEXT_KERNEL}",
+        "6.1.123-1",
+        {f"/usr/src/linux-headers-{NEXT_KERNEL}/Makefile": (b"# stand-in\n", 0o644)},
+        "Stand-in for the next kernel's headers (system tests)",
+    ),
+    StandIn(
+        "dkms",
+        "3.0.10-8+deb12u1",
+        {"/usr/sbin/dkms": (b'#!/bin/sh\necho "dkms stand-in $*"\n', 0o755)},
+        "Stand-in for DKMS, which a runfile install registers its module with (system tests)",
+    ),
+    StandIn(
         "initramfs-tools",
         "0.142+deb12u1",
         {
@@ -75,3 +88,30 @@ STAND_INS = (
         "Stand-in for initramfs-tools, which a real machine has with its kernel: logs each rebuild (system tests)",
     ),
 )
+
+
+def runfile_script(version: str, bin_dir: str, modules_dir: str, log: str) -> bytes:
+    """A stand-in for NVIDIA-Linux-x86_64-<version>.run: it logs its argv, leaves an nvidia-installer
+    in bin_dir that reports the version (and, with --uninstall, logs and removes itself and the
+    modules), and puts an nvidia.ko where DKMS would build one, for every kernel in modules_dir."""
+    return f"""#!/bin/sh
+# Stand-in for NVIDIA's runfile {version} (salt-workstation tests): no driver, only its traces.
+set -e
+echo "install {version} $*" >> {log}
+mkdir -p {bin_dir}
+cat > {bin_dir}/nvidia-installer <<'INSTALLER'
+#!/bin/sh
+case "$1" in
+  --version) echo "nvidia-installer:  version {version}  (stand-in)" ;;
+  --uninstall)
+    echo "uninstall {version} $*" >> {log}
+    rm -f {modules_dir}/*/updates/dkms/nvidia.ko {bin_dir}/nvidia-installer ;;
+  *) exit 2 ;;
+esac
+INSTALLER
+chmod 755 {bin_dir}/nvidia-installer
+for kernel in {modules_dir}/*/; do
+  [ -f "$kernel/modules.dep" ] || continue
+  mkdir -p "$kernel/updates/dkms" && echo "{version}" > "$kernel/updates/dkms/nvidia.ko"
+done
+""".encode()

@@ -1,0 +1,148 @@
+"""workstation.xserver through Salt's loaders: the low state per OS family and phase, and its X drop-in state."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from salt_workstation import gpu_detect
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures" / "gpu"
+UBUNTU_2404 = {"os_family": "Debian", "os": "Ubuntu", "osrelease": "24.04", "oscodename": "noble"}
+ROCKY_9 = {"os_family": "RedHat", "os": "Rocky", "osmajorrelease": 9, "oscodename": "Blue Onyx"}
+DROP_IN = "/etc/X11/xorg.conf.d/10-workstation-nvidia.conf"
+
+
+def xserver_low(make_loaders, fixture, os_grains, phase, **display):
+    grains = {**os_grains, **gpu_detect.grains_of(FIXTURES / fixture)}
+    pillar = {"phase": phase, "display": {"agents": ["dcv"], "owner": "alice", **display}}
+    low = make_loaders(grains=grains, pillar=pillar).modules.state.show_low_sls(
+        "workstation.xserver"
+    )
+    assert isinstance(low, list), low
+    return {
+        chunk["__id__"]: chunk for chunk in low if chunk["__id__"].startswith("workstation-xserver")
+    }
+
+
+def test_ubuntu_h200_bake_installs_writes_and_enables_and_starts_nothing(make_loaders):
+    chunks = xserver_low(
+        make_loaders, "h200-open-580", UBUNTU_2404, "bake", xserver={"resolution": "2560x1440"}
+    )
+
+    assert list(chunks) == [
+        "workstation-xserver-display-manager-installed",
+        "workstation-xserver-wayland-disabled",
+        "workstation-xserver-graphical-target-default",
+        "workstation-xserver-nvidia-configured",
+        "workstation-xserver-display-manager-enabled",
+    ]
+    assert chunks["workstation-xserver-display-manager-installed"]["packages"] == {"gdm3": None}
+    wayland = chunks["workstation-xserver-wayland-disabled"]
+    assert (wayland["name"], wayland["style"]) == ("/etc/gdm3/custom.conf", "keyfile")
+    assert wayland["settings"] == {"daemon": {"WaylandEnable": "false"}}
+    configured = chunks["workstation-xserver-nvidia-configured"]
+    assert configured["name"] == DROP_IN
+    assert 'BusID "PCI:0:6:0"' in configured["content"]
+    assert "Virtual 2560 1440" in configured["content"]
+    assert chunks["workstation-xserver-graphical-target-default"]["name"] == "graphical.target"
+    enabled = chunks["workstation-xserver-display-manager-enabled"]
+    assert (enabled["state"], enabled["fun"], enabled["name"]) == (
+        "workstation",
+        "unit_enabled",
+        "gdm.service",
+    )
+
+
+def test_rocky_boot_writes_the_drop_in_and_starts_gdm(make_loaders):
+    chunks = xserver_low(make_loaders, "two-nvidia-intel", ROCKY_9, "boot")
+
+    assert list(chunks) == [
+        "workstation-xserver-nvidia-configured",
+        "workstation-xserver-display-manager-running",
+    ]
+    running = chunks["workstation-xserver-display-manager-running"]
+    assert (running["state"], running["fun"], running["name"]) == (
+        "service",
+        "running",
+        "gdm.service",
+    )
+    assert running["require"] == [{"display": "workstation-xserver-nvidia-configured"}]
+    assert 'BusID "PCI:1:0:0"' in chunks["workstation-xserver-nvidia-configured"]["content"]
+
+
+def test_no_gpu_is_one_state_that_says_why(make_loaders):
+    chunks = xserver_low(make_loaders, "none", UBUNTU_2404, "all")
+
+    assert list(chunks) == ["workstation-xserver-not-managed"]
+    assert "No GPU was found" in chunks["workstation-xserver-not-managed"]["comment"]
+
+
+def test_the_drop_in_state_predicts_writes_once_and_converges(loaders, tmp_path):
+    path = str(tmp_path / "xorg.conf.d" / "10-workstation-nvidia.conf")
+    content = 'Section "Device"\n    BusID "PCI:0:6:0"\nEndSection\n'
+    xorg_configured = loaders.states.display.xorg_configured
+
+    predicted = xorg_configured(path, content=content, test=True)
+    written = xorg_configured(path, content=content)
+    again = xorg_configured(path, content=content)
+
+    assert predicted.result is None and predicted.changes == {"written": path}
+    assert written.result is True and written.changes == predicted.changes
+    assert Path(path).read_text() == content and (Path(path).stat().st_mode & 0o777) == 0o644
+    assert again.result is True and again.changes == {}
+    # no NVIDIA card any more (an image booted on other hardware): the drop-in goes
+    removal = xorg_configured(path, content=None, test=True)
+    removed = xorg_configured(path, content=None)
+    gone = xorg_configured(path, content=None)
+    assert removal.result is None and removal.changes == {"removed": path}
+    assert removed.result is True and removed.changes == removal.changes
+    assert not Path(path).exists() and gone.changes == {} and gone.result is True
+
+
+def test_status_says_whether_x_runs_on_the_card_and_why_dcvgldiag_fails(
+    make_loaders, tmp_path, monkeypatch
+):
+    from salt_workstation import xprobe
+
+    if xprobe.x_servers():
+        pytest.skip("this machine runs an X server")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    gldiag = tools / "dcvgldiag"  # a stand-in with the shape of dcvgldiag's findings
+    gldiag.write_text(
+        "#!/bin/sh\necho 'Running tests: ... DONE'\necho\necho 'ERROR (1/1)'\necho\n"
+        "echo '  The X server is not running on the NVIDIA GPU.'\n"
+    )
+    gldiag.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    grains = {**UBUNTU_2404, "kernelrelease": "6.8.0-45-generic"}
+    grains.update(gpu_detect.grains_of(FIXTURES / "h200-open-580"))
+    pillar = {
+        "display": {"agents": ["dcv"], "owner": "alice"},
+        "lookup": {"os": {"modules_dir": str(tmp_path / "modules")}},
+    }
+    loaders = make_loaders(grains=grains, pillar=pillar)
+
+    x = loaders.modules.display.xserver_status()
+    gpu = loaders.modules.gpu.status()
+
+    assert x["managed"] is True and x["card"] == "0000:00:06.0"
+    assert x["config"] == {"path": DROP_IN, "current": False}  # nothing written on this machine
+    assert x["display_manager"]["unit"] == "gdm.service"
+    assert x["x"]["on_nvidia"] is False and "no X server is running" in x["x"]["reason"]
+    assert x["gldiag"]["installed"] is True and x["gldiag"]["passed"] is False
+    assert x["gldiag"]["reason"] == (
+        "dcvgldiag: ERROR (1/1): The X server is not running on the NVIDIA GPU."
+    )
+    assert gpu["x_server"] == x["x"] and gpu["gldiag"] == x["gldiag"]
+    assert gpu["next_boot"] == {
+        "kernel": None,
+        "nvidia_module": None,
+        "kernels": {},
+        "problem": None,
+    }
+    assert loaders.modules.display.status()["xserver"]["gldiag"] == x["gldiag"]
