@@ -61,10 +61,11 @@ def waves(minions: list, canary=1, growth: int = 2, max_wave: int | None = None)
 
 
 def failures(state_return) -> list[dict]:
-    """The failed states of one minion's state.apply return: {"id", "comment"} (first line)."""
+    """The failed states of one minion's state.apply return: {"id", "comment"} (its first line,
+    whole: the fix our comments name comes last)."""
     return [
         {"id": item["id"], "comment": item["comment"]}
-        for item in drift_of(state_return)
+        for item in drift_of(state_return, comment_chars=2000)
         if item["result"] is False
     ]
 
@@ -92,7 +93,9 @@ class Rollout:
     minions fail than that.
     """
 
-    def __init__(self, target: str, baseline: dict, waves: list, max_failure="0", test=False):
+    def __init__(
+        self, target: str, baseline: dict, waves: list, max_failure="0", test=False, started=None
+    ):
         self.target, self.baseline, self.test = target, baseline, test
         self.max_failure = max_failure
         share(max_failure, 1, "max_failure")  # a bad value fails before anything is applied
@@ -106,7 +109,7 @@ class Rollout:
             for minion in wave["minions"]
         }
         self.halted = None
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
 
     def converged_before(self, minion: str) -> bool:
         answer = self.baseline.get(minion)

@@ -201,6 +201,7 @@ def rollout(
         tgt = f"( {_compound(tgt, tgt_type)} ) and I@workstation:productions:{production}:*"
         tgt_type = "compound"
     client = salt.client.get_local_client(mopts=__opts__)
+    started = time.monotonic()
 
     def job(minions, fun, arg=(), target_type="list", **kwarg):
         """One Salt job; {minion: its return, or None when it did not answer}."""
@@ -226,7 +227,9 @@ def rollout(
     baseline = job(tgt, "state.apply", ["workstation"], target_type=tgt_type, test=True)
     try:
         planned = ws_rollout.waves(list(baseline), canary, growth, max_wave)
-        record = ws_rollout.Rollout(tgt, baseline, planned, max_failure, test=bool(test))
+        record = ws_rollout.Rollout(
+            tgt, baseline, planned, max_failure, test=bool(test), started=started
+        )
     except WorkstationError as exc:
         raise ValueError(str(exc)) from exc
     for wave in record.waves:
@@ -241,9 +244,9 @@ def rollout(
                 record.plan(minion)
             continue
         _progress(f"wave {wave['wave']}: applying to {len(todo)} minions: {', '.join(todo)}")
-        started = time.monotonic()
+        wave_started = time.monotonic()
         returns = job(todo, "state.apply", ["workstation"]) if todo else {}
-        going_on = record.record(wave["wave"], returns, time.monotonic() - started)
+        going_on = record.record(wave["wave"], returns, time.monotonic() - wave_started)
         _progress(f"wave {wave['wave']}: {wave['failed']} of {wave['applied']} failed")
         if not going_on:
             _progress(f"HALTED: {record.halted['reason']}")
