@@ -171,6 +171,11 @@ def test_test_true_plans_every_wave_and_applies_nothing(rollout_master, minions)
     assert any(line.split()[:2] == [BUSY, "deferred"] for line in lines), table
     for minion in MINIONS[1:]:
         assert not rollout_master.pillar.install_root(minion).exists()
+    page = rollout(rollout_master, "canary=2", "test=True", "format=html").stdout
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert page.index("<section id=rollout>") < page.index("<table id=minions>")  # joined
+    for minion in MINIONS:
+        assert f'data-minion="{minion}"><td>{1 if minion in MINIONS[:2] else 2}<td>' in page
     nobody = rollout(rollout_master, "production=harbor", "test=True", "format=json")
     assert json.loads(nobody.stdout)["minions"] == {}
 
