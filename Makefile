@@ -13,7 +13,7 @@ TEST_PACKAGES    := debootstrap curl chromium desktop-file-utils
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP    := $(VENV)/.installed-tests
 
-.PHONY: all venv venv-tests demo test test-quick matrix lint test-unit test-integration test-system test-faults bench clean
+.PHONY: all venv venv-tests demo test test-quick matrix lint test-unit test-integration test-system test-faults test-scale bench clean
 
 all: test
 
@@ -78,6 +78,10 @@ test-system: venv-tests
 
 test-faults: venv-tests
 	$(PY) -m pytest -q -p no:cacheprovider -m faults tests/faults -rs
+
+# 50 minions on one master; skips (saying why) with less than 10 GiB of available memory.
+test-scale: venv-tests
+	$(PY) -m pytest -q -p no:cacheprovider -m scale tests/scale -rs
 
 bench: venv-tests
 	$(PY) benchmarks/run.py

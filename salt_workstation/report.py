@@ -14,8 +14,9 @@ import time
 NO_ANSWER = "no answer"
 
 
-def drift_of(state_return) -> list[dict]:
-    """What a `state.apply workstation test=True` return says an apply would change (or cannot do)."""
+def drift_of(state_return, comment_chars: int = 300) -> list[dict]:
+    """What a `state.apply workstation test=True` return says an apply would change (or cannot do),
+    each with the first `comment_chars` of its comment's first line."""
     if not isinstance(state_return, dict):
         return [
             {
@@ -32,7 +33,7 @@ def drift_of(state_return) -> list[dict]:
                     "id": state.get("__id__", state.get("name")),
                     "result": state.get("result"),
                     "changes": sorted(state.get("changes") or {}),
-                    "comment": str(state.get("comment", "")).splitlines()[0][:300]
+                    "comment": str(state.get("comment", "")).splitlines()[0][:comment_chars]
                     if state.get("comment")
                     else "",
                 }

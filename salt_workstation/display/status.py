@@ -66,6 +66,21 @@ def listening(proc_root: str = "/proc") -> set[tuple[int, str]]:
     return found
 
 
+def connected(ports: set[int], proc_root: str = "/proc") -> int:
+    """How many established TCP connections reach one of these local ports: remote sessions in use."""
+    count = 0
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = (Path(proc_root) / "net" / name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) >= 4 and fields[3] == "01":  # 01: ESTABLISHED
+                count += int(fields[1].rsplit(":", 1)[1], 16) in ports
+    return count
+
+
 def config_drift(files: list[plan.ConfigFile]) -> dict:
     """{path: {key label: {"want": ..., "have": ...}}} for each wanted key that the file does not hold."""
     drift: dict = {}
@@ -92,6 +107,7 @@ def report(
 ) -> dict:
     """Per listed agent: installed versions, config drift, service state, listening ports.
 
+    "sessions" counts the established connections to the agent's TCP ports: an artist at work.
     installed_versions: callable([names]) -> {name: version or ''}; unit_state: callable(unit) ->
     {"enabled", "active"}; registered: callable() -> bool (HP Anyware's license check), called only
     for anyware with a registration code.
@@ -108,6 +124,10 @@ def report(
                 plan.rule_text(rule): (rule["port"], rule["protocol"]) in bound
                 for rule in plan.ports(agent, config)
             },
+            "sessions": connected(
+                {rule["port"] for rule in plan.ports(agent, config) if rule["protocol"] == "tcp"},
+                proc_root,
+            ),
         }
         if agent == "anyware" and plan.registration_wanted(config) and registered is not None:
             try:

@@ -5,6 +5,7 @@ The fleet, from the master: a drift and inventory report, and live install progr
 
     salt-run workstation.report 'ws-*' format=html > fleet.html
     salt-run workstation.watch 'ws-*'
+    salt-run workstation.rollout 'ws-*' production=nightfall canary=10% test=True
 """
 
 import fnmatch
@@ -16,6 +17,8 @@ import salt.utils.event
 
 from salt_workstation import progress as ws_progress
 from salt_workstation import report as ws_report
+from salt_workstation import rollout as ws_rollout
+from salt_workstation.errors import WorkstationError
 
 __virtualname__ = "workstation"
 
@@ -144,3 +147,131 @@ class _display:
     def __exit__(self, *exc):
         if self.bars is not None:
             self.bars.stop()
+
+
+def rollout(
+    tgt="*",
+    production=None,
+    canary=1,
+    growth=2,
+    max_wave=None,
+    max_failure="0",
+    skip_busy=False,
+    test=False,
+    format="table",  # pylint: disable=redefined-builtin
+    tgt_type="glob",
+    timeout=1800,
+    gather_job_timeout=10,
+):
+    """
+    Apply the workstation formula to the minions matching ``tgt`` in waves: a
+    canary wave, then each wave ``growth`` times the last. Each wave is one
+    Salt job (``state.apply workstation``). The rollout halts when more of a
+    wave's minions fail than ``max_failure`` allows, or when a minion that had
+    nothing to change before the rollout fails; the minions of later waves are
+    left untouched. Progress goes to stderr; ``workstation.watch`` shows the
+    installs live.
+
+    production
+        Only minions whose pillar has this production (``workstation:productions:<name>``).
+    canary
+        The first wave: a count (``1``) or a percentage (``10%``, at least one minion).
+    growth, max_wave
+        Each later wave is ``growth`` times the last (2), at most ``max_wave`` minions.
+    max_failure
+        Failed minions a wave may have without halting: a count (``0``) or a percentage.
+    skip_busy
+        Leave out minions where ``display.status`` shows a connected remote session,
+        reported as deferred.
+    test
+        Print the plan per wave (what each minion would change), apply nothing.
+    format
+        ``table`` (default), ``json`` (a JSON document), or ``html`` (the fleet report
+        with the rollout on top).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run workstation.rollout 'ws-*' production=nightfall canary=10% max_failure=5%
+    """
+    if format not in ("table", "json", "html"):
+        raise ValueError(f"format must be one of table, json, html, got {format!r}")
+    if production:
+        tgt = f"( {_compound(tgt, tgt_type)} ) and I@workstation:productions:{production}:*"
+        tgt_type = "compound"
+    client = salt.client.get_local_client(mopts=__opts__)
+    started = time.monotonic()
+
+    def job(minions, fun, arg=(), target_type="list", **kwarg):
+        """One Salt job; {minion: its return, or None when it did not answer}."""
+        expected, returns = list(minions) if target_type == "list" else [], {}
+        for item in client.cmd_iter(
+            minions,
+            fun,
+            arg=list(arg),
+            tgt_type=target_type,
+            kwarg=kwarg or None,
+            timeout=timeout,
+            gather_job_timeout=gather_job_timeout,
+            yield_pub_data=True,
+        ):
+            if "jid" in item and "minions" in item:
+                expected = list(item["minions"])
+                continue
+            for minion, answer in item.items():
+                returns[minion] = answer.get("ret") if isinstance(answer, dict) else answer
+        return {minion: returns.get(minion) for minion in expected}
+
+    _progress(f"rollout of {tgt}: asking the minions what an apply would change (test=True)")
+    baseline = job(tgt, "state.apply", ["workstation"], target_type=tgt_type, test=True)
+    try:
+        planned = ws_rollout.waves(list(baseline), canary, growth, max_wave)
+        record = ws_rollout.Rollout(
+            tgt, baseline, planned, max_failure, test=bool(test), started=started
+        )
+    except WorkstationError as exc:
+        raise ValueError(str(exc)) from exc
+    for wave in record.waves:
+        minions = wave["minions"]
+        if skip_busy:
+            for minion, answer in job(minions, "display.status").items():
+                if ws_rollout.is_busy(answer):
+                    record.defer(minion, "an artist has a remote session (display.status)")
+        todo = [m for m in minions if record.minions[m]["status"] != ws_rollout.DEFERRED]
+        if test:
+            for minion in todo:
+                record.plan(minion)
+            continue
+        _progress(f"wave {wave['wave']}: applying to {len(todo)} minions: {', '.join(todo)}")
+        wave_started = time.monotonic()
+        returns = job(todo, "state.apply", ["workstation"]) if todo else {}
+        going_on = record.record(wave["wave"], returns, time.monotonic() - wave_started)
+        _progress(f"wave {wave['wave']}: {wave['failed']} of {wave['applied']} failed")
+        if not going_on:
+            _progress(f"HALTED: {record.halted['reason']}")
+            break
+    summary = record.summary()
+    if format == "json":
+        return ws_rollout.render_json(summary)
+    if format == "html":
+        page = report(tgt, tgt_type, "html", timeout, gather_job_timeout)
+        return ws_rollout.join_html(page, ws_rollout.render_html(summary))
+    return ws_rollout.render_table(summary)
+
+
+def _compound(tgt, tgt_type):
+    """A target in compound form (a glob stays as it is)."""
+    prefixes = {"glob": "", "list": "L@", "pcre": "E@", "grain": "G@", "pillar": "I@"}
+    if tgt_type == "compound":
+        return tgt
+    if tgt_type not in prefixes:
+        raise ValueError(f"production= works with tgt_type {', '.join(prefixes)} or compound")
+    if tgt_type == "list" and not isinstance(tgt, str):
+        tgt = ",".join(tgt)
+    return f"{prefixes[tgt_type]}{tgt}"
+
+
+def _progress(line):
+    """A progress line on stderr, so that stdout stays the summary alone (format=json parses)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)

@@ -496,6 +496,19 @@ def test_listening_sees_a_real_socket():
     assert (port, "tcp") not in status.listening()
 
 
+def test_connected_counts_established_sessions_on_the_agent_port_only():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert status.connected({port}) == 0  # listening alone is no session
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            session, _ = server.accept()
+            with session:
+                assert status.connected({port}) == 1
+                assert client.getpeername()[1] == port  # its own side is not counted: one session
+
+
 def test_config_drift_names_only_the_keys_that_differ(tmp_path):
     conf = tmp_path / "dcv.conf"
     conf.write_text("[connectivity]\nweb-port=8443\n[display]\ntarget-fps = 30\n")
