@@ -323,7 +323,9 @@ def _check_write(status: int, writer, rel: str, refused=InstallError) -> None:
     raise refused(f"writing '{rel[:200]}' failed: {message}")
 
 
-def extract(stream, dest, strip_components: int = 0, budget: Budget | None = None) -> list[Record]:
+def extract(
+    stream, dest, strip_components: int = 0, budget: Budget | None = None, reuse=None
+) -> list[Record]:
     """Unpack the archive read from `stream` into the existing, empty folder `dest` (a path or a safefs.Dir).
 
     Disk errors come out as OSError (ENOSPC, EIO, ...), for the caller to word with what it knows.

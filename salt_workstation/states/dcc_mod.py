@@ -178,6 +178,7 @@ def installed(
     ret["comment"] = (
         f"{name} {version} {_VERBS[status]} at {dest}: {manifest['files']} files, "
         f"{manifest['bytes'] / 2**20:.1f} MiB in {manifest['install_seconds']:.1f} s"
+        + "".join(f"\n- {note}" for note in manifest.get("notes") or [])
     )
     return ret
 
