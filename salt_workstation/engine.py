@@ -420,6 +420,7 @@ class AppStore:
                 app_dir.child(unpacked_name) as target,
                 self._source_stream(job, url, reader) as stream,
             ):
+                job.reuse = self._reuse(job) if spec.kind == "archive" else None
                 try:
                     records = _unpack().extract(
                         stream, target, spec.strip_components, job.budget, job.reuse
@@ -437,6 +438,33 @@ class AppStore:
         if reader.hexdigest() != spec.hash_hex:
             raise self._mismatch(spec, url, reader)
         return records, reader
+
+    @staticmethod
+    def _reuse(job: _Job):
+        """The installed versions' files a new version's identical files may share, newest install
+        winning a path: read from each version's file list (the per-file sha256, size and mode)."""
+        unpack = _unpack()
+        found = []
+        for version in job.app_dir.listdir():
+            if version.startswith("."):
+                continue
+            with (
+                contextlib.suppress(OSError, WorkstationError),
+                job.app_dir.child(version) as folder,
+            ):
+                manifest, rows = (
+                    _loads(folder.read_bytes(MANIFEST)),
+                    _loads(folder.read_bytes(FILE_LIST)),
+                )
+                if isinstance(manifest, dict) and isinstance(rows, list):
+                    found.append((manifest.get("installed_at") or "", version, rows))
+        candidates = {}
+        for _, version, rows in sorted(found):
+            for row in rows:
+                record = unpack.Record.from_list(row)
+                if record.type == "file" and record.size:
+                    candidates[record.path] = (version, record)
+        return unpack.Reuse(job.app_dir, candidates) if candidates else None
 
     @contextlib.contextmanager
     def _source_stream(self, job: _Job, url: str, reader: HashingReader):
@@ -511,6 +539,8 @@ class AppStore:
             "env": spec.env,
             "files": sum(1 for record in records if record.type != "dir"),
             "bytes": sum(record.size for record in records),
+            # Identical files of installed versions this one shares by hardlink: bytes it took no space for.
+            "shared": _shared(job.reuse),
             "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "install_seconds": round(seconds, 3),
             "installed_by": f"salt-workstation {__version__}",
@@ -670,6 +700,16 @@ class _Job:
         if name not in self.scratch:
             self.scratch.append(name)
         return name
+
+
+def _shared(reuse) -> dict:
+    if reuse is None or not reuse.linked:
+        return {"files": 0, "bytes": 0, "with": []}
+    return {
+        "files": len(reuse.linked),
+        "bytes": reuse.linked_bytes,
+        "with": sorted(set(reuse.linked.values())),
+    }
 
 
 def _check_entry(entry: safefs.Entry, record, deep: bool, unpack) -> str | None:

@@ -188,6 +188,8 @@ def inventory(config, store: AppStore) -> dict:
                 "hash": manifest.get("hash"),
                 "files": manifest.get("files"),
                 "bytes": manifest.get("bytes"),
+                # shared: files and bytes that are hardlinks to another installed version of the app
+                "shared": manifest.get("shared") or {"files": 0, "bytes": 0, "with": []},
                 "installed_at": manifest.get("installed_at"),
             }
             for version, manifest in versions.items()
