@@ -39,6 +39,7 @@ from salt_workstation.errors import (
 from salt_workstation.paths import (
     FILE_LIST,
     HISTORY,
+    INSTALL_SLOTS,
     LOCK,
     MANIFEST,
     RESERVED_NAMES,
@@ -126,9 +127,12 @@ def _target_exists(folder: safefs.Dir, target: str) -> bool:
 class AppStore:
     """All installed app versions under one install_root."""
 
-    def __init__(self, install_root, limits: Limits | dict | None = None):
+    def __init__(
+        self, install_root, limits: Limits | dict | None = None, workers: int | None = None
+    ):
         self.layout = Layout(install_root)
         self.limits = limits if isinstance(limits, Limits) else Limits.from_config(limits)
+        self.workers = workers  # installs that may run at once, across processes; None: no bound
 
     def _open(self, *names: str, create: bool = False) -> safefs.Dir:
         """install_root/names..., install_root as configured and never a symlink below it."""
@@ -237,21 +241,51 @@ class AppStore:
     def locked(self, app: str):
         """One install, removal or prune per app at a time; stale staging goes while we hold it."""
         with self._open("apps", safefs.component(app, "app name"), create=True) as app_dir:
-            try:
-                lock = os.open(LOCK, _LOCK_FLAGS, 0o644, dir_fd=app_dir.fd)
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    raise UnsafePath(
-                        f"{app_dir.join(LOCK)} is a symlink; salt-workstation does not follow it. "
-                        "Remove it, then apply again"
-                    ) from None
-                raise
+            lock = self._lock_file(app_dir, LOCK)
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 self._clean_stale(app_dir)
                 yield app_dir
             finally:
                 os.close(lock)
+
+    @contextlib.contextmanager
+    def _install_slot(self):
+        """One of `workers` slots (lock files in apps/.install-slots), held for the whole install, so
+        that installs running in parallel processes (Salt's `parallel: True`) stay bounded."""
+        if not self.workers:
+            yield
+            return
+        with self._open("apps", INSTALL_SLOTS, create=True) as slots:
+            held = None
+            while held is None:
+                for index in range(self.workers):
+                    fd = self._lock_file(slots, f"slot-{index}")
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        os.close(fd)
+                        continue
+                    held = fd
+                    break
+                else:
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                os.close(held)
+
+    @staticmethod
+    def _lock_file(folder: safefs.Dir, name: str) -> int:
+        try:
+            return os.open(name, _LOCK_FLAGS, 0o644, dir_fd=folder.fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafePath(
+                    f"{folder.join(name)} is a symlink; salt-workstation does not follow it. "
+                    "Remove it, then apply again"
+                ) from None
+            raise
 
     @staticmethod
     def _clean_stale(app_dir: safefs.Dir) -> list[str]:
@@ -277,7 +311,8 @@ class AppStore:
         safefs.component(spec.version, "version")
         job = _Job(spec)
         try:
-            with self.locked(spec.app) as app_dir:
+            # The slot before the app's lock: an install holding a lock never waits for a slot.
+            with self._install_slot(), self.locked(spec.app) as app_dir:
                 blocker = self.blocker(spec.app, spec.version)
                 if blocker:
                     raise UnsafePath(blocker)

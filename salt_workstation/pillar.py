@@ -7,6 +7,7 @@ states, the formula and the tests all share one reading of the pillar.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import urllib.parse
 from dataclasses import dataclass, field
@@ -36,8 +37,10 @@ TOP_KEYS = (
     "display",
     "limits",
     "verify",
+    "install_workers",
 )
 PHASES = ("all", "bake", "boot")
+MAX_INSTALL_WORKERS = 64
 VERIFY_MODES = ("shallow", "deep")
 # workstation:limits: what one install may take (sizes in bytes, times in seconds).
 LIMIT_KEYS = ("max_unpacked_bytes", "max_expansion", "depot_idle_timeout", "depot_deadline")
@@ -222,7 +225,34 @@ def check_settings(config) -> list[Issue]:
                 f"or deep (re-hash every installed file, repair what changed), got {verify!r}",
             )
         )
+    workers = config.get("install_workers", "auto")
+    if workers != "auto" and (
+        isinstance(workers, bool)
+        or not isinstance(workers, int)
+        or not 1 <= workers <= MAX_INSTALL_WORKERS
+    ):
+        issues.append(
+            Issue(
+                path_of("install_workers"),
+                f"must be auto or a whole number from 1 (one install at a time) to "
+                f"{MAX_INSTALL_WORKERS}, got {workers!r}",
+            )
+        )
     return issues + check_limits(config.get("limits", {}))
+
+
+def install_workers(config) -> int:
+    """How many app versions one apply installs at once. `auto`: four per CPU, from 4 to 8.
+
+    An install spends most of its time waiting on the depot (a WAN link or an object store
+    limits each connection) and needs about a quarter of a core to inflate, hash and write at
+    such rates: more connections than cores pay off, and past 8 the depot and the disk, not the
+    workstation, set the pace.
+    """
+    workers = config.get("install_workers", "auto")
+    if isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1:
+        return min(workers, MAX_INSTALL_WORKERS)
+    return max(4, min(8, 4 * (os.cpu_count() or 1)))
 
 
 def depot_mirrors(depot) -> list:

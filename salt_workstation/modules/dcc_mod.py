@@ -61,7 +61,11 @@ def _config():
 
 def _store(install_root=None):
     config = _config()
-    return AppStore(install_root or config["install_root"], limits=config.get("limits"))
+    return AppStore(
+        install_root or config["install_root"],
+        limits=config.get("limits"),
+        workers=pillar.install_workers(config),
+    )
 
 
 def _fetch_salt(url):
