@@ -144,3 +144,24 @@ def test_a_symlink_planted_in_the_installed_version_is_never_followed_to_share(
         new = store.layout.version_dir("tool", "1.1") / name
         assert os.stat(new).st_ino != os.stat(outside / name.split("/", 1)[1]).st_ino
     assert store.verify("tool", "1.1", deep=True)["ok"]
+
+
+def test_unshare_gives_a_linked_file_an_inode_of_its_own(tmp_path):
+    """What runs before libarchive would write an archive hardlink's own data through its target
+    (pax, cpio): the staged link to the installed file becomes a private copy first."""
+    from salt_workstation import safefs
+
+    installed, staging = tmp_path / "installed", tmp_path / "staging"
+    installed.mkdir()
+    staging.mkdir()
+    (installed / "lib.so").write_bytes(b"library" * 1000)
+    os.chmod(installed / "lib.so", 0o751)
+    os.link(installed / "lib.so", staging / "lib.so")
+    with safefs.Dir.root(staging) as folder:
+        folder.unshare("lib.so")
+    copy, original = os.stat(staging / "lib.so"), os.stat(installed / "lib.so")
+    assert copy.st_ino != original.st_ino and original.st_nlink == 1
+    assert oct(copy.st_mode & 0o777) == "0o751" and copy.st_mtime_ns == original.st_mtime_ns
+    (staging / "lib.so").write_bytes(b"changed")  # a write through the staged name ...
+    assert (installed / "lib.so").read_bytes() == b"library" * 1000  # ... stays there
+    assert [name for name in os.listdir(staging) if name.endswith(".tmp")] == []
