@@ -13,7 +13,7 @@ TEST_PACKAGES    := debootstrap curl chromium desktop-file-utils
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP    := $(VENV)/.installed-tests
 
-.PHONY: all venv venv-tests demo test test-quick matrix lint test-unit test-integration test-system test-faults test-scale bench clean
+.PHONY: all venv venv-tests demo test test-quick matrix lint test-unit test-integration test-system test-faults test-scale bench bench-scale clean
 
 all: test
 
@@ -85,6 +85,9 @@ test-scale: venv-tests
 
 bench: venv-tests
 	$(PY) benchmarks/run.py
+
+bench-scale: venv-tests
+	$(PY) benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) $(VENV)-salt* $(DEMO) build dist *.egg-info

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from salt_workstation import __version__, safefs
 from salt_workstation.depot import IDLE_TIMEOUT, HashingReader, open_source, redact_url
 from salt_workstation.errors import (
+    DepotError,
     DiskError,
     HashMismatch,
     InstallError,
@@ -38,6 +39,7 @@ from salt_workstation.errors import (
 from salt_workstation.paths import (
     FILE_LIST,
     HISTORY,
+    INSTALL_SLOTS,
     LOCK,
     MANIFEST,
     RESERVED_NAMES,
@@ -125,9 +127,12 @@ def _target_exists(folder: safefs.Dir, target: str) -> bool:
 class AppStore:
     """All installed app versions under one install_root."""
 
-    def __init__(self, install_root, limits: Limits | dict | None = None):
+    def __init__(
+        self, install_root, limits: Limits | dict | None = None, workers: int | None = None
+    ):
         self.layout = Layout(install_root)
         self.limits = limits if isinstance(limits, Limits) else Limits.from_config(limits)
+        self.workers = workers  # installs that may run at once, across processes; None: no bound
 
     def _open(self, *names: str, create: bool = False) -> safefs.Dir:
         """install_root/names..., install_root as configured and never a symlink below it."""
@@ -236,21 +241,51 @@ class AppStore:
     def locked(self, app: str):
         """One install, removal or prune per app at a time; stale staging goes while we hold it."""
         with self._open("apps", safefs.component(app, "app name"), create=True) as app_dir:
-            try:
-                lock = os.open(LOCK, _LOCK_FLAGS, 0o644, dir_fd=app_dir.fd)
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    raise UnsafePath(
-                        f"{app_dir.join(LOCK)} is a symlink; salt-workstation does not follow it. "
-                        "Remove it, then apply again"
-                    ) from None
-                raise
+            lock = self._lock_file(app_dir, LOCK)
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 self._clean_stale(app_dir)
                 yield app_dir
             finally:
                 os.close(lock)
+
+    @contextlib.contextmanager
+    def _install_slot(self):
+        """One of `workers` slots (lock files in apps/.install-slots), held for the whole install, so
+        that installs running in parallel processes (Salt's `parallel: True`) stay bounded."""
+        if not self.workers:
+            yield
+            return
+        with self._open("apps", INSTALL_SLOTS, create=True) as slots:
+            held = None
+            while held is None:
+                for index in range(self.workers):
+                    fd = self._lock_file(slots, f"slot-{index}")
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        os.close(fd)
+                        continue
+                    held = fd
+                    break
+                else:
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                os.close(held)
+
+    @staticmethod
+    def _lock_file(folder: safefs.Dir, name: str) -> int:
+        try:
+            return os.open(name, _LOCK_FLAGS, 0o644, dir_fd=folder.fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafePath(
+                    f"{folder.join(name)} is a symlink; salt-workstation does not follow it. "
+                    "Remove it, then apply again"
+                ) from None
+            raise
 
     @staticmethod
     def _clean_stale(app_dir: safefs.Dir) -> list[str]:
@@ -276,7 +311,8 @@ class AppStore:
         safefs.component(spec.version, "version")
         job = _Job(spec)
         try:
-            with self.locked(spec.app) as app_dir:
+            # The slot before the app's lock: an install holding a lock never waits for a slot.
+            with self._install_slot(), self.locked(spec.app) as app_dir:
                 blocker = self.blocker(spec.app, spec.version)
                 if blocker:
                     raise UnsafePath(blocker)
@@ -317,11 +353,12 @@ class AppStore:
                         f"workstation:catalog:{spec.app}:versions:{spec.version}:launchers"
                     )
             staging.sync_filesystem()  # every unpacked byte on disk before the manifest says installed
-            manifest = self._manifest(spec, records, time.monotonic() - started)
+            manifest = self._manifest(spec, records, time.monotonic() - started, job)
             staging.write_file(FILE_LIST, _dumps([record.as_list() for record in records]), 0o644)
             staging.write_file(MANIFEST, _dumps(manifest), 0o644)
         self._promote(app_dir, staging_name, spec.version)
-        return manifest
+        # Notes (a skipped mirror) belong to this run's report, not to the version: never persisted.
+        return {**manifest, "notes": job.notes} if job.notes else manifest
 
     def _check_space(self, job: _Job, source_size: int | None) -> None:
         """Before the first byte is read: the catalog `size`, or at least the download's, must fit."""
@@ -355,8 +392,51 @@ class AppStore:
         return DiskError(f"disk full under {self.layout.root}{more}. Nothing was installed")
 
     def _fill_staging(self, job: _Job, staging_name: str, fetch_salt, progress) -> list:
+        """Download, hash and unpack the source, from the first depot mirror that delivers it;
+        for an installer, then run it into staging."""
+        spec, app_dir = job.spec, job.app_dir
+        unpacked_name = staging_name if spec.kind != "installer" else job.scratch_name("-source")
+        failures = []
+        for index, url in enumerate(spec.sources):
+            if index:  # what the mirror before left half-written goes; the next starts afresh
+                self._reset_scratch(job, staging_name)
+            if unpacked_name != staging_name:
+                app_dir.mkdir(unpacked_name, 0o700).close()
+            try:
+                records, fetched = self._download(job, url, unpacked_name, fetch_salt, progress)
+                break
+            except DepotError as exc:
+                # A mirror that is down, refuses, stalls or breaks off: try the next. A hash
+                # mismatch is not a DepotError: the bytes were wrong, and another mirror of the
+                # same catalog entry is not asked to confirm them.
+                if len(spec.sources) == 1:
+                    raise
+                failures.append(str(exc))
+                job.notes.append(f"depot mirror skipped: {exc}")
+        else:
+            raise DepotError(
+                f"none of its {len(spec.sources)} depot mirrors delivered it: "
+                + "; ".join(failures)
+            )
+        job.fetched_from = url
+        if spec.kind == "installer":
+            if progress:
+                progress("installer", fetched.done, fetched.total)
+            self._run_installer(spec, app_dir.join(unpacked_name), app_dir.join(staging_name))
+            with app_dir.child(staging_name) as staging:
+                records = _unpack().scan(staging)
+        return records
+
+    @staticmethod
+    def _reset_scratch(job: _Job, staging_name: str) -> None:
+        for name in job.scratch:
+            job.app_dir.remove(name)
+        job.app_dir.mkdir(staging_name, 0o755).close()
+
+    def _download(self, job: _Job, url: str, unpacked_name: str, fetch_salt, progress):
+        """Stream one source URL through the hash into `unpacked_name`: (records, the reader)."""
         spec, app_dir, limits = job.spec, job.app_dir, self.limits
-        stream, size = open_source(spec.source, fetch_salt, timeout=limits.depot_idle_timeout)
+        stream, size = open_source(url, fetch_salt, timeout=limits.depot_idle_timeout)
         reader = HashingReader(
             stream,
             spec.hash_algorithm,
@@ -364,46 +444,70 @@ class AppStore:
             (lambda done, total: progress("download", done, total)) if progress else None,
             idle=limits.depot_idle_timeout,
             deadline=limits.depot_deadline,
-            shown=redact_url(spec.source),
+            shown=redact_url(url),
         )
         job.budget = _unpack().Budget(
             limits.max_unpacked_bytes, spec.size, limits.max_expansion, lambda: reader.done
         )
         with contextlib.closing(reader):
             self._check_space(job, size)
-            unpacked_name = (
-                staging_name if spec.kind != "installer" else job.scratch_name("-source")
-            )
-            if unpacked_name != staging_name:
-                app_dir.mkdir(unpacked_name, 0o700).close()
-            with app_dir.child(unpacked_name) as target, self._source_stream(job, reader) as stream:
+            with (
+                app_dir.child(unpacked_name) as target,
+                self._source_stream(job, url, reader) as stream,
+            ):
+                job.reuse = self._reuse(job) if spec.kind == "archive" else None
                 try:
-                    records = _unpack().extract(stream, target, spec.strip_components, job.budget)
+                    records = _unpack().extract(
+                        stream, target, spec.strip_components, job.budget, job.reuse
+                    )
                 except WorkstationError:
                     # A truncated or corrupt download fails to unpack: the hash names the real cause.
                     with contextlib.suppress(WorkstationError):
                         reader.drain()
-                    if reader.error is None and reader.hexdigest() != spec.hash_hex:
-                        raise self._mismatch(spec, reader) from None
+                    if reader.error is not None:
+                        raise reader.error from None
+                    if reader.hexdigest() != spec.hash_hex:
+                        raise self._mismatch(spec, url, reader) from None
                     raise
             reader.drain()
         if reader.hexdigest() != spec.hash_hex:
-            raise self._mismatch(spec, reader)
-        if spec.kind == "installer":
-            if progress:
-                progress("installer", reader.done, reader.total)
-            self._run_installer(spec, app_dir.join(unpacked_name), app_dir.join(staging_name))
-            with app_dir.child(staging_name) as staging:
-                records = _unpack().scan(staging)
-        return records
+            raise self._mismatch(spec, url, reader)
+        return records, reader
+
+    @staticmethod
+    def _reuse(job: _Job):
+        """The installed versions' files a new version's identical files may share, newest install
+        winning a path: read from each version's file list (the per-file sha256, size and mode)."""
+        unpack = _unpack()
+        found = []
+        for version in job.app_dir.listdir():
+            if version.startswith("."):
+                continue
+            with (
+                contextlib.suppress(OSError, WorkstationError),
+                job.app_dir.child(version) as folder,
+            ):
+                manifest, rows = (
+                    _loads(folder.read_bytes(MANIFEST)),
+                    _loads(folder.read_bytes(FILE_LIST)),
+                )
+                if isinstance(manifest, dict) and isinstance(rows, list):
+                    found.append((manifest.get("installed_at") or "", version, rows))
+        candidates = {}
+        for _, version, rows in sorted(found):
+            for row in rows:
+                record = unpack.Record.from_list(row)
+                if record.type == "file" and record.size:
+                    candidates[record.path] = (version, record)
+        return unpack.Reuse(job.app_dir, candidates) if candidates else None
 
     @contextlib.contextmanager
-    def _source_stream(self, job: _Job, reader: HashingReader):
+    def _source_stream(self, job: _Job, url: str, reader: HashingReader):
         """The stream to unpack: the reader itself, or for a zip the (hashed) bytes spooled beside staging.
 
         A zip keeps Unix modes in its central directory, at the end: libarchive must seek to read it.
         """
-        if not urllib.parse.urlsplit(job.spec.source).path.lower().endswith(".zip"):
+        if not urllib.parse.urlsplit(url).path.lower().endswith(".zip"):
             yield reader
             return
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -415,9 +519,9 @@ class AppStore:
             yield spool
 
     @staticmethod
-    def _mismatch(spec: VersionSpec, reader: HashingReader) -> HashMismatch:
+    def _mismatch(spec: VersionSpec, url: str, reader: HashingReader) -> HashMismatch:
         return HashMismatch(
-            f"{redact_url(spec.source)} has {spec.hash_algorithm} {reader.hexdigest()}, the pillar says "
+            f"{redact_url(url)} has {spec.hash_algorithm} {reader.hexdigest()}, the pillar says "
             f"{spec.hash_hex}. Nothing was installed: fix the hash in the catalog or restore the depot file"
         )
 
@@ -457,18 +561,21 @@ class AppStore:
         if returncode != 0:
             raise InstallError(f"the installer exited with {returncode}; log: {log_path}")
 
-    def _manifest(self, spec: VersionSpec, records: list, seconds: float) -> dict:
+    def _manifest(self, spec: VersionSpec, records: list, seconds: float, job: _Job) -> dict:
         return {
             "app": spec.app,
             "version": spec.version,
             "kind": spec.kind,
             "source": redact_url(spec.source) if spec.source else None,
+            "fetched_from": redact_url(job.fetched_from) if job.fetched_from else None,
             "hash": spec.hash,
             "identity": identity(spec),
             "launchers": spec.launchers,
             "env": spec.env,
             "files": sum(1 for record in records if record.type != "dir"),
             "bytes": sum(record.size for record in records),
+            # Identical files of installed versions this one shares by hardlink: bytes it took no space for.
+            "shared": _shared(job.reuse),
             "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "install_seconds": round(seconds, 3),
             "installed_by": f"salt-workstation {__version__}",
@@ -618,12 +725,26 @@ class _Job:
         self.app_dir: safefs.Dir | None = None
         self.budget = None
         self.scratch: list[str] = []
+        self.notes: list[str] = []  # what the install's report should mention (skipped mirrors)
+        self.fetched_from: str | None = None
+        self.reuse = None  # files of installed versions that identical new files link to
 
     def scratch_name(self, suffix: str) -> str:
         """A staging, source or spool name beside the versions; removed however the install ends."""
         name = f"{STAGING_PREFIX}{self.spec.version}-{os.getpid()}{suffix}"
-        self.scratch.append(name)
+        if name not in self.scratch:
+            self.scratch.append(name)
         return name
+
+
+def _shared(reuse) -> dict:
+    if reuse is None or not reuse.linked:
+        return {"files": 0, "bytes": 0, "with": []}
+    return {
+        "files": len(reuse.linked),
+        "bytes": reuse.linked_bytes,
+        "with": sorted(set(reuse.linked.values())),
+    }
 
 
 def _check_entry(entry: safefs.Entry, record, deep: bool, unpack) -> str | None:

@@ -35,6 +35,7 @@ STAGING_PREFIX = ".staging-"
 TRASH_PREFIX = ".trash-"
 HISTORY = ".history.json"
 LOCK = ".lock"
+INSTALL_SLOTS = ".install-slots"  # in apps/: one lock file per install that may run at once
 
 
 def is_system_dir(path: str) -> bool:

@@ -7,6 +7,7 @@ states, the formula and the tests all share one reading of the pillar.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import urllib.parse
 from dataclasses import dataclass, field
@@ -36,8 +37,10 @@ TOP_KEYS = (
     "display",
     "limits",
     "verify",
+    "install_workers",
 )
 PHASES = ("all", "bake", "boot")
+MAX_INSTALL_WORKERS = 64
 VERIFY_MODES = ("shallow", "deep")
 # workstation:limits: what one install may take (sizes in bytes, times in seconds).
 LIMIT_KEYS = ("max_unpacked_bytes", "max_expansion", "depot_idle_timeout", "depot_deadline")
@@ -104,6 +107,12 @@ class VersionSpec:
     packages: dict = field(default_factory=dict)
     services: tuple = ()
     size: int | None = None  # unpacked bytes, when the catalog declares them
+    mirrors: tuple = ()  # further URLs of the same bytes, tried in order when `source` cannot be read
+
+    @property
+    def sources(self) -> tuple:
+        """Every URL the source can be read from, in the order to try them."""
+        return (self.source, *self.mirrors) if self.source else ()
 
     @property
     def hash_algorithm(self):
@@ -190,14 +199,7 @@ def check_settings(config) -> list[Issue]:
                 f"{root} is a system folder; use a folder of its own such as /opt/studio",
             )
         )
-    depot = config.get("depot")
-    if not isinstance(depot, str) or not (depot.startswith(DEPOT_SCHEMES) or depot.startswith("/")):
-        issues.append(
-            Issue(
-                path_of("depot"),
-                f"must be a salt://, http(s)://, file:// URL or an absolute path, got {depot!r}",
-            )
-        )
+    issues += check_depot(config.get("depot"))
     phase = config.get("phase", "all")
     if phase not in PHASES:
         issues.append(
@@ -223,7 +225,58 @@ def check_settings(config) -> list[Issue]:
                 f"or deep (re-hash every installed file, repair what changed), got {verify!r}",
             )
         )
+    workers = config.get("install_workers", "auto")
+    if workers != "auto" and (
+        isinstance(workers, bool)
+        or not isinstance(workers, int)
+        or not 1 <= workers <= MAX_INSTALL_WORKERS
+    ):
+        issues.append(
+            Issue(
+                path_of("install_workers"),
+                f"must be auto or a whole number from 1 (one install at a time) to "
+                f"{MAX_INSTALL_WORKERS}, got {workers!r}",
+            )
+        )
     return issues + check_limits(config.get("limits", {}))
+
+
+def install_workers(config) -> int:
+    """How many app versions one apply installs at once. `auto`: four per CPU, from 4 to 8.
+
+    An install spends most of its time waiting on the depot (a WAN link or an object store
+    limits each connection) and needs about a quarter of a core to inflate, hash and write at
+    such rates: more connections than cores pay off, and past 8 the depot and the disk, not the
+    workstation, set the pace.
+    """
+    workers = config.get("install_workers", "auto")
+    if isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1:
+        return min(workers, MAX_INSTALL_WORKERS)
+    return max(4, min(8, 4 * (os.cpu_count() or 1)))
+
+
+def depot_mirrors(depot) -> list:
+    """The depot setting as the ordered list of mirrors to try (one depot is a list of one)."""
+    return list(depot) if isinstance(depot, list) else [depot]
+
+
+def check_depot(depot) -> list[Issue]:
+    """`workstation:depot`: one base URL, or an ordered list of mirrors of the same files."""
+    if isinstance(depot, list) and not depot:
+        return [Issue(path_of("depot"), "lists no mirror; give one depot URL or a list of them")]
+    issues = []
+    for index, mirror in enumerate(depot_mirrors(depot)):
+        if not isinstance(mirror, str) or not (
+            mirror.startswith(DEPOT_SCHEMES) or mirror.startswith("/")
+        ):
+            where = path_of("depot", index) if isinstance(depot, list) else path_of("depot")
+            issues.append(
+                Issue(
+                    where,
+                    f"must be a salt://, http(s)://, file:// URL or an absolute path, got {mirror!r}",
+                )
+            )
+    return issues
 
 
 def check_limits(limits) -> list[Issue]:
@@ -305,20 +358,7 @@ def check_version_spec(app, version, spec, path) -> list[Issue]:
             else:
                 issues.append(issue(key, f"unknown key{did_you_mean(key, list(allowed))}"))
     if kind in ("archive", "installer"):
-        source = spec.get("source")
-        if not isinstance(source, str) or not source:
-            issues.append(
-                issue("source", "is required: a path relative to the depot or an absolute URL")
-            )
-        elif "://" in source and not source.startswith(DEPOT_SCHEMES):
-            issues.append(
-                issue(
-                    "source",
-                    f"unsupported URL scheme in '{source}'; use salt://, http(s):// or file://",
-                )
-            )
-        elif "://" not in source and ".." in PurePosixPath(source).parts:
-            issues.append(issue("source", f"'{source}' must not climb out of the depot with '..'"))
+        issues.extend(_check_sources(spec.get("source"), issue))
         for problem in check_hash(spec.get("hash"), f"{path}:hash"):
             issues.append(Issue(problem.path, problem.message, app, version))
         strip = spec.get("strip_components", 0)
@@ -386,6 +426,29 @@ def check_version_spec(app, version, spec, path) -> list[Issue]:
                 issues.append(issue(f"env:{name}", "is not a valid environment variable name"))
             if not isinstance(value, str):
                 issues.append(issue(f"env:{name}", f"must be text; quote it, got {value!r}"))
+    return issues
+
+
+def _check_sources(source, issue) -> list[Issue]:
+    """A catalog `source`: one path or URL, or an ordered list of them (mirrors of the same bytes)."""
+    if isinstance(source, list) and not source:
+        return [issue("source", "lists no source; give a path relative to the depot or a URL")]
+    issues = []
+    for index, entry in enumerate(source if isinstance(source, list) else [source]):
+        where = f"source:{index}" if isinstance(source, list) else "source"
+        if not isinstance(entry, str) or not entry:
+            issues.append(
+                issue(where, "is required: a path relative to the depot or an absolute URL")
+            )
+        elif "://" in entry and not entry.startswith(DEPOT_SCHEMES):
+            issues.append(
+                issue(
+                    where,
+                    f"unsupported URL scheme in '{entry}'; use salt://, http(s):// or file://",
+                )
+            )
+        elif "://" not in entry and ".." in PurePosixPath(entry).parts:
+            issues.append(issue(where, f"'{entry}' must not climb out of the depot with '..'"))
     return issues
 
 
@@ -639,9 +702,22 @@ def resolve_source(source: str, depot: str) -> str:
     return base.rstrip("/") + "/" + urllib.parse.quote(source.lstrip("/"), safe="/+")
 
 
+def resolve_sources(source, depot) -> list[str]:
+    """Every URL a catalog source can be read from, in the order to try: each listed source in
+    turn, and a relative one on each depot mirror in turn (an absolute URL once)."""
+    urls: list[str] = []
+    for entry in source if isinstance(source, list) else [source]:
+        for mirror in depot_mirrors(depot):
+            url = resolve_source(entry, mirror)
+            if url not in urls:
+                urls.append(url)
+    return urls
+
+
 def resolve_spec(app, version, spec, depot) -> VersionSpec:
     """A validated raw catalog entry as a VersionSpec (call check_version_spec first)."""
     kind = spec.get("kind", "archive")
+    sources = resolve_sources(spec["source"], depot) if kind != "packages" else [None]
     installer = None
     if kind == "installer":
         installer = {
@@ -652,7 +728,8 @@ def resolve_spec(app, version, spec, depot) -> VersionSpec:
         app=app,
         version=version,
         kind=kind,
-        source=resolve_source(spec["source"], depot) if kind != "packages" else None,
+        source=sources[0],
+        mirrors=tuple(sources[1:]),
         hash=spec["hash"].lower() if kind != "packages" else None,
         strip_components=spec.get("strip_components", 0),
         launchers=dict(spec.get("launchers") or {}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from salt_workstation import contract, engine, pillar
 from salt_workstation.engine import AppStore
+from salt_workstation.errors import WorkstationError
 
 ACTIONS = {
     engine.ABSENT: "install",
@@ -28,6 +29,8 @@ def retention_id(app):
 def formula_data(config, store: AppStore) -> dict:
     """The states `workstation.apps` renders: one install per wanted version, one retention per app."""
     by_app = pillar.wanted_by_app(config)
+    wanted_versions = pillar.wanted_versions(config)
+    parallel = parallel_installs(config, store, wanted_versions)
     installs = [
         {
             "id": wanted.state_id,
@@ -35,8 +38,9 @@ def formula_data(config, store: AppStore) -> dict:
             "version": wanted.version_raw,
             "spec": wanted.spec,
             "used_by": wanted.used_by,
+            "parallel": wanted.state_id in parallel,
         }
-        for wanted in pillar.wanted_versions(config)
+        for wanted in wanted_versions
     ]
     apps = sorted(set(by_app) | set(store.installed()))
     retention = [
@@ -56,6 +60,37 @@ def formula_data(config, store: AppStore) -> dict:
         "start_services": config.get("phase", "all") != "bake",
         "retention": retention,
     }
+
+
+def parallel_installs(config, store: AppStore, wanted_versions: list) -> set:
+    """The install states Salt runs in parallel (`parallel: True`): the archive and installer
+    versions this apply will install, when there are two or more and install_workers allows it.
+
+    Versions already installed stay sequential (a converged apply forks nothing), as do OS
+    packages (one package manager at a time) and entries the contract rejects (they fail at once).
+    The engine's install slots bound how many of them run at the same time.
+    """
+    if pillar.install_workers(config) < 2 or pillar.check_depot(config.get("depot")):
+        return set()
+    pending = set()
+    for wanted in wanted_versions:
+        spec = wanted.spec
+        path = pillar.path_of("catalog", wanted.app, "versions", wanted.version)
+        if (
+            not isinstance(spec, dict)
+            or spec.get("kind", "archive") == "packages"
+            or pillar.check_version_spec(wanted.app, wanted.version, spec, path)
+            or pillar.name_issue(wanted.app, path, "app names")
+            or pillar.version_text(wanted.version_raw, path)[1]
+        ):
+            continue
+        resolved = pillar.resolve_spec(wanted.app, wanted.version, spec, config["depot"])
+        try:
+            if store.status(resolved) != engine.INSTALLED:
+                pending.add(wanted.state_id)
+        except (OSError, WorkstationError):
+            continue  # its own state reports what is wrong there, in order
+    return pending if len(pending) > 1 else set()
 
 
 def services(config) -> list[dict]:
@@ -188,6 +223,8 @@ def inventory(config, store: AppStore) -> dict:
                 "hash": manifest.get("hash"),
                 "files": manifest.get("files"),
                 "bytes": manifest.get("bytes"),
+                # shared: files and bytes that are hardlinks to another installed version of the app
+                "shared": manifest.get("shared") or {"files": 0, "bytes": 0, "with": []},
                 "installed_at": manifest.get("installed_at"),
             }
             for version, manifest in versions.items()

@@ -400,6 +400,69 @@ class Dir:
                 raise disk_error(OSError(err, os.strerror(err)), self.path)
             os.sync()
 
+    def open_file(self, name: str) -> int:
+        """A read-only descriptor of the regular file `name`, never through a symlink (UnsafePath
+        otherwise); the caller closes it."""
+        try:
+            fd = os.open(component(name), FILE_READ_FLAGS | os.O_NONBLOCK, dir_fd=self.fd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EISDIR):
+                raise UnsafePath(
+                    f"{self.join(name)} is not a regular file; it is not read"
+                ) from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UnsafePath(f"{self.join(name)} is not a regular file; it is not read")
+        return fd
+
+    def hardlink(self, name: str, source: Dir, source_name: str) -> None:
+        """A new name `name` here for the regular file `source_name` in `source` (same filesystem):
+        the link itself is never followed, and a file already at `name` is replaced (unlinked first,
+        as an archive's later member replaces an earlier one); a folder there is refused."""
+        component(name)
+        info = self.lstat(name)
+        if info is not None:
+            if stat.S_ISDIR(info.st_mode):
+                raise UnsafePath(f"{self.join(name)} is a folder; a file cannot take its place")
+            os.unlink(name, dir_fd=self.fd)
+        self._wrap(
+            os.link,
+            component(source_name),
+            name,
+            src_dir_fd=source.fd,
+            dst_dir_fd=self.fd,
+            follow_symlinks=False,
+        )
+
+    def unshare(self, name: str) -> None:
+        """Give the regular file `name` an inode of its own (a private copy, renamed over it), so a
+        write or chmod through this name can never reach another name of the same inode."""
+        source = self.open_file(name)
+        try:
+            info = os.fstat(source)
+            if info.st_nlink <= 1:
+                return
+
+            def make(temporary):
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+                target = self._wrap(os.open, temporary, flags, 0o600, dir_fd=self.fd)
+                try:
+                    left = info.st_size
+                    while left:
+                        copied = self._wrap(os.sendfile, target, source, None, min(left, 1 << 30))
+                        if not copied:
+                            raise OSError(errno.EIO, f"{self.join(name)} shrank while copied")
+                        left -= copied
+                    os.fchmod(target, stat.S_IMODE(info.st_mode))
+                    os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+                finally:
+                    os.close(target)
+
+            self._replace(name, "file can be copied", make)
+        finally:
+            os.close(source)
+
     # ---- removing ---------------------------------------------------------------
 
     def remove(self, name: str) -> bool:

@@ -41,6 +41,7 @@ from salt_workstation.errors import (
     InstallError,
     LimitExceeded,
     UnsafeArchive,
+    UnsafePath,
     WorkstationError,
 )
 from salt_workstation.paths import RESERVED_NAMES
@@ -287,6 +288,95 @@ class Budget:
                 )
 
 
+class Reuse:
+    """Files of the app's installed versions that a new version's identical files become hardlinks to.
+
+    `candidates` maps a path inside the version to (version, Record) from that version's file
+    list: a member at the same path, of the same size and mode, is compared byte for byte with
+    the installed file while it streams, and nothing of it is written unless they differ (then
+    its bytes so far are copied from the installed file, and the rest from the archive: each
+    file is written at most once). An identical file becomes one more name of the installed
+    inode, so it takes no space; removing either version removes only its names.
+
+    Nothing is ever written through a shared inode: a later member at a linked path replaces
+    the link, and an archive hardlink that carries data of its own first gets a private copy.
+    """
+
+    def __init__(self, app_dir: safefs.Dir, candidates: dict):
+        self.app_dir = app_dir
+        self.candidates = candidates
+        self.linked: dict[str, str] = {}  # path in the new version -> version it shares
+        self.linked_bytes = 0
+        self._folder: tuple | None = (
+            None  # (version, parent path, Dir): archives come folder by folder
+        )
+
+    def _parent(self, version: str, parent: str) -> safefs.Dir:
+        if self._folder is None or self._folder[:2] != (version, parent):
+            self.close()
+            names = [version, *(parent.split("/") if parent else [])]
+            self._folder = (version, parent, self.app_dir.descend(*names))
+        return self._folder[2]
+
+    def candidate(self, rel: str, size: int, mode: int):
+        """(the installed file's read descriptor, its folder, its name, its version), or None."""
+        found = self.candidates.get(rel)
+        if found is None or not size:
+            return None
+        version, record = found
+        if record.size != size or record.mode != mode:
+            return None
+        parent, _, name = rel.rpartition("/")
+        try:
+            folder = self._parent(version, parent)
+            fd = folder.open_file(name)
+        except (OSError, WorkstationError):
+            return None  # gone, or a link planted in the old version: write the file
+        info = os.fstat(fd)
+        if info.st_size != size or stat.S_IMODE(info.st_mode) != mode:
+            os.close(fd)
+            return None
+        return fd, folder, name, version
+
+    def link(self, staging: safefs.Dir, rel: str, source: safefs.Dir, name: str, version: str):
+        parent, _, leaf = rel.rpartition("/")
+        try:
+            with staging.descend(*(parent.split("/") if parent else []), create=True) as folder:
+                folder.hardlink(leaf, source, name)
+        except UnsafePath as exc:
+            raise UnsafeArchive(f"the archive could not be unpacked safely: {exc}") from None
+        self.linked[rel] = version
+
+    def before_write(self, staging: safefs.Dir, rel: str, record: Record, data_size: int) -> None:
+        """What libarchive is about to write at `rel` must not reach a shared inode."""
+        if rel in self.linked:
+            # A later member at the same path replaces the earlier one: drop our link first.
+            self.linked_bytes -= self.candidates[rel][1].size
+            del self.linked[rel]
+            with _in_staging(staging, rel) as (folder, leaf):
+                folder.remove(leaf)
+        if record.type == "hardlink" and data_size > 0 and record.target in self.linked:
+            with _in_staging(staging, record.target) as (folder, leaf):
+                folder.unshare(leaf)  # libarchive writes a hardlink's own data through its target
+            self.linked_bytes -= self.candidates[record.target][1].size
+            del self.linked[record.target]
+
+    def close(self) -> None:
+        if self._folder is not None:
+            self._folder[2].close()
+            self._folder = None
+
+
+@contextlib.contextmanager
+def _in_staging(staging: safefs.Dir, rel: str):
+    parent, _, leaf = rel.rpartition("/")
+    try:
+        with staging.descend(*(parent.split("/") if parent else [])) as folder:
+            yield folder, leaf
+    except UnsafePath as exc:
+        raise UnsafeArchive(f"the archive could not be unpacked safely: {exc}") from None
+
+
 def _raw(name: str, argtypes: list, restype=ctypes.c_int):
     """A libarchive call that returns its status as is: libarchive-c's wrappers only log ARCHIVE_WARN,
     which is what a failed write() returns, so a disk-full spell would pass unnoticed."""
@@ -323,17 +413,23 @@ def _check_write(status: int, writer, rel: str, refused=InstallError) -> None:
     raise refused(f"writing '{rel[:200]}' failed: {message}")
 
 
-def extract(stream, dest, strip_components: int = 0, budget: Budget | None = None) -> list[Record]:
+def extract(
+    stream, dest, strip_components: int = 0, budget: Budget | None = None, reuse=None
+) -> list[Record]:
     """Unpack the archive read from `stream` into the existing, empty folder `dest` (a path or a safefs.Dir).
 
     Disk errors come out as OSError (ENOSPC, EIO, ...), for the caller to word with what it knows.
     """
     with dest if isinstance(dest, safefs.Dir) else safefs.Dir.root(dest) as folder:
-        return _extract_into(stream, folder, strip_components, budget or Budget())
+        try:
+            return _extract_into(stream, folder, strip_components, budget or Budget(), reuse)
+        finally:
+            if reuse is not None:
+                reuse.close()
 
 
 def _extract_into(
-    stream, folder: safefs.Dir, strip_components: int, budget: Budget
+    stream, folder: safefs.Dir, strip_components: int, budget: Budget, reuse: Reuse | None
 ) -> list[Record]:
     records: list[Record] = []
     buff, size, offset = ctypes.c_void_p(), ctypes.c_size_t(), ctypes.c_longlong()
@@ -353,6 +449,17 @@ def _extract_into(
                     continue
                 record = _prepare(entry, name, rel, strip_components)
                 entry.pathname = rel
+                candidate = None
+                if reuse is not None:
+                    reuse.before_write(folder, rel, record, entry.size or 0)
+                    if record.type == "file":
+                        candidate = reuse.candidate(rel, record.size, record.mode)
+                if candidate is not None:
+                    record = _share_or_copy(
+                        entry, writer, record, buff, size, offset, budget, candidate, folder, reuse
+                    )
+                    records.append(record)
+                    continue
                 _check_write(_WRITE_HEADER(writer, entry._entry_p), writer, rel, UnsafeArchive)
                 if record.type == "file":
                     record = _copy_data(entry, writer, record, buff, size, offset, budget)
@@ -407,6 +514,64 @@ def _copy_data(entry, writer, record, buff, size, offset, budget: Budget) -> Rec
             f"'{record.path[:200]}' holds {written} of its {record.size} bytes in the archive"
         )
     return Record(record.path, "file", record.mode, written, digest.hexdigest())
+
+
+def _share_or_copy(
+    entry, writer, record, buff, size, offset, budget: Budget, candidate, staging, reuse: Reuse
+) -> Record:
+    """A member that may equal an installed file: compare its blocks with that file as they stream.
+    Equal to the end: a hardlink, nothing written. Different from some block on: write the entry
+    then, its bytes so far copied from the installed file (they were equal), the rest streamed."""
+    fd, source, source_name, version = candidate
+    try:
+        digest = hashlib.new(FILE_HASH)
+        read_p = entry._archive_p
+        same, position = True, 0
+        while (
+            ffi.read_data_block(
+                read_p, ctypes.byref(buff), ctypes.byref(size), ctypes.byref(offset)
+            )
+            != ffi.ARCHIVE_EOF
+        ):
+            if not size.value:
+                continue
+            budget.add(size.value)
+            block = ctypes.string_at(buff, size.value)
+            digest.update(block)
+            if same:
+                if offset.value == position and os.pread(fd, len(block), position) == block:
+                    position += len(block)
+                    continue
+                same = False
+                _check_write(
+                    _WRITE_HEADER(writer, entry._entry_p), writer, record.path, UnsafeArchive
+                )
+                _copy_prefix(fd, position, writer, record.path)
+            _check_write(_WRITE_DATA_BLOCK(writer, buff, size, offset), writer, record.path)
+        if same:
+            if position != record.size:
+                raise InstallError(
+                    f"'{record.path[:200]}' holds {position} of its {record.size} bytes in the archive"
+                )
+            reuse.link(staging, record.path, source, source_name, version)
+            reuse.linked_bytes += record.size
+        else:
+            _check_write(_WRITE_FINISH_ENTRY(writer), writer, record.path)
+    finally:
+        os.close(fd)
+    return Record(record.path, "file", record.mode, record.size, digest.hexdigest())
+
+
+def _copy_prefix(fd: int, count: int, writer, rel: str) -> None:
+    """The first `count` bytes of the installed file (equal to the member's) into the entry being written."""
+    done = 0
+    while done < count:
+        chunk = os.pread(fd, min(READ_BLOCK, count - done), done)
+        if not chunk:
+            raise InstallError(f"'{rel[:200]}': the installed copy shrank while it was compared")
+        block = ctypes.create_string_buffer(chunk, len(chunk))
+        _check_write(_WRITE_DATA_BLOCK(writer, block, len(chunk), done), writer, rel)
+        done += len(chunk)
 
 
 def resolve_inside(records: list[Record], rel: str) -> str | None:

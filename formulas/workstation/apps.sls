@@ -16,6 +16,9 @@
     - depot: {{ workstation.depot | tojson }}
     - used_by: {{ install.used_by | tojson }}
     - verify: {{ workstation.verify | tojson }}
+{%- if install.parallel %}
+    - parallel: True   {#- one of several to install now: the engine's slots bound how many at once #}
+{%- endif %}
 {%- endfor %}
 
 {%- for retention in apps.retention %}

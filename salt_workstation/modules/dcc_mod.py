@@ -61,7 +61,11 @@ def _config():
 
 def _store(install_root=None):
     config = _config()
-    return AppStore(install_root or config["install_root"], limits=config.get("limits"))
+    return AppStore(
+        install_root or config["install_root"],
+        limits=config.get("limits"),
+        workers=pillar.install_workers(config),
+    )
 
 
 def _fetch_salt(url):
@@ -257,8 +261,8 @@ def install(app, version, spec=None, install_root=None, depot=None):
         progress("failed", error=message)
         raise CommandExecutionError(message) from None
     finally:
-        if resolved is not None:
-            _drop_cached(resolved.source)
+        for url in resolved.sources if resolved is not None else ():
+            _drop_cached(url)
     log.info("installed %s %s (%s files)", app, version, manifest["files"])
     progress("done", manifest["bytes"], manifest["bytes"])
     return manifest

@@ -178,8 +178,22 @@ def installed(
     ret["comment"] = (
         f"{name} {version} {_VERBS[status]} at {dest}: {manifest['files']} files, "
         f"{manifest['bytes'] / 2**20:.1f} MiB in {manifest['install_seconds']:.1f} s"
+        + _shared_note(manifest)
+        + "".join(f"\n- {note}" for note in manifest.get("notes") or [])
     )
     return ret
+
+
+def _shared_note(manifest):
+    """What a version bump saved: the files it shares with an installed version instead of copying."""
+    shared = manifest.get("shared") or {}
+    if not shared.get("bytes"):
+        return ""
+    share = shared["bytes"] / max(manifest["bytes"], 1)
+    return (
+        f"; {shared['bytes'] / 2**20:.1f} MiB ({share:.0%}, {shared['files']} files) shared with "
+        f"{', '.join(shared['with'])} by hardlinks, not copied"
+    )
 
 
 _VERBS = {

@@ -15,6 +15,7 @@ import os
 
 import pytest
 
+from salt_workstation.paths import INSTALL_SLOTS
 from tests.faults.conftest import (
     assert_in_place,
     assert_no_traceback,
@@ -130,10 +131,12 @@ def hostile_pillar(field: str, box, pillar: dict) -> tuple[dict, dict]:
 
 
 def assert_layout(box, apps: dict) -> None:
-    """install_root holds apps, logs and productions; apps/ only the apps wanted, each only its versions."""
+    """install_root holds apps, logs and productions; apps/ only the apps wanted (and the install
+    slots' lock files), each only its versions."""
     root = box.install_root
     assert set(os.listdir(root)) <= {"apps", "logs", "productions"}, sorted(os.listdir(root))
-    assert set(os.listdir(root / "apps")) <= set(apps), sorted(os.listdir(root / "apps"))
+    allowed = {*apps, INSTALL_SLOTS}
+    assert set(os.listdir(root / "apps")) <= allowed, sorted(os.listdir(root / "apps"))
     for app, versions in apps.items():
         folder = root / "apps" / app
         found = (

@@ -187,3 +187,39 @@ def test_the_config_is_merged_once_per_job_and_again_when_the_pillar_changes(
     assert len(merges) == 2
     assert loaders.modules.workstation.config()["retain"] == 1  # back to the minion's own pillar
     assert len(merges) == 3
+
+
+def test_a_version_bump_says_what_it_shares_and_a_mirror_list_installs(loaders, tmp_path):
+    """Issue #16: the state's comment names the bytes a bump shares with the installed version by
+    hardlinks; a source list whose first mirror is missing installs from the next, with a note."""
+    root = tmp_path / "studio"
+    common = {f"lib/part{i}.bin": (bytes([i]) * 65536, 0o644) for i in range(8)}
+
+    def build(version):
+        files = {
+            **archives.app_files("tool", "1.0"),
+            **common,
+            "VERSION": (version.encode(), 0o644),
+        }
+        path = archives.write_tar(
+            tmp_path / "depot" / f"tool-{version}.tar.gz", files, top=f"tool-{version}"
+        )
+        return {
+            "source": [f"file://{tmp_path}/gone/tool-{version}.tar.gz", f"file://{path}"],
+            "hash": archives.sha256_of(path),
+            "strip_components": 1,
+            "launchers": {"tool": "bin/tool"},
+        }
+
+    first = loaders.states.dcc.installed(
+        "tool", version="1.0", install_root=str(root), **build("1.0")
+    )
+    bump = build("1.1")
+    dry = loaders.states.dcc.installed(
+        "tool", version="1.1", install_root=str(root), test=True, **bump
+    )
+    real = loaders.states.dcc.installed("tool", version="1.1", install_root=str(root), **bump)
+    assert first.result is True and real.result is True
+    assert real.changes == dry.changes
+    assert "- depot mirror skipped: " in real.comment and "/gone/tool-1.1.tar.gz" in real.comment
+    assert "0.5 MiB (100%, 12 files) shared with 1.0 by hardlinks, not copied" in real.comment

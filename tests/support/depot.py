@@ -45,6 +45,9 @@ class DepotServer:
     def __init__(self, root: Path, throttle: float = 0.0):
         self.root = Path(root)
         self.requests = 0
+        self.active = 0  # requests being answered now
+        self.peak = 0  # the most answered at once since reset_peak()
+        self._lock = threading.Lock()
         self.throttle = throttle
         self.faults: dict[str, Fault] = {}
         self._closing = threading.Event()
@@ -52,13 +55,20 @@ class DepotServer:
 
         class Handler(_QuietHandler):
             def do_GET(self):
-                depot.requests += 1
-                fault = depot.faults.get(
-                    urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
-                )
-                if fault is None:
-                    return super().do_GET()
-                return depot._misbehave(self, fault)
+                with depot._lock:
+                    depot.requests += 1
+                    depot.active += 1
+                    depot.peak = max(depot.peak, depot.active)
+                try:
+                    fault = depot.faults.get(
+                        urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+                    )
+                    if fault is None:
+                        return super().do_GET()
+                    return depot._misbehave(self, fault)
+                finally:
+                    with depot._lock:
+                        depot.active -= 1
 
             def copyfile(self, source, outputfile):
                 if not depot.throttle:
@@ -84,6 +94,10 @@ class DepotServer:
         self.clear()
         self._server.shutdown()
         self._server.server_close()
+
+    def reset_peak(self) -> None:
+        with self._lock:
+            self.peak = self.active
 
     # ---- faults, per URL path -----------------------------------------------------------
 

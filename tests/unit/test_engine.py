@@ -803,3 +803,27 @@ def test_prune_of_an_unknown_app_does_nothing(store):
     assert store.retention("maya", ["2025"], 1) == ([], [])
     assert store.prune("maya", ["2025"], 1) == []
     assert not store.layout.app_dir("maya").exists()
+
+
+def test_install_slots_bound_installs_running_at_once(tmp_path):
+    """Issue #16: with `workers` set, an install takes one of that many slots (lock files shared by
+    every process on the machine) before its app's lock, and waits while all are held."""
+    import threading
+
+    from salt_workstation import engine
+
+    store = engine.AppStore(tmp_path / "studio", workers=1)
+    entered = threading.Event()
+
+    def second():
+        with store._install_slot():
+            entered.set()
+
+    with store._install_slot():
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        assert not entered.wait(0.3)  # the one slot is held
+    assert entered.wait(5)
+    waiter.join()
+    assert sorted(os.listdir(tmp_path / "studio" / "apps" / ".install-slots")) == ["slot-0"]
+    assert store.installed() == {}

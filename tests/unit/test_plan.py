@@ -288,3 +288,47 @@ def test_inventory(depot, catalog, store):
     assert blender["hash"] == catalog["blender"]["versions"]["4.2"]["hash"]
     assert blender["dest"] == str(store.layout.version_dir("blender", "4.2"))
     assert blender["files"] == 4
+
+
+def _parallel(cfg, store) -> dict:
+    return {item["id"]: item["parallel"] for item in plan.formula_data(cfg, store)["installs"]}
+
+
+def test_installs_run_in_parallel_only_when_two_or_more_will_install(depot, catalog, store):
+    """Issue #16: `parallel: True` goes on the archive installs this apply makes, when there are
+    two or more and install_workers allows; never on what is installed, nor on OS packages."""
+    shows = {"show-a": {"apps": {"blender": "4.2", "nuke": "15.1v3"}}}
+    cfg = make_config(depot, catalog, shows)
+    assert _parallel(cfg, store) == {
+        "workstation-app-blender-4.2": True,
+        "workstation-app-nuke-15.1v3": True,
+    }
+    assert set(
+        _parallel(make_config(depot, catalog, shows, install_workers=1), store).values()
+    ) == {False}
+    apply(make_config(depot, catalog, {"show-a": {"apps": {"nuke": "15.1v3"}}}), store)
+    assert set(_parallel(cfg, store).values()) == {False}  # one left to install: nothing to overlap
+    apply(cfg, store)
+    assert set(_parallel(cfg, store).values()) == {False}  # converged: no state forks
+    packaged = copy.deepcopy(catalog)
+    packaged["tools"] = {"versions": {"1": {"kind": "packages", "packages": {"tool": "1.0"}}}}
+    with_packages = make_config(
+        depot, packaged, {"show-a": {"apps": {"blender": "4.3", "tools": "1"}}}
+    )
+    assert _parallel(with_packages, store)["workstation-app-tools-1"] is False
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("auto", True), (1, True), (64, True), (0, False), (65, False), ("4", False), (True, False)],
+)
+def test_install_workers_is_validated(depot, catalog, value, ok):
+    issues = pillar.check_settings(make_config(depot, catalog, {}, install_workers=value))
+    assert [issue.path for issue in issues] == ([] if ok else ["workstation:install_workers"])
+
+
+def test_install_workers_auto_follows_the_cpu_count(monkeypatch):
+    for cpus, workers in ((1, 4), (2, 8), (16, 8)):
+        monkeypatch.setattr(os, "cpu_count", lambda cpus=cpus: cpus)
+        assert pillar.install_workers({"install_workers": "auto"}) == workers
+    assert pillar.install_workers({"install_workers": 3}) == 3
