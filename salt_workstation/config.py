@@ -28,12 +28,23 @@ def os_parameters(os_family: str | None) -> dict:
     return copy.deepcopy(_load_yaml("osfamilymap.yaml").get(os_family or "", {}) or {})
 
 
-def merge(base: dict, override: dict) -> dict:
-    """Deep-merge override onto a copy of base (dicts merge, everything else replaces)."""
+# Mappings that a later layer replaces whole instead of merging into: each is a choice of what to
+# install, so `{}` must mean none (`mount_packages: {}` turns the storage clients off), not "add none".
+REPLACED = {("os", "mount_packages")}
+
+
+def merge(base: dict, override: dict, _path: tuple = ()) -> dict:
+    """Deep-merge override onto a copy of base (dicts merge, everything else replaces, and so do
+    the mappings in REPLACED)."""
     merged = copy.deepcopy(base)
     for key, value in (override or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
+        path = (*_path, key)
+        if (
+            isinstance(value, dict)
+            and isinstance(merged.get(key), dict)
+            and path not in REPLACED
+        ):
+            merged[key] = merge(merged[key], value, path)
         else:
             merged[key] = copy.deepcopy(value)
     return merged

@@ -24,11 +24,21 @@ class ProgressReporter:
         self._clock = clock
         self._phase = None
         self._last = float("-inf")
+        self._done, self._total = 0, None
         self.sent = 0
 
     def __call__(
-        self, phase: str, done: int = 0, total: int | None = None, error: str | None = None
+        self,
+        phase: str,
+        done: int | None = None,
+        total: int | None = None,
+        error: str | None = None,
     ) -> None:
+        """Bytes not given are the last ones reported: the end keeps the download's total, so a
+        watcher sees one total from the first event to the last."""
+        done = self._done if done is None else done
+        total = self._total if total is None else total
+        self._done, self._total = done, total
         now = self._clock()
         if phase == self._phase and phase not in FINAL_PHASES and now - self._last < self._interval:
             return

@@ -184,7 +184,10 @@ def desktop_entry(
                 f"Icon={_string(icon)}",
                 "Terminal=false",
                 "StartupNotify=true",
-                f"Categories={menu_category(production)};",
+                # Graphics: a registered main category (desktop-file-validate asks for one), so
+                # the entry also shows in desktops' Graphics menu; the production's own category
+                # puts it in the production's submenu.
+                f"Categories=Graphics;{menu_category(production)};",
                 f"X-Workstation-Production={production}",
             ]
         )

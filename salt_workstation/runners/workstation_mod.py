@@ -34,6 +34,9 @@ def report(tgt="*", tgt_type="glob", format="table", timeout=60, gather_job_time
 
     format
         ``table`` (default), ``json`` or ``html`` (one self-contained page).
+        Each prints as it is, with no ``--out`` needed: ``json`` prints JSON
+        that ``json.load`` reads, ``table`` and ``html`` print their text.
+        An explicit ``--out`` still wins.
 
     CLI Example:
 
@@ -45,7 +48,7 @@ def report(tgt="*", tgt_type="glob", format="table", timeout=60, gather_job_time
         raise ValueError(f"format must be one of {', '.join(ws_report.RENDERERS)}, got {format!r}")
     started = time.monotonic()
     client = salt.client.get_local_client(mopts=__opts__)
-    expected, returns, last_answer = [], {}, 0.0
+    expected, returns = [], {}
     answers = client.cmd_iter(
         tgt,
         "workstation.report",
@@ -60,17 +63,23 @@ def report(tgt="*", tgt_type="glob", format="table", timeout=60, gather_job_time
             continue
         for minion, answer in item.items():
             returns[minion] = answer.get("ret") if isinstance(answer, dict) else answer
-            last_answer = time.monotonic() - started
-    fleet = ws_report.fleet(returns, expected, tgt, time.monotonic() - started, last_answer)
-    return ws_report.RENDERERS[format](fleet) if format != "json" else fleet
+    fleet = ws_report.fleet(
+        returns, expected, tgt, time.monotonic() - started, timeout, gather_job_timeout
+    )
+    # {"outputter", "data"} is how a runner picks its own outputter (salt-run honours it, --out
+    # overrides it): the data as JSON, or the rendered text as it is, not Salt's nested text.
+    if format == "json":
+        return {"outputter": "json", "data": fleet}
+    return {"outputter": "txt", "data": ws_report.RENDERERS[format](fleet)}
 
 
 def watch(tgt="*", timeout=3600, idle=10):
     """
     Show live progress of the installs on minions matching ``tgt`` (a glob on
     minion ids) from their ``workstation/install/progress`` events: progress
-    bars on a terminal, plain lines otherwise. Returns when every install seen
-    has finished or failed and nothing new came for ``idle`` seconds, or after
+    bars on a terminal (in MiB), plain lines otherwise. Returns when nothing new
+    came for ``idle`` seconds and every install seen has finished or failed,
+    or none started at all (then it says that nothing ran); at the latest after
     ``timeout`` seconds.
 
     CLI Example:
@@ -92,12 +101,25 @@ def watch(tgt="*", timeout=3600, idle=10):
                 if fnmatch.fnmatch(str(data.get("minion", "")), tgt):
                     show(board.update(data), data)
                     last_event = time.monotonic()
-            elif board.finished() and time.monotonic() - last_event >= idle:
+            elif time.monotonic() - last_event >= idle and (board.finished() or not board.installs):
                 break
+    installs = {" ".join(key): data.get("phase") for key, data in board.installs.items()}
     return {
-        "finished": board.finished(),
-        "installs": {" ".join(key): data.get("phase") for key, data in board.installs.items()},
+        "finished": board.finished() or not installs,
+        "installs": installs,
+        "comment": _watch_comment(installs, idle, timeout, time.monotonic() - started),
     }
+
+
+def _watch_comment(installs, idle, timeout, seconds):
+    if not installs:
+        return f"nothing ran: no install started on the targeted minions within {idle} s"
+    phases = list(installs.values())
+    ended = f"{phases.count('done')} done, {phases.count('failed')} failed"
+    running = len(phases) - phases.count("done") - phases.count("failed")
+    if running:
+        return f"gave up after {timeout} s with {running} still running; {ended}"
+    return f"{len(phases)} installs in {seconds:.0f} s: {ended}"
 
 
 class _display:
@@ -120,7 +142,7 @@ class _display:
             self.bars = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
-                DownloadColumn(),
+                DownloadColumn(binary_units=True),  # MiB, as the plain lines and the states say
                 TextColumn("{task.fields[phase]}"),
             )
             self.bars.start()

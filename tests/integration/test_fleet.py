@@ -3,6 +3,7 @@ answers), the HTML page in headless Chromium, and live progress from install eve
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -79,22 +80,37 @@ def fleet(fleet_master):
             factory.terminate()
 
 
-def test_report_of_ten_minions_lists_drift_convergence_and_silence(fleet_master, fleet):
-    run = fleet_master.salt_run_cli(timeout=300)
+def salt_run_as_typed(master, *args, timeout=300) -> str:
+    """What an operator sees from `salt-run ARGS` with no --out (the factories' CLI adds --out=json)."""
+    cmdline = [
+        arg
+        for arg in master.salt_run_cli().cmdline(*args)
+        if not arg.startswith(("--out=", "--out-indent="))
+    ]
+    done = subprocess.run(cmdline, capture_output=True, text=True, timeout=timeout, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
+
+def test_report_of_ten_minions_lists_drift_convergence_and_silence(fleet_master, fleet):
     started = time.monotonic()
-    result = run.run("workstation.report", "ws-fleet-*", "format=json", "timeout=10")
+    printed = salt_run_as_typed(
+        fleet_master, "workstation.report", "ws-fleet-*", "format=json", "timeout=10"
+    )
     seconds = time.monotonic() - started
 
-    report = result.data
+    report = json.loads(printed)  # format=json prints JSON, with no --out=json needed
     assert report["expected"] == 10 and report["answered"] == 9
     assert report["minions"][SILENT]["status"] == "no answer"
+    assert report["silent"] == [SILENT] and report["converged"] == CONVERGED
     assert report["drifted"] == DRIFTED
+    assert report["seconds"] >= 10 and report["timeout"] == 10  # the run includes the wait
     for minion in CONVERGED:
         assert report["minions"][minion]["drift"] == []
         assert report["minions"][minion]["productions"]["nightfall"]["blender"] == {
             "wanted": "4.2.3",
             "action": "keep",
+            "installed": ["4.2.3"],
         }
     drift = report["minions"][DRIFTED[0]]["drift"]
     assert [item["id"] for item in drift] == [
@@ -102,13 +118,14 @@ def test_report_of_ten_minions_lists_drift_convergence_and_silence(fleet_master,
         "workstation-launchers-nightfall-launchers-managed",
         "workstation-launchers-studio-launch-installed",
     ]
-    assert (
-        report["minions"][DRIFTED[0]]["productions"]["nightfall"]["blender"]["action"] == "install"
-    )
+    assert report["minions"][DRIFTED[0]]["productions"]["nightfall"]["blender"] == {
+        "wanted": "4.2.3",
+        "action": "install",
+        "installed": [],
+    }
     print(
-        f"\nfleet report of 10 minions: the 9 answering in {report['answers_seconds']} s, "
-        f"the silent one given up after {report['seconds']} s; {seconds:.1f} s wall for salt-run\n"
-        + render_table(report)
+        f"\nfleet report of 10 minions in {report['seconds']} s, the silent one waited for; "
+        f"{seconds:.1f} s wall for salt-run\n" + render_table(report)
     )
 
 
@@ -116,9 +133,13 @@ def test_report_of_ten_minions_lists_drift_convergence_and_silence(fleet_master,
     not shutil.which("chromium"), reason="chromium is not installed (make installs it as root)"
 )
 def test_html_report_renders_in_a_real_browser_with_drift_marked(fleet_master, fleet, tmp_path):
-    run = fleet_master.salt_run_cli(timeout=300)
-    page = tmp_path / "fleet.html"
-    page.write_text(run.run("workstation.report", "ws-fleet-*", "format=html", "timeout=5").stdout)
+    page = tmp_path / "fleet.html"  # as the docs say: format=html, no --out
+    page.write_text(
+        salt_run_as_typed(
+            fleet_master, "workstation.report", "ws-fleet-*", "format=html", "timeout=5"
+        )
+    )
+    assert page.read_text().startswith("<!DOCTYPE html>")
 
     dom = subprocess.run(
         [
@@ -146,7 +167,25 @@ def test_html_report_renders_in_a_real_browser_with_drift_marked(fleet_master, f
     for minion in CONVERGED:
         assert f'<tr class="ok" data-minion="{minion}">' in dom
     assert f'<tr class="missing" data-minion="{SILENT}"><td>{SILENT}</td><td>no answer</td>' in dom
-    assert dom.count('<td class="drift">4.2.3 (install)</td>') == len(DRIFTED)
+    assert dom.count('<td class="drift">4.2.3 (install; installed: nothing)</td>') == len(DRIFTED)
+    summary = dom[dom.index('<p id="summary">') : dom.index("<table")]  # above every table
+    assert "9 of 10 minions answered (ws-fleet-*): 5 converged, 4 drifted, 1 silent." in summary
+    assert '<a href="#production-nightfall">nightfall</a>' in summary
+
+
+def test_watch_with_nothing_installing_stops_after_idle_and_says_nothing_ran(fleet_master):
+    run = fleet_master.salt_run_cli(timeout=120)
+    started = time.monotonic()
+    result = run.run("workstation.watch", "ws-nobody-*", "idle=2", "timeout=60")
+    seconds = time.monotonic() - started
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.data == {
+        "finished": True,
+        "installs": {},
+        "comment": "nothing ran: no install started on the targeted minions within 2 s",
+    }
+    assert seconds < 30, seconds  # idle, not the 60 s timeout
 
 
 def test_watch_follows_install_progress_to_the_end_on_a_non_tty(fleet_master, fleet, fleet_depot):
@@ -175,3 +214,4 @@ def test_watch_follows_install_progress_to_the_end_on_a_non_tty(fleet_master, fl
         assert any(": download " in line for line in mine), lines
         assert len(mine) <= 2 * 60 + 3  # rate-limited: at most two a second
     assert watch.returncode == 0, output
+    assert "2 installs in" in output and "2 done, 0 failed" in output

@@ -132,3 +132,15 @@ def test_merge_and_load_never_change_their_inputs_or_the_cached_defaults():
     assert again["catalog"] == {}
     assert again["os"]["repo_style"] == "apt"
     assert config.defaults()["catalog"] == {}
+
+
+def test_an_empty_mount_packages_means_none_at_every_layer():
+    for family in ("Debian", "RedHat", "Suse"):
+        by_lookup = config.load({"lookup": {"os": {"mount_packages": {}}}}, {"os_family": family})
+        by_pillar = config.load({"os": {"mount_packages": {}}}, {"os_family": family})
+        assert by_lookup["os"]["mount_packages"] == by_pillar["os"]["mount_packages"] == {}
+    # a mapping that names a client replaces the defaults too: only NFS, no SMB client
+    only_nfs = config.load({"lookup": {"os": {"mount_packages": {"nfs": "nfs-common"}}}})
+    assert only_nfs["os"]["mount_packages"] == {"nfs": "nfs-common"}
+    # the other os keys still merge
+    assert only_nfs["os"]["fstab"] == "/etc/fstab"
