@@ -61,7 +61,8 @@ def wrapper(
         f'export PATH={shlex.quote(production_bin)}:"$PATH"',
         f"export STUDIO_MANAGED_VARS={shlex.quote(' '.join(names))}",
         f'if [ -n "${{{PRINT_ENV}-}}" ]; then',
-        "  printf '%s=%s\\n' " + " ".join(f'{name} "${name}"' for name in names),
+        # PATH too: the launcher sets it (the production's bin first), so the artist sees it.
+        "  printf '%s=%s\\n' " + " ".join(f'{name} "${name}"' for name in [*names, "PATH"]),
         "  exit 0",
         "fi",
         f'exec {binary} "$@"',

@@ -73,14 +73,14 @@ def report(tgt="*", tgt_type="glob", format="table", timeout=60, gather_job_time
     return {"outputter": "txt", "data": ws_report.RENDERERS[format](fleet)}
 
 
-def watch(tgt="*", timeout=3600, idle=10):
+def watch(tgt="*", timeout=3600, idle=10, start=None):
     """
     Show live progress of the installs on minions matching ``tgt`` (a glob on
     minion ids) from their ``workstation/install/progress`` events: progress
     bars on a terminal (in MiB), plain lines otherwise. Returns when nothing new
-    came for ``idle`` seconds and every install seen has finished or failed,
-    or none started at all (then it says that nothing ran); at the latest after
-    ``timeout`` seconds.
+    came for ``idle`` seconds and every install seen has finished or failed;
+    when no install starts within ``start`` seconds (default: ``idle``), it
+    says that nothing ran; at the latest after ``timeout`` seconds.
 
     CLI Example:
 
@@ -89,6 +89,7 @@ def watch(tgt="*", timeout=3600, idle=10):
         salt-run workstation.watch 'ws-nightfall-*'
     """
     board = ws_progress.ProgressBoard()
+    start = idle if start is None else start
     started = last_event = time.monotonic()
     with (
         salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=True) as bus,
@@ -101,19 +102,22 @@ def watch(tgt="*", timeout=3600, idle=10):
                 if fnmatch.fnmatch(str(data.get("minion", "")), tgt):
                     show(board.update(data), data)
                     last_event = time.monotonic()
-            elif time.monotonic() - last_event >= idle and (board.finished() or not board.installs):
+            elif board.installs:
+                if board.finished() and time.monotonic() - last_event >= idle:
+                    break
+            elif time.monotonic() - started >= start:
                 break
     installs = {" ".join(key): data.get("phase") for key, data in board.installs.items()}
     return {
         "finished": board.finished() or not installs,
         "installs": installs,
-        "comment": _watch_comment(installs, idle, timeout, time.monotonic() - started),
+        "comment": _watch_comment(installs, start, timeout, time.monotonic() - started),
     }
 
 
-def _watch_comment(installs, idle, timeout, seconds):
+def _watch_comment(installs, start, timeout, seconds):
     if not installs:
-        return f"nothing ran: no install started on the targeted minions within {idle} s"
+        return f"nothing ran: no install started on the targeted minions within {start} s"
     phases = list(installs.values())
     ended = f"{phases.count('done')} done, {phases.count('failed')} failed"
     running = len(phases) - phases.count("done") - phases.count("failed")

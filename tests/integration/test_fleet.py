@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import yaml
@@ -105,6 +106,8 @@ def test_report_of_ten_minions_lists_drift_convergence_and_silence(fleet_master,
     assert report["silent"] == [SILENT] and report["converged"] == CONVERGED
     assert report["drifted"] == DRIFTED
     assert report["seconds"] >= 10 and report["timeout"] == 10  # the run includes the wait
+    master_log = Path(fleet_master.config["log_file"]).read_text()
+    assert "workstation_update_interval" not in master_log  # no start-up warning from our backend
     for minion in CONVERGED:
         assert report["minions"][minion]["drift"] == []
         assert report["minions"][minion]["productions"]["nightfall"]["blender"] == {
@@ -161,7 +164,7 @@ def test_html_report_renders_in_a_real_browser_with_drift_marked(fleet_master, f
         check=True,
     ).stdout
 
-    assert '<table class="production" data-production="nightfall">' in dom
+    assert '<table class="production" id="production-nightfall" data-production="nightfall">' in dom
     for minion in DRIFTED:
         assert f'<tr class="drift" data-minion="{minion}">' in dom
     for minion in CONVERGED:
@@ -192,7 +195,7 @@ def test_watch_follows_install_progress_to_the_end_on_a_non_tty(fleet_master, fl
     fleet_depot.throttle = 0.002  # slow enough that each download sends several events
     run = fleet_master.salt_run_cli(timeout=300)
     watch = subprocess.Popen(  # the runner as an operator starts it: before the apply, in a pipe
-        [*run.cmdline("workstation.watch", "ws-fleet-0[67]", "idle=3", "timeout=120")],
+        [*run.cmdline("workstation.watch", "ws-fleet-0[67]", "idle=3", "start=60", "timeout=120")],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

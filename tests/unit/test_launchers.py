@@ -463,6 +463,7 @@ def test_studio_launch_lists_starts_and_prints_the_environment(studio, tmp_path)
     assert started["env"]["STUDIO_PRODUCTION"] == "nightfall"
     assert "STUDIO_LAUNCH_PRINT_ENV" not in started["env"]
     assert "HARBOR_ONLY=1" in printed.splitlines() and "SHOW=harbor" in printed.splitlines()
+    assert f"PATH={tmp_path}/studio/productions/harbor/bin:/usr/bin:/bin" in printed.splitlines()
     assert missing.returncode == 127 and "nightfall has no app photoshop" in missing.stderr
     assert escape.returncode == 2
 
