@@ -39,11 +39,7 @@ def merge(base: dict, override: dict, _path: tuple = ()) -> dict:
     merged = copy.deepcopy(base)
     for key, value in (override or {}).items():
         path = (*_path, key)
-        if (
-            isinstance(value, dict)
-            and isinstance(merged.get(key), dict)
-            and path not in REPLACED
-        ):
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and path not in REPLACED:
             merged[key] = merge(merged[key], value, path)
         else:
             merged[key] = copy.deepcopy(value)
