@@ -46,6 +46,16 @@ def merge(base: dict, override: dict, _path: tuple = ()) -> dict:
     return merged
 
 
+def system_file(config, folder_key: str, name: str) -> str:
+    """`name` in the system folder `workstation:os:<folder_key>` (defaults.yaml's when the config
+    has none): every system path a feature writes is movable through `workstation:lookup:os`."""
+    os_params = config.get("os") if isinstance(config, dict) else None
+    folder = (os_params if isinstance(os_params, dict) else {}).get(folder_key)
+    if not isinstance(folder, str) or not folder:
+        folder = _load_yaml("defaults.yaml")["os"][folder_key]
+    return f"{folder.rstrip('/') or ''}/{name}"
+
+
 GRAINS = ("oscodename", "workstation_gpus", "os_family")  # the grains the merge reads
 
 
