@@ -101,7 +101,7 @@ def test_report_of_ten_minions_lists_drift_convergence_and_silence(fleet_master,
     seconds = time.monotonic() - started
 
     report = json.loads(printed)  # format=json prints JSON, with no --out=json needed
-    assert report["expected"] == 10 and report["answered"] == 9
+    assert report["expected"] == 10 and report["answered"] == 9, report["minions"]
     assert report["minions"][SILENT]["status"] == "no answer"
     assert report["silent"] == [SILENT] and report["converged"] == CONVERGED
     assert report["drifted"] == DRIFTED
@@ -202,13 +202,15 @@ def test_watch_follows_install_progress_to_the_end_on_a_non_tty(fleet_master, fl
     )
     try:
         time.sleep(3)  # the runner is listening before the installs start
-        cli = fleet_master.salt_cli(timeout=300)
         # Side by side, as on a fleet: one after the other, the second could start after the
-        # first ended and the watch had been idle long enough to return.
+        # first ended and the watch had been idle long enough to return. One CLI per thread: a
+        # CLI object keeps its process's output files and is not shared.
         with ThreadPoolExecutor(max_workers=2) as pool:
             applied = list(
                 pool.map(
-                    lambda minion: cli.run("state.apply", "workstation", minion_tgt=minion),
+                    lambda minion: fleet_master.salt_cli(timeout=300).run(
+                        "state.apply", "workstation", minion_tgt=minion
+                    ),
                     DRIFTED[:2],
                 )
             )
