@@ -139,7 +139,7 @@ def test_html_report_renders_in_a_real_browser_with_drift_marked(fleet_master, f
     page = tmp_path / "fleet.html"  # as the docs say: format=html, no --out
     page.write_text(
         salt_run_as_typed(
-            fleet_master, "workstation.report", "ws-fleet-*", "format=html", "timeout=5"
+            fleet_master, "workstation.report", "ws-fleet-*", "format=html", "timeout=10"
         )
     )
     assert page.read_text().startswith("<!DOCTYPE html>")
@@ -164,6 +164,10 @@ def test_html_report_renders_in_a_real_browser_with_drift_marked(fleet_master, f
         check=True,
     ).stdout
 
+    summary = dom[dom.index('<p id="summary">') : dom.index("<table")]  # above every table
+    assert "9 of 10 minions answered (ws-fleet-*): 5 converged, 4 drifted, 1 silent." in summary, (
+        summary
+    )
     assert '<table class="production" id="production-nightfall" data-production="nightfall">' in dom
     for minion in DRIFTED:
         assert f'<tr class="drift" data-minion="{minion}">' in dom
@@ -171,8 +175,6 @@ def test_html_report_renders_in_a_real_browser_with_drift_marked(fleet_master, f
         assert f'<tr class="ok" data-minion="{minion}">' in dom
     assert f'<tr class="missing" data-minion="{SILENT}"><td>{SILENT}</td><td>no answer</td>' in dom
     assert dom.count('<td class="drift">4.2.3 (install; installed: nothing)</td>') == len(DRIFTED)
-    summary = dom[dom.index('<p id="summary">') : dom.index("<table")]  # above every table
-    assert "9 of 10 minions answered (ws-fleet-*): 5 converged, 4 drifted, 1 silent." in summary
     assert '<a href="#production-nightfall">nightfall</a>' in summary
 
 
