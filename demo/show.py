@@ -49,7 +49,11 @@ def where(demo: Path) -> None:
     ]
     print("\nWhere the demo keeps things (workstation:lookup:os keeps them out of the system):")
     for label, path in rows:
-        count = f" ({len(list(path.iterdir()))} files)" if path.is_dir() else ""
+        count = (
+            f" ({len(list(path.iterdir()))} files)"
+            if path.is_dir() and path != demo / "studio"
+            else ""
+        )
         print(f"  {label:<19} {path}{count}")
     print(
         "\nEdit the pillar, then re-run `make demo`, or apply alone:\n"
