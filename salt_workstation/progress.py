@@ -66,6 +66,21 @@ class ProgressBoard:
             d.get("phase") in FINAL_PHASES for d in self.installs.values()
         )
 
+    def outcome(self, start: float, timeout: float, seconds: float) -> dict:
+        """What `watch` returns: whether every install seen ended (or none ran), each install's
+        last phase, and a sentence, `nothing ran: …` when no install started within `start` s."""
+        installs = {" ".join(key): data.get("phase") for key, data in self.installs.items()}
+        phases = list(installs.values())
+        ended = f"{phases.count('done')} done, {phases.count('failed')} failed"
+        running = len(phases) - phases.count("done") - phases.count("failed")
+        if not installs:
+            comment = f"nothing ran: no install started on the targeted minions within {start} s"
+        elif running:
+            comment = f"gave up after {timeout} s with {running} still running; {ended}"
+        else:
+            comment = f"{len(phases)} installs in {seconds:.0f} s: {ended}"
+        return {"finished": not running, "installs": installs, "comment": comment}
+
     @staticmethod
     def line(data: dict) -> str:
         """One plain line for one install, for logs and non-terminal output."""

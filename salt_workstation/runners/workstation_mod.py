@@ -107,23 +107,7 @@ def watch(tgt="*", timeout=3600, idle=10, start=None):
                     break
             elif time.monotonic() - started >= start:
                 break
-    installs = {" ".join(key): data.get("phase") for key, data in board.installs.items()}
-    return {
-        "finished": board.finished() or not installs,
-        "installs": installs,
-        "comment": _watch_comment(installs, start, timeout, time.monotonic() - started),
-    }
-
-
-def _watch_comment(installs, start, timeout, seconds):
-    if not installs:
-        return f"nothing ran: no install started on the targeted minions within {start} s"
-    phases = list(installs.values())
-    ended = f"{phases.count('done')} done, {phases.count('failed')} failed"
-    running = len(phases) - phases.count("done") - phases.count("failed")
-    if running:
-        return f"gave up after {timeout} s with {running} still running; {ended}"
-    return f"{len(phases)} installs in {seconds:.0f} s: {ended}"
+    return board.outcome(start, timeout, time.monotonic() - started)
 
 
 class _display:

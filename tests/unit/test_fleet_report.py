@@ -93,6 +93,24 @@ def test_the_end_keeps_the_download_total_so_a_watcher_sees_one_total():
     assert ProgressBoard.line(sent[-1]) == "ws-1 blender 4.3.1: done 190.7 MiB of 190.7 MiB (100%)"
 
 
+def test_the_watch_outcome_says_what_ran_or_that_nothing_did():
+    board = ProgressBoard()
+    assert board.outcome(10, 3600, 10.2) == {
+        "finished": True,
+        "installs": {},
+        "comment": "nothing ran: no install started on the targeted minions within 10 s",
+    }
+    board.update({"minion": "a", "app": "nuke", "version": "15.1v3", "phase": "download"})
+    board.update({"minion": "b", "app": "nuke", "version": "15.1v3", "phase": "failed"})
+    assert board.outcome(10, 60, 60.4) == {
+        "finished": False,
+        "installs": {"a nuke 15.1v3": "download", "b nuke 15.1v3": "failed"},
+        "comment": "gave up after 60 s with 1 still running; 0 done, 1 failed",
+    }
+    board.update({"minion": "a", "app": "nuke", "version": "15.1v3", "phase": "done"})
+    assert board.outcome(10, 60, 41.2)["comment"] == "2 installs in 41 s: 1 done, 1 failed"
+
+
 def _answer(action="keep", drift=(), installed=None):
     plan = {
         "productions": {"nightfall": {"blender": {"version": "4.3.1", "action": action}}},
