@@ -47,6 +47,7 @@ demo: venv
 	$(VENV)/bin/salt-call --local -c $(DEMO)/etc state.apply workstation --state-output=terse --state-verbose=False
 	$(PY) demo/show.py $(DEMO)
 	$(PY) demo/launchers_demo.py $(DEMO)
+	$(PY) demo/show.py --where $(DEMO)
 
 test: test-quick matrix
 

@@ -25,13 +25,29 @@ def main(demo: Path) -> None:
         "retain": 1,
         "catalog": catalog,
         "productions": example_productions(),
-        # studio-launch, desktop entries, menus and fstab land in the demo folder, not in the system
+        # studio-launch, desktop entries, menus and fstab land in the demo folder, not in the system;
+        # so would every other system file (docs/pillar.md, "System paths"), and no storage client
+        # is installed
         "lookup": {
             "os": {
                 "bin_dir": str(demo / "bin"),
                 "xdg_data_dir": str(demo / "share"),
                 "xdg_config_dir": str(demo / "xdg"),
                 "fstab": str(demo / "fstab"),
+                **{
+                    key: str(demo / "etc" / key)
+                    for key in (
+                        "profile_dir",
+                        "environment_dir",
+                        "dcv_dir",
+                        "pcoip_dir",
+                        "tigervnc_dir",
+                        "modprobe_dir",
+                        "keyring_dir",
+                        "sources_dir",
+                    )
+                },
+                "mount_packages": {},
             }
         },
     }

@@ -28,15 +28,32 @@ def os_parameters(os_family: str | None) -> dict:
     return copy.deepcopy(_load_yaml("osfamilymap.yaml").get(os_family or "", {}) or {})
 
 
-def merge(base: dict, override: dict) -> dict:
-    """Deep-merge override onto a copy of base (dicts merge, everything else replaces)."""
+# Mappings that a later layer replaces whole instead of merging into: each is a choice of what to
+# install, so `{}` must mean none (`mount_packages: {}` turns the storage clients off), not "add none".
+REPLACED = {("os", "mount_packages")}
+
+
+def merge(base: dict, override: dict, _path: tuple = ()) -> dict:
+    """Deep-merge override onto a copy of base (dicts merge, everything else replaces, and so do
+    the mappings in REPLACED)."""
     merged = copy.deepcopy(base)
     for key, value in (override or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
+        path = (*_path, key)
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and path not in REPLACED:
+            merged[key] = merge(merged[key], value, path)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def system_file(config, folder_key: str, name: str) -> str:
+    """`name` in the system folder `workstation:os:<folder_key>` (defaults.yaml's when the config
+    has none): every system path a feature writes is movable through `workstation:lookup:os`."""
+    os_params = config.get("os") if isinstance(config, dict) else None
+    folder = (os_params if isinstance(os_params, dict) else {}).get(folder_key)
+    if not isinstance(folder, str) or not folder:
+        folder = _load_yaml("defaults.yaml")["os"][folder_key]
+    return f"{folder.rstrip('/') or ''}/{name}"
 
 
 GRAINS = ("oscodename", "workstation_gpus", "os_family")  # the grains the merge reads

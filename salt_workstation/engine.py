@@ -702,14 +702,15 @@ class AppStore:
                 if problem:
                     changed.append(f"{entry.rel}: {problem}")
             missing = [rel for rel in records if rel not in seen]
-        folders = sum(1 for record in records.values() if record.type == "dir")
+        kinds = [record.type for record in records.values()]
         return {
             "app": app,
             "version": version,
             "ok": not (missing or changed or extra),
-            "checked": len(records),
-            "files": len(records) - folders,
-            "folders": folders,
+            # Counted apart, so that "3 files" reads as three files (hard links are files too).
+            "files": sum(1 for kind in kinds if kind in ("file", "hardlink")),
+            "folders": kinds.count("dir"),
+            "links": kinds.count("symlink"),
             "deep": deep,
             "missing": missing,
             "changed": changed,

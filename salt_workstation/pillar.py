@@ -163,20 +163,49 @@ def check_command(command, path) -> list[Issue]:
     return [issue] if issue else []
 
 
-def version_text(raw, path) -> tuple[str, list[Issue]]:
-    """A version must be a YAML string; 2025.10 unquoted reads as the float 2025.1."""
+def _reads_as(text, number: float) -> bool:
+    """Whether YAML, given `text` unquoted, would have read the same number."""
+    try:
+        return float(str(text)) == number
+    except ValueError:
+        return False
+
+
+def version_text(raw, path, known=()) -> tuple[str, list[Issue]]:
+    """A version must be a YAML string; 2025.10 unquoted reads as the float 2025.1.
+
+    `known` are the catalog's versions of the app: one that reads as the same number is most
+    likely the one meant, and is named."""
     if isinstance(raw, str):
         issue = name_issue(raw, path, "versions", _VERSION, "letters, digits and . _ + -")
         if issue:
             return raw, [issue]
         return raw, []
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+    if isinstance(raw, float):
+        meant = [str(version) for version in known if _reads_as(version, raw)]
+        if meant:
+            return str(raw), [
+                Issue(
+                    path,
+                    f"version {raw!r} is a number, not text: YAML read it unquoted and already "
+                    f"turned it into {raw!r}; quote it, e.g. "
+                    + " or ".join(f'"{version}"' for version in meant)
+                    + " (the catalog's version that reads as that number)",
+                )
+            ]
+        # YAML has already dropped the trailing zeros: 2025.10 arrives as 2025.1, and so does
+        # 2025.100. Name the value it became and the likely intended ones; only the TD knows which.
         return str(raw), [
             Issue(
                 path,
-                f"version {raw!r} is a number, not text: YAML reads unquoted versions as numbers "
-                f'(2025.10 becomes 2025.1); quote it, e.g. "{raw}"',
+                f"version {raw!r} is a number, not text: YAML read it unquoted and already turned "
+                f"it into {raw!r}, dropping any trailing zeros (2025.10 becomes 2025.1); quote it "
+                f'as the vendor writes it, e.g. "{raw!r}0" if you wrote {raw!r}0, or "{raw!r}"',
             )
+        ]
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return str(raw), [
+            Issue(path, f'version {raw} is a number, not text: quote it, e.g. "{raw}"')
         ]
     return str(raw), [Issue(path, f"version must be a quoted string, got {type(raw).__name__}")]
 
@@ -572,7 +601,10 @@ def catalog_entry(catalog, app, version):
 def check_reference(catalog, production, app, raw_version) -> list[Issue]:
     """A production's `apps: {app: version}` entry must name a catalog version as text."""
     path = path_of("productions", production, "apps", app)
-    version, issues = version_text(raw_version, path)
+    entry = catalog.get(app) if isinstance(catalog, dict) else None
+    versions = entry.get("versions") if isinstance(entry, dict) else None
+    known = versions if isinstance(versions, dict) else ()
+    version, issues = version_text(raw_version, path, known)
     issues = [Issue(p.path, p.message, app, version) for p in issues]
     if not isinstance(catalog, dict) or app not in catalog:
         known = ", ".join(sorted(map(str, catalog))) if isinstance(catalog, dict) else ""

@@ -24,11 +24,21 @@ class ProgressReporter:
         self._clock = clock
         self._phase = None
         self._last = float("-inf")
+        self._done, self._total = 0, None
         self.sent = 0
 
     def __call__(
-        self, phase: str, done: int = 0, total: int | None = None, error: str | None = None
+        self,
+        phase: str,
+        done: int | None = None,
+        total: int | None = None,
+        error: str | None = None,
     ) -> None:
+        """Bytes not given are the last ones reported: the end keeps the download's total, so a
+        watcher sees one total from the first event to the last."""
+        done = self._done if done is None else done
+        total = self._total if total is None else total
+        self._done, self._total = done, total
         now = self._clock()
         if phase == self._phase and phase not in FINAL_PHASES and now - self._last < self._interval:
             return
@@ -55,6 +65,21 @@ class ProgressBoard:
         return bool(self.installs) and all(
             d.get("phase") in FINAL_PHASES for d in self.installs.values()
         )
+
+    def outcome(self, start: float, timeout: float, seconds: float) -> dict:
+        """What `watch` returns: whether every install seen ended (or none ran), each install's
+        last phase, and a sentence, `nothing ran: …` when no install started within `start` s."""
+        installs = {" ".join(key): data.get("phase") for key, data in self.installs.items()}
+        phases = list(installs.values())
+        ended = f"{phases.count('done')} done, {phases.count('failed')} failed"
+        running = len(phases) - phases.count("done") - phases.count("failed")
+        if not installs:
+            comment = f"nothing ran: no install started on the targeted minions within {start} s"
+        elif running:
+            comment = f"gave up after {timeout} s with {running} still running; {ended}"
+        else:
+            comment = f"{len(phases)} installs in {seconds:.0f} s: {ended}"
+        return {"finished": not running, "installs": installs, "comment": comment}
 
     @staticmethod
     def line(data: dict) -> str:

@@ -41,11 +41,17 @@ def drift_of(state_return, comment_chars: int = 300) -> list[dict]:
     return drift
 
 
-def minion_summary(plan: dict, drift: list, extras: dict) -> dict:
-    """One minion's answer: its productions' apps, the drift, and whatever features reported."""
+def minion_summary(plan: dict, drift: list, extras: dict, installed: dict | None = None) -> dict:
+    """One minion's answer: its productions' apps (wanted, what an apply would do, the versions
+    installed now), the drift, and whatever features reported. `installed` is app -> versions."""
+    installed = installed or {}
     productions = {
         production: {
-            app: {"wanted": entry["version"], "action": entry["action"]}
+            app: {
+                "wanted": entry["version"],
+                "action": entry["action"],
+                "installed": sorted(installed.get(app) or []),
+            }
             for app, entry in apps.items()
         }
         for production, apps in plan.get("productions", {}).items()
@@ -67,9 +73,18 @@ def minion_summary(plan: dict, drift: list, extras: dict) -> dict:
 
 
 def fleet(
-    returns: dict, expected: list, target: str, seconds: float, answers_seconds: float | None = None
+    returns: dict,
+    expected: list,
+    target: str,
+    seconds: float,
+    timeout: float = 60,
+    gather_job_timeout: float = 5,
 ) -> dict:
-    """The runner's report: every expected minion, those that did not answer listed as such."""
+    """The runner's report: every expected minion, those that did not answer listed as such.
+
+    `seconds` is the whole run, from publishing the job until the runner stopped waiting: with a
+    silent minion it includes the wait for it (`timeout`, then `gather_job_timeout`).
+    """
     minions = {}
     for minion in sorted(set(expected) | set(returns)):
         answer = returns.get(minion)
@@ -77,15 +92,19 @@ def fleet(
             minions[minion] = {"status": NO_ANSWER if answer is None else "error", "detail": answer}
         else:
             minions[minion] = answer
-    answered = sum(1 for entry in minions.values() if entry["status"] == "ok")
+    words = {minion: _status_word(entry) for minion, entry in minions.items()}
     return {
         "target": target,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(seconds, 2),
-        "answers_seconds": round(answers_seconds if answers_seconds is not None else seconds, 2),
-        "answered": answered,
+        "timeout": timeout,
+        "gather_job_timeout": gather_job_timeout,
+        "answered": sum(1 for entry in minions.values() if entry["status"] == "ok"),
         "expected": len(minions),
-        "drifted": sorted(m for m, e in minions.items() if e["status"] == "ok" and e["drift"]),
+        "converged": sorted(m for m, word in words.items() if word == "converged"),
+        "drifted": sorted(m for m, word in words.items() if word == "drift"),
+        "silent": sorted(m for m, word in words.items() if word == NO_ANSWER),
+        "errors": sorted(m for m, word in words.items() if word == "error"),
         "minions": minions,
     }
 
@@ -105,12 +124,40 @@ def _status_word(entry: dict) -> str:
     return "drift" if entry["drift"] else "converged"
 
 
+def summary(report: dict) -> str:
+    """The counts and the one timing both renderings head with."""
+    counts = (
+        f"{report['answered']} of {report['expected']} minions answered ({report['target']}): "
+        f"{len(report['converged'])} converged, {len(report['drifted'])} drifted, "
+        f"{len(report['silent'])} silent"
+    )
+    if report["errors"]:
+        counts += f", {len(report['errors'])} failed to report"
+    return (
+        f"{counts}. The report took {report['seconds']} s from start to end; a silent minion "
+        f"is waited for {report['timeout']} s, then asked {report['gather_job_timeout']} s more."
+    )
+
+
+def drifted_productions(report: dict) -> list[str]:
+    """The productions where at least one app on one minion would change."""
+    return sorted(
+        production
+        for production, minions in _productions(report).items()
+        if any(info["action"] != "keep" for apps in minions.values() for info in apps.values())
+    )
+
+
+def cell(info: dict) -> str:
+    """One app on one minion: the wanted version, and when an apply would act, what and what is there now."""
+    if info["action"] == "keep":
+        return info["wanted"]
+    installed = ", ".join(info.get("installed") or []) or "nothing"
+    return f"{info['wanted']} ({info['action']}; installed: {installed})"
+
+
 def render_table(report: dict) -> str:
-    lines = [
-        f"{report['answered']}/{report['expected']} minions answered in {report['answers_seconds']} s "
-        f"({report['target']}); drifted: {', '.join(report['drifted']) or 'none'}",
-        "",
-    ]
+    lines = [summary(report), f"drifted: {', '.join(report['drifted']) or 'none'}", ""]
     width = max([len(m) for m in report["minions"]] + [6])
     lines.append(f"{'minion':<{width}}  {'state':<10} {'reboot':<7} drift")
     for minion, entry in report["minions"].items():
@@ -125,10 +172,7 @@ def render_table(report: dict) -> str:
     for production, minions in sorted(_productions(report).items()):
         lines += ["", f"production {production}:"]
         for minion, apps in sorted(minions.items()):
-            cells = [
-                f"{app} {info['wanted']}{'' if info['action'] == 'keep' else ' (' + info['action'] + ')'}"
-                for app, info in sorted(apps.items())
-            ]
+            cells = [f"{app} {cell(info)}" for app, info in sorted(apps.items())]
             lines.append(f"  {minion:<{width}}  " + ", ".join(cells))
     return "\n".join(lines)
 
@@ -148,11 +192,14 @@ caption{text-align:left;font-weight:600;margin:.4em 0}
 def render_html(report: dict) -> str:
     """One self-contained page: a summary, then a table per production with drift highlighted."""
     esc = html.escape
+    drifted = drifted_productions(report)
+    links = ", ".join(f"<a href='#production-{esc(p)}'>{esc(p)}</a>" for p in drifted) or "none"
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
         f"<title>Workstation fleet report — {esc(report['target'])}</title><style>{_CSS}</style></head><body>",
-        f"<h1>Workstation fleet report</h1><p>{report['answered']} of {report['expected']} minions answered "
-        f"in {report['seconds']} s, {esc(report['generated_at'])}; target <code>{esc(report['target'])}</code>.</p>",
+        f"<h1>Workstation fleet report</h1><p id=summary>{esc(summary(report))}<br>"
+        f"Drifted minions: {esc(', '.join(report['drifted']) or 'none')}. Drifted productions: {links}. "
+        f"Generated {esc(report['generated_at'])}.</p>",
         "<table id=minions><caption>Minions</caption><tr><th>minion<th>state<th>reboot pending<th>drift</tr>",
     ]
     for minion, entry in report["minions"].items():
@@ -170,7 +217,7 @@ def render_html(report: dict) -> str:
     for production, minions in sorted(_productions(report).items()):
         apps = sorted({app for entry in minions.values() for app in entry})
         parts.append(
-            f"<table class=production data-production='{esc(production)}'>"
+            f"<table class=production id='production-{esc(production)}' data-production='{esc(production)}'>"
             f"<caption>Production {esc(production)}</caption><tr><th>minion"
         )
         parts += [f"<th>{esc(app)}" for app in apps]
@@ -183,10 +230,7 @@ def render_html(report: dict) -> str:
                     parts.append("<td>")
                     continue
                 css = "ok" if info["action"] == "keep" else "drift"
-                label = esc(info["wanted"]) + (
-                    "" if info["action"] == "keep" else f" ({esc(info['action'])})"
-                )
-                parts.append(f"<td class={css}>{label}")
+                parts.append(f"<td class={css}>{esc(cell(info))}")
             parts.append("</tr>")
         parts.append("</table>")
     parts.append("</body></html>")

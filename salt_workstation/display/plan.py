@@ -13,18 +13,21 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from salt_workstation import config as ws_config
 from salt_workstation import gpu_detect, inifile
 from salt_workstation.display import contract
 from salt_workstation.display.contract import agent_settings, section
 from salt_workstation.pillar import path_of
 
-DCV_CONF = "/etc/dcv/dcv.conf"
+# The agents' own files: (the workstation:os folder key, the file name). The folders are where the
+# vendors' packages read them; workstation:lookup:os moves them (a trial, an image root elsewhere).
+DCV_CONF = ("dcv_dir", "dcv.conf")
 DCV_DEFAULT_PORT = 8443
-PCOIP_CONF = "/etc/pcoip-agent/pcoip-agent.conf"
+PCOIP_CONF = ("pcoip_dir", "pcoip-agent.conf")
 ANYWARE_TCP = (443, 4172, 60443)
 ANYWARE_UDP = (4172,)
-VNC_DEFAULTS = "/etc/tigervnc/vncserver-config-defaults"
-VNC_USERS = "/etc/tigervnc/vncserver.users"
+VNC_DEFAULTS = ("tigervnc_dir", "vncserver-config-defaults")
+VNC_USERS = ("tigervnc_dir", "vncserver.users")
 VNC_BASE_PORT = 5900
 SERVICES = {"dcv": "dcvserver.service", "anyware": "pcoip-agent.service"}
 # TigerVNC's systemd template differs per OS family (Debian renamed it, as it did the package).
@@ -33,13 +36,18 @@ VNC_TEMPLATES = {
     "RedHat": "vncserver@.service",
     "Suse": "vncserver@.service",
 }
-# The pillar keys each agent file's keys come from, for error messages.
+# The pillar keys each agent file's keys come from, for error messages, by file name.
 SOURCES = {
-    DCV_CONF: f"{path_of('display', 'dcv')} and {path_of('display', 'owner')}",
-    PCOIP_CONF: path_of("display", "anyware"),
-    VNC_DEFAULTS: path_of("display", "vnc", "settings"),
-    VNC_USERS: path_of("display", "owner"),
+    DCV_CONF[1]: f"{path_of('display', 'dcv')} and {path_of('display', 'owner')}",
+    PCOIP_CONF[1]: path_of("display", "anyware"),
+    VNC_DEFAULTS[1]: path_of("display", "vnc", "settings"),
+    VNC_USERS[1]: path_of("display", "owner"),
 }
+
+
+def agent_file(config, which: tuple) -> str:
+    """The path of one agent file (DCV_CONF, ...) on this machine."""
+    return ws_config.system_file(config, *which)
 
 
 @dataclass(frozen=True)
@@ -120,14 +128,22 @@ def config_file(agent, config) -> ConfigFile | None:
                 wanted.setdefault(name, {})[key] = settings[shortcut]
         for name, keys in (settings.get("settings") or {}).items():
             wanted.setdefault(name, {}).update(keys)
-        return ConfigFile(DCV_CONF, inifile.DCV.name, wanted) if wanted else None
+        return (
+            ConfigFile(agent_file(config, DCV_CONF), inifile.DCV.name, wanted) if wanted else None
+        )
     wanted = dict(settings.get("settings") or {})
     if agent == "anyware":
         if settings.get("license_server"):
             wanted[contract.PCOIP_LICENSE_SERVER_KEY] = settings["license_server"]
-        return ConfigFile(PCOIP_CONF, inifile.PCOIP.name, {inifile.TOP: wanted}) if wanted else None
+        return (
+            ConfigFile(agent_file(config, PCOIP_CONF), inifile.PCOIP.name, {inifile.TOP: wanted})
+            if wanted
+            else None
+        )
     return (
-        ConfigFile(VNC_DEFAULTS, inifile.TIGERVNC.name, {inifile.TOP: wanted}) if wanted else None
+        ConfigFile(agent_file(config, VNC_DEFAULTS), inifile.TIGERVNC.name, {inifile.TOP: wanted})
+        if wanted
+        else None
     )
 
 
@@ -138,7 +154,7 @@ def owner_file(agent, config) -> ConfigFile | None:
         return None
     if agent == "dcv":
         return ConfigFile(
-            DCV_CONF,
+            agent_file(config, DCV_CONF),
             inifile.DCV.name,
             {
                 "session-management": {"create-session": True},
@@ -147,7 +163,9 @@ def owner_file(agent, config) -> ConfigFile | None:
         )
     if agent == "vnc":
         return ConfigFile(
-            VNC_USERS, inifile.TIGERVNC.name, {inifile.TOP: {f":{vnc_display(config)}": owner}}
+            agent_file(config, VNC_USERS),
+            inifile.TIGERVNC.name,
+            {inifile.TOP: {f":{vnc_display(config)}": owner}},
         )
     return None
 

@@ -9,6 +9,11 @@ Serve the formulas that ship inside this package, so that
 
 makes ``state.apply workstation`` work with nothing copied. The files are
 read-only package data and are served in the ``base`` environment.
+
+There is no ``update`` function on purpose: package data never changes under a
+running master, and a backend with one must also have a
+``workstation_update_interval`` in the master config, or the master warns at
+start-up that the key is missing.
 """
 
 import os
@@ -32,10 +37,6 @@ def __virtual__():
 def envs():
     """The environments this backend serves."""
     return [_SALTENV]
-
-
-def update():
-    """Package data never changes under a running master: nothing to refresh."""
 
 
 def find_file(path, saltenv=_SALTENV, **kwargs):  # pylint: disable=unused-argument

@@ -11,6 +11,7 @@ compares the machine against it. Nothing here reads or changes the system.
 
 from __future__ import annotations
 
+from salt_workstation import config as ws_config
 from salt_workstation.gpu.contract import (
     EXACT,
     architectures,
@@ -210,7 +211,7 @@ def decide(config, grains, loaded=None, kernels=None) -> dict:
         "module_stream": stream is not None,
         "packages": [{name: pin} if pin else name for name in driver_names] + extra,
         "blacklist": {
-            "path": table()["blacklist"]["path"],
+            "path": ws_config.system_file(config, "modprobe_dir", table()["blacklist"]["file"]),
             "content": table()["blacklist"]["content"],
         },
         "persistenced": persistenced,

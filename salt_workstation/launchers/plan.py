@@ -511,6 +511,9 @@ def formula(config, manifest: dict) -> dict:
                         "options": list(m.options),
                         "credentials": m.credentials_file is not None,
                         "credentials_file": m.credentials_file or "",
+                        # The line Salt's mount.mounted writes (its own test=True comment does not
+                        # show it): `salt-call launchers.plan` does. Credentials are a file path.
+                        "fstab": f"{m.device} {m.path} {m.fstype} {','.join(m.options)} 0 0",
                     }
                     for m in mounts(config, production)[0]
                 ],

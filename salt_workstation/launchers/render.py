@@ -61,7 +61,8 @@ def wrapper(
         f'export PATH={shlex.quote(production_bin)}:"$PATH"',
         f"export STUDIO_MANAGED_VARS={shlex.quote(' '.join(names))}",
         f'if [ -n "${{{PRINT_ENV}-}}" ]; then',
-        "  printf '%s=%s\\n' " + " ".join(f'{name} "${name}"' for name in names),
+        # PATH too: the launcher sets it (the production's bin first), so the artist sees it.
+        "  printf '%s=%s\\n' " + " ".join(f'{name} "${name}"' for name in [*names, "PATH"]),
         "  exit 0",
         "fi",
         f'exec {binary} "$@"',
@@ -184,7 +185,10 @@ def desktop_entry(
                 f"Icon={_string(icon)}",
                 "Terminal=false",
                 "StartupNotify=true",
-                f"Categories={menu_category(production)};",
+                # Graphics: a registered main category (desktop-file-validate asks for one), so
+                # the entry also shows in desktops' Graphics menu; the production's own category
+                # puts it in the production's submenu.
+                f"Categories=Graphics;{menu_category(production)};",
                 f"X-Workstation-Production={production}",
             ]
         )

@@ -163,7 +163,7 @@ def resolve(app, version, spec=None, depot=None):
         spec = pillar.catalog_entry(config.get("catalog"), app, str(version))
         if spec is None:
             raise WorkstationError(
-                f"{app} {version} is not in {pillar.path_of('catalog', app, 'versions')}; add it there"
+                f"{pillar.path_of('catalog', app, 'versions')} has no entry {version}; add it there"
             )
     issues = pillar.check_version_spec(app, str(version), spec, version_path)
     if issues:
@@ -257,14 +257,14 @@ def install(app, version, spec=None, install_root=None, depot=None):
         message = pillar.install_failure(
             app, version, exc if isinstance(exc, WorkstationError) else f"{exc.strerror or exc}"
         )
-        log.error("%s", message)
+        # No log here: Salt logs the failure once (the state's result, or the job's error).
         progress("failed", error=message)
         raise CommandExecutionError(message) from None
     finally:
         for url in resolved.sources if resolved is not None else ():
             _drop_cached(url)
     log.info("installed %s %s (%s files)", app, version, manifest["files"])
-    progress("done", manifest["bytes"], manifest["bytes"])
+    progress("done")  # the download's bytes, as the bars showed them: one total from start to end
     return manifest
 
 
@@ -368,6 +368,8 @@ def verify(app, version, deep=True, install_root=None):
     """
     Re-check an installed version's files against its manifest. ``deep``
     re-hashes every file; otherwise types, sizes and modes are compared.
+    Returns ``ok``, how many ``files``, ``folders`` and (symbolic) ``links``
+    the manifest lists, and the ``missing``, ``changed`` and ``extra`` paths.
 
     CLI Example:
 

@@ -161,14 +161,20 @@ def diff(production, test=False, config=None):
         found = status.pending(config, production, files, test=test)
     except WorkstationError as exc:
         raise _untouched(production, exc) from exc
-    return {"changes": found.report(), "manifest_current": found.manifest is None}
+    return {"changes": _written_removed(found), "manifest_current": found.manifest is None}
+
+
+def _written_removed(found):
+    """Both keys always, so that a converged production answers `[]` rather than `{}`."""
+    return {"written": [], "removed": [], **found.report()}
 
 
 def sync(production, test=False, config=None):
     """
     Write ``production``'s launchers, plugin wiring and desktop entries, and
     remove those it no longer has. Returns ``{"written": [...], "removed": [...]}``
-    (empty keys left out); ``test=True`` writes nothing and returns the same.
+    (both lists empty when the production is converged); ``test=True`` writes
+    nothing and returns the same.
 
     CLI Example:
 
@@ -190,7 +196,7 @@ def sync(production, test=False, config=None):
                 f"The launchers of {production} ({path_of('productions', production)}) "
                 f"could not all be updated: {exc}"
             ) from exc
-    return found.report()
+    return _written_removed(found)
 
 
 def _leftovers(config, keep, test):

@@ -242,6 +242,10 @@ def report():
             except Exception as exc:  # pylint: disable=broad-except
                 extras[name] = {"error": str(exc)}
     drift = ws_report.drift_of(__salt__["state.apply"]("workstation", test=True))
+    store = _store(merged)
     return ws_report.minion_summary(
-        ws_plan.plan(merged, _store(merged), __salt__["dcc.package_versions"]), drift, extras
+        ws_plan.plan(merged, store, __salt__["dcc.package_versions"]),
+        drift,
+        extras,
+        installed={app: list(versions) for app, versions in store.installed().items()},
     )

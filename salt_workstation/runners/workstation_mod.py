@@ -37,6 +37,9 @@ def report(tgt="*", tgt_type="glob", format="table", timeout=60, gather_job_time
 
     format
         ``table`` (default), ``json`` or ``html`` (one self-contained page).
+        Each prints as it is, with no ``--out`` needed: ``json`` prints JSON
+        that ``json.load`` reads, ``table`` and ``html`` print their text.
+        An explicit ``--out`` still wins.
 
     CLI Example:
 
@@ -48,7 +51,7 @@ def report(tgt="*", tgt_type="glob", format="table", timeout=60, gather_job_time
         raise ValueError(f"format must be one of {', '.join(ws_report.RENDERERS)}, got {format!r}")
     started = time.monotonic()
     client = salt.client.get_local_client(mopts=__opts__)
-    expected, returns, last_answer = [], {}, 0.0
+    expected, returns = [], {}
     answers = client.cmd_iter(
         tgt,
         "workstation.report",
@@ -63,18 +66,24 @@ def report(tgt="*", tgt_type="glob", format="table", timeout=60, gather_job_time
             continue
         for minion, answer in item.items():
             returns[minion] = answer.get("ret") if isinstance(answer, dict) else answer
-            last_answer = time.monotonic() - started
-    fleet = ws_report.fleet(returns, expected, tgt, time.monotonic() - started, last_answer)
-    return ws_report.RENDERERS[format](fleet) if format != "json" else fleet
+    fleet = ws_report.fleet(
+        returns, expected, tgt, time.monotonic() - started, timeout, gather_job_timeout
+    )
+    # {"outputter", "data"} is how a runner picks its own outputter (salt-run honours it, --out
+    # overrides it): the data as JSON, or the rendered text as it is, not Salt's nested text.
+    if format == "json":
+        return {"outputter": "json", "data": fleet}
+    return {"outputter": "txt", "data": ws_report.RENDERERS[format](fleet)}
 
 
-def watch(tgt="*", timeout=3600, idle=10):
+def watch(tgt="*", timeout=3600, idle=10, start=None):
     """
     Show live progress of the installs on minions matching ``tgt`` (a glob on
     minion ids) from their ``workstation/install/progress`` events: progress
-    bars on a terminal, plain lines otherwise. Returns when every install seen
-    has finished or failed and nothing new came for ``idle`` seconds, or after
-    ``timeout`` seconds.
+    bars on a terminal (in MiB), plain lines otherwise. Returns when nothing new
+    came for ``idle`` seconds and every install seen has finished or failed;
+    when no install starts within ``start`` seconds (default: ``idle``), it
+    says that nothing ran; at the latest after ``timeout`` seconds.
 
     CLI Example:
 
@@ -83,6 +92,7 @@ def watch(tgt="*", timeout=3600, idle=10):
         salt-run workstation.watch 'ws-nightfall-*'
     """
     board = ws_progress.ProgressBoard()
+    start = idle if start is None else start
     started = last_event = time.monotonic()
     with (
         salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=True) as bus,
@@ -95,12 +105,12 @@ def watch(tgt="*", timeout=3600, idle=10):
                 if fnmatch.fnmatch(str(data.get("minion", "")), tgt):
                     show(board.update(data), data)
                     last_event = time.monotonic()
-            elif board.finished() and time.monotonic() - last_event >= idle:
+            elif board.installs:
+                if board.finished() and time.monotonic() - last_event >= idle:
+                    break
+            elif time.monotonic() - started >= start:
                 break
-    return {
-        "finished": board.finished(),
-        "installs": {" ".join(key): data.get("phase") for key, data in board.installs.items()},
-    }
+    return board.outcome(start, timeout, time.monotonic() - started)
 
 
 class _display:
@@ -123,7 +133,7 @@ class _display:
             self.bars = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
-                DownloadColumn(),
+                DownloadColumn(binary_units=True),  # MiB, as the plain lines and the states say
                 TextColumn("{task.fields[phase]}"),
             )
             self.bars.start()

@@ -56,7 +56,7 @@ def _problems(name, version, spec, install_root, depot, used_by):
         issues.append(
             pillar.Issue(
                 catalog_path,
-                f"{name} {version} is not in the catalog; add it there"
+                "no such entry; add it to the catalog"
                 + (f" or change {', '.join(used_by)}" if used_by else ""),
             )
         )
@@ -313,7 +313,7 @@ def packages_installed(name, packages):
         changes=lambda: __salt__["dcc.install_packages"](packages, test=True)["changes"],
         act=lambda: versions.update(__salt__["dcc.install_packages"](packages)["versions"]),
         test=__opts__["test"],
-        same=f"{name}: {', '.join(packages)} installed",
+        same=f"{name}: {', '.join(packages)} installed" if packages else f"{name}: none asked for",
         would=lambda changes: f"{name}: {', '.join(touched(changes))} would be installed",
         done=lambda changes: (
             f"{name}: installed "

@@ -17,6 +17,8 @@ only then acts through the ``display`` execution module. A failure is result
 False with a comment naming what failed and its pillar path.
 """
 
+import os
+
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from salt_workstation import stateret
@@ -76,7 +78,9 @@ def config_merged(name, settings, style):
         would=lambda changes: f"{name} would change: {', '.join(changes)}",
         done=lambda changes: f"{name} changed: {', '.join(changes)}",
         errors=FAILURES,
-        failed=lambda ret, err: _failed(ret, f"{name} was not merged", err, SOURCES.get(name)),
+        failed=lambda ret, err: _failed(
+            ret, f"{name} was not merged", err, SOURCES.get(os.path.basename(name))
+        ),
     )
 
 

@@ -37,6 +37,11 @@ def __virtual__():
     return __virtualname__
 
 
+def _nonempty(found):
+    """The execution module answers both lists always; a state's changes name only what changed."""
+    return {key: paths for key, paths in found.items() if paths}
+
+
 def _failed(ret, err):
     ret.update(result=False, changes={}, comment=str(err))
     return ret
@@ -51,15 +56,16 @@ def managed(name):
     ret = stateret.new(name)
     try:
         found = __salt__["launchers.diff"](name, test=__opts__["test"])
-        if not found["changes"] and (found["manifest_current"] or __opts__["test"]):
+        changes = _nonempty(found["changes"])
+        if not changes and (found["manifest_current"] or __opts__["test"]):
             ret["comment"] = f"The launchers of {name} are up to date"
             return ret
-        ret["changes"] = found["changes"]
+        ret["changes"] = changes
         if __opts__["test"]:
             counts = ", ".join(f"{len(paths)} to be {key}" for key, paths in ret["changes"].items())
             ret.update(result=None, comment=f"The launchers of {name} would be updated: {counts}")
             return ret
-        ret["changes"] = __salt__["launchers.sync"](name)
+        ret["changes"] = _nonempty(__salt__["launchers.sync"](name))
     except CommandExecutionError as err:
         return _failed(ret, err)
     counts = ", ".join(f"{len(paths)} {key}" for key, paths in ret["changes"].items())

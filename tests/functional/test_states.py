@@ -223,3 +223,31 @@ def test_a_version_bump_says_what_it_shares_and_a_mirror_list_installs(loaders, 
     assert real.changes == dry.changes
     assert "- depot mirror skipped: " in real.comment and "/gone/tool-1.1.tar.gz" in real.comment
     assert "0.5 MiB (100%, 12 files) shared with 1.0 by hardlinks, not copied" in real.comment
+
+
+def test_a_failed_install_is_logged_once_and_names_its_version_once(loaders, tmp_path, caplog):
+    """Salt logs a failed state once (and salt-call prints a failed function); the module adds no
+    second ERROR line, and the comment names the app version once."""
+    spec = {**_app(tmp_path), "hash": "sha256:" + "0" * 64}
+    with caplog.at_level("DEBUG"):
+        result = loaders.states.dcc.installed(
+            "tool", version="1.0", install_root=str(tmp_path / "studio"), **spec
+        )
+        missing = loaders.states.dcc.installed(
+            "tool", version="2.0", install_root=str(tmp_path / "studio"), spec=None
+        )
+
+    assert result.result is False and missing.result is False
+    for comment in (result.comment, missing.comment):
+        assert comment.count("tool 1.0") + comment.count("tool 2.0") == 1, comment
+    assert "workstation:catalog:tool:versions:2.0: no such entry" in missing.comment
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [result.comment, missing.comment]  # Salt's line for each failed state, once
+
+
+def test_packages_installed_with_no_packages_asked_for_changes_nothing(loaders):
+    result = loaders.states.dcc.packages_installed("production storage clients", packages={})
+
+    _assert_contract(result)
+    assert result.result is True and result.changes == {}
+    assert result.comment == "production storage clients: none asked for"

@@ -3,10 +3,12 @@ answers), the HTML page in headless Chromium, and live progress from install eve
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import yaml
@@ -79,22 +81,39 @@ def fleet(fleet_master):
             factory.terminate()
 
 
-def test_report_of_ten_minions_lists_drift_convergence_and_silence(fleet_master, fleet):
-    run = fleet_master.salt_run_cli(timeout=300)
+def salt_run_as_typed(master, *args, timeout=300) -> str:
+    """What an operator sees from `salt-run ARGS` with no --out (the factories' CLI adds --out=json)."""
+    cmdline = [
+        arg
+        for arg in master.salt_run_cli().cmdline(*args)
+        if not arg.startswith(("--out=", "--out-indent="))
+    ]
+    done = subprocess.run(cmdline, capture_output=True, text=True, timeout=timeout, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
+
+def test_report_of_ten_minions_lists_drift_convergence_and_silence(fleet_master, fleet):
     started = time.monotonic()
-    result = run.run("workstation.report", "ws-fleet-*", "format=json", "timeout=10")
+    printed = salt_run_as_typed(
+        fleet_master, "workstation.report", "ws-fleet-*", "format=json", "timeout=10"
+    )
     seconds = time.monotonic() - started
 
-    report = result.data
-    assert report["expected"] == 10 and report["answered"] == 9
+    report = json.loads(printed)  # format=json prints JSON, with no --out=json needed
+    assert report["expected"] == 10 and report["answered"] == 9, report["minions"]
     assert report["minions"][SILENT]["status"] == "no answer"
+    assert report["silent"] == [SILENT] and report["converged"] == CONVERGED
     assert report["drifted"] == DRIFTED
+    assert report["seconds"] >= 10 and report["timeout"] == 10  # the run includes the wait
+    master_log = Path(fleet_master.config["log_file"]).read_text()
+    assert "workstation_update_interval" not in master_log  # no start-up warning from our backend
     for minion in CONVERGED:
         assert report["minions"][minion]["drift"] == []
         assert report["minions"][minion]["productions"]["nightfall"]["blender"] == {
             "wanted": "4.2.3",
             "action": "keep",
+            "installed": ["4.2.3"],
         }
     drift = report["minions"][DRIFTED[0]]["drift"]
     assert [item["id"] for item in drift] == [
@@ -102,13 +121,14 @@ def test_report_of_ten_minions_lists_drift_convergence_and_silence(fleet_master,
         "workstation-launchers-nightfall-launchers-managed",
         "workstation-launchers-studio-launch-installed",
     ]
-    assert (
-        report["minions"][DRIFTED[0]]["productions"]["nightfall"]["blender"]["action"] == "install"
-    )
+    assert report["minions"][DRIFTED[0]]["productions"]["nightfall"]["blender"] == {
+        "wanted": "4.2.3",
+        "action": "install",
+        "installed": [],
+    }
     print(
-        f"\nfleet report of 10 minions: the 9 answering in {report['answers_seconds']} s, "
-        f"the silent one given up after {report['seconds']} s; {seconds:.1f} s wall for salt-run\n"
-        + render_table(report)
+        f"\nfleet report of 10 minions in {report['seconds']} s, the silent one waited for; "
+        f"{seconds:.1f} s wall for salt-run\n" + render_table(report)
     )
 
 
@@ -116,9 +136,13 @@ def test_report_of_ten_minions_lists_drift_convergence_and_silence(fleet_master,
     not shutil.which("chromium"), reason="chromium is not installed (make installs it as root)"
 )
 def test_html_report_renders_in_a_real_browser_with_drift_marked(fleet_master, fleet, tmp_path):
-    run = fleet_master.salt_run_cli(timeout=300)
-    page = tmp_path / "fleet.html"
-    page.write_text(run.run("workstation.report", "ws-fleet-*", "format=html", "timeout=5").stdout)
+    page = tmp_path / "fleet.html"  # as the docs say: format=html, no --out
+    page.write_text(
+        salt_run_as_typed(
+            fleet_master, "workstation.report", "ws-fleet-*", "format=html", "timeout=10"
+        )
+    )
+    assert page.read_text().startswith("<!DOCTYPE html>")
 
     dom = subprocess.run(
         [
@@ -140,29 +164,60 @@ def test_html_report_renders_in_a_real_browser_with_drift_marked(fleet_master, f
         check=True,
     ).stdout
 
-    assert '<table class="production" data-production="nightfall">' in dom
+    summary = dom[dom.index('<p id="summary">') : dom.index("<table")]  # above every table
+    assert "9 of 10 minions answered (ws-fleet-*): 5 converged, 4 drifted, 1 silent." in summary, (
+        summary
+    )
+    assert '<table class="production" id="production-nightfall" data-production="nightfall">' in dom
     for minion in DRIFTED:
         assert f'<tr class="drift" data-minion="{minion}">' in dom
     for minion in CONVERGED:
         assert f'<tr class="ok" data-minion="{minion}">' in dom
     assert f'<tr class="missing" data-minion="{SILENT}"><td>{SILENT}</td><td>no answer</td>' in dom
-    assert dom.count('<td class="drift">4.2.3 (install)</td>') == len(DRIFTED)
+    assert dom.count('<td class="drift">4.2.3 (install; installed: nothing)</td>') == len(DRIFTED)
+    assert '<a href="#production-nightfall">nightfall</a>' in summary
+
+
+def test_watch_with_nothing_installing_stops_after_idle_and_says_nothing_ran(fleet_master):
+    run = fleet_master.salt_run_cli(timeout=120)
+    started = time.monotonic()
+    result = run.run("workstation.watch", "ws-nobody-*", "idle=2", "timeout=60")
+    seconds = time.monotonic() - started
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.data == {
+        "finished": True,
+        "installs": {},
+        "comment": "nothing ran: no install started on the targeted minions within 2 s",
+    }
+    assert seconds < 30, seconds  # idle, not the 60 s timeout
 
 
 def test_watch_follows_install_progress_to_the_end_on_a_non_tty(fleet_master, fleet, fleet_depot):
     fleet_depot.throttle = 0.002  # slow enough that each download sends several events
     run = fleet_master.salt_run_cli(timeout=300)
     watch = subprocess.Popen(  # the runner as an operator starts it: before the apply, in a pipe
-        [*run.cmdline("workstation.watch", "ws-fleet-0[67]", "idle=3", "timeout=120")],
+        [*run.cmdline("workstation.watch", "ws-fleet-0[67]", "idle=10", "start=60", "timeout=120")],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
         time.sleep(3)  # the runner is listening before the installs start
-        cli = fleet_master.salt_cli(timeout=300)
-        for minion in DRIFTED[:2]:
-            assert failed(cli.run("state.apply", "workstation", minion_tgt=minion).data) == {}
+        # Side by side, as on a fleet: one after the other, the second could start after the
+        # first ended and the watch had been idle long enough to return. One CLI per thread: a
+        # CLI object keeps its process's output files and is not shared.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            applied = list(
+                pool.map(
+                    lambda minion: fleet_master.salt_cli(timeout=300).run(
+                        "state.apply", "workstation", minion_tgt=minion
+                    ),
+                    DRIFTED[:2],
+                )
+            )
+        for result in applied:
+            assert failed(result.data) == {}
         output, _ = watch.communicate(timeout=120)
     finally:
         fleet_depot.throttle = 0
@@ -171,7 +226,8 @@ def test_watch_follows_install_progress_to_the_end_on_a_non_tty(fleet_master, fl
     lines = [line for line in output.splitlines() if line.startswith("ws-fleet-")]
     for minion in DRIFTED[:2]:
         mine = [line for line in lines if line.startswith(f"{minion} blender 4.2.3: ")]
-        assert mine[-1].startswith(f"{minion} blender 4.2.3: done"), lines
+        assert mine and mine[-1].startswith(f"{minion} blender 4.2.3: done"), output
         assert any(": download " in line for line in mine), lines
         assert len(mine) <= 2 * 60 + 3  # rate-limited: at most two a second
     assert watch.returncode == 0, output
+    assert "2 installs in" in output and "2 done, 0 failed" in output

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
-from salt_workstation import FORMULA_DIR, config, contract
+from salt_workstation import FORMULA_DIR, config, contract, gpu_detect
+from salt_workstation import plan as ws_plan
+from salt_workstation.display import plan as display_plan
+from salt_workstation.gpu import plan as gpu_plan
+from salt_workstation.launchers import plan as launchers_plan
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gpu"
 
 
 def formula_yaml(name):
@@ -132,3 +140,91 @@ def test_merge_and_load_never_change_their_inputs_or_the_cached_defaults():
     assert again["catalog"] == {}
     assert again["os"]["repo_style"] == "apt"
     assert config.defaults()["catalog"] == {}
+
+
+def test_an_empty_mount_packages_means_none_at_every_layer():
+    for family in ("Debian", "RedHat", "Suse"):
+        by_lookup = config.load({"lookup": {"os": {"mount_packages": {}}}}, {"os_family": family})
+        by_pillar = config.load({"os": {"mount_packages": {}}}, {"os_family": family})
+        assert by_lookup["os"]["mount_packages"] == by_pillar["os"]["mount_packages"] == {}
+    # a mapping that names a client replaces the defaults too: only NFS, no SMB client
+    only_nfs = config.load({"lookup": {"os": {"mount_packages": {"nfs": "nfs-common"}}}})
+    assert only_nfs["os"]["mount_packages"] == {"nfs": "nfs-common"}
+    # the other os keys still merge
+    assert only_nfs["os"]["fstab"] == "/etc/fstab"
+
+
+def _system_paths() -> dict:
+    """defaults.yaml's `os:` keys that are system paths the formula writes to."""
+    return {
+        key: value
+        for key, value in formula_yaml("defaults.yaml")["os"].items()
+        if isinstance(value, str) and value.startswith("/")
+    }
+
+
+def test_every_system_path_is_a_lookup_os_key_in_the_one_table():
+    table = (Path(__file__).resolve().parents[2] / "docs" / "pillar.md").read_text(encoding="utf-8")
+    section = table[table.index("## System paths") : table.index("## Names")]
+    for key, value in _system_paths().items():
+        assert f"| `{key}` | `{value}`" in section, f"{key} is not in docs/pillar.md's table"
+
+
+def test_lookup_os_moves_every_system_path_the_formula_writes(tmp_path):
+    """Launchers, desktop entries, menus, fstab, repositories, the display agents' files and the
+    nouveau blacklist: each lands under the folders workstation:lookup:os names."""
+    moved = {key: str(tmp_path / key) for key in _system_paths()}
+    grains = {
+        "os_family": "Debian",
+        "os": "Debian",
+        "osmajorrelease": 12,
+        "oscodename": "bookworm",
+        "kernelrelease": "6.1.0-28-amd64",
+        **gpu_detect.grains_of(FIXTURES / "p4000-nouveau"),
+    }
+    merged = config.load(
+        {
+            "lookup": {"os": moved},
+            "repositories": {
+                "studio": {
+                    "url": "https://repo.studio.test/debian",
+                    "key": "-----BEGIN PGP PUBLIC KEY BLOCK-----\n",
+                    "fingerprint": "A" * 40,
+                }
+            },
+            "display": {
+                "agents": ["dcv", "anyware", "vnc"],
+                "owner": "alice",
+                "dcv": {"license": "5053@rlm.studio.test"},
+                "anyware": {"license_server": "https://pcoip.studio.test"},
+                "vnc": {"settings": {"geometry": "1920x1080"}},
+            },
+            "gpu": {},
+        },
+        grains,
+    )
+    settings = launchers_plan.Settings.from_config(merged)
+    display = display_plan.plan(merged, display_plan.platform_of(grains))
+    written = {
+        "studio-launch": str(settings.command),
+        "desktop entry": str(settings.desktop_file("nightfall", "houdini")),
+        "menu folder": str(settings.directory_file("nightfall")),
+        "menu": str(settings.menu_file("nightfall")),
+        "fstab": launchers_plan.formula(merged, {})["fstab"],
+        "blacklist": gpu_plan.decide(merged, grains)["blacklist"]["path"],
+        **{
+            f"repository {key}": str(value)
+            for entry in ws_plan.repository_states(merged)
+            for key, value in (("keyring", entry["keyring"]), *entry["pkgrepo"][1].items())
+        },
+        **{
+            f"{agent['name']} {kind}": agent[kind]["path"]
+            for agent in display["agents"]
+            for kind in ("config", "owner_file")
+            if agent[kind]
+        },
+    }
+
+    assert len([name for name in written if name.startswith(("dcv", "anyware", "vnc"))]) == 5
+    outside = {name: path for name, path in written.items() if not path.startswith(str(tmp_path))}
+    assert outside == {}

@@ -81,12 +81,42 @@ def test_board_finishes_only_when_every_install_seen_has_ended():
     )
 
 
-def _answer(action="keep", drift=()):
+def test_the_end_keeps_the_download_total_so_a_watcher_sees_one_total():
+    sent = []
+    progress = ProgressReporter(lambda tag, data: sent.append(data), "blender", "4.3.1", "ws-1")
+    progress("download", 100, 200_000_000)
+    progress("download", 200_000_000, 200_000_000)  # rate-limited away, but remembered
+    progress("done")
+
+    assert [data["phase"] for data in sent] == ["download", "done"]
+    assert (sent[-1]["bytes_done"], sent[-1]["bytes_total"]) == (200_000_000, 200_000_000)
+    assert ProgressBoard.line(sent[-1]) == "ws-1 blender 4.3.1: done 190.7 MiB of 190.7 MiB (100%)"
+
+
+def test_the_watch_outcome_says_what_ran_or_that_nothing_did():
+    board = ProgressBoard()
+    assert board.outcome(10, 3600, 10.2) == {
+        "finished": True,
+        "installs": {},
+        "comment": "nothing ran: no install started on the targeted minions within 10 s",
+    }
+    board.update({"minion": "a", "app": "nuke", "version": "15.1v3", "phase": "download"})
+    board.update({"minion": "b", "app": "nuke", "version": "15.1v3", "phase": "failed"})
+    assert board.outcome(10, 60, 60.4) == {
+        "finished": False,
+        "installs": {"a nuke 15.1v3": "download", "b nuke 15.1v3": "failed"},
+        "comment": "gave up after 60 s with 1 still running; 0 done, 1 failed",
+    }
+    board.update({"minion": "a", "app": "nuke", "version": "15.1v3", "phase": "done"})
+    assert board.outcome(10, 60, 41.2)["comment"] == "2 installs in 41 s: 1 done, 1 failed"
+
+
+def _answer(action="keep", drift=(), installed=None):
     plan = {
-        "productions": {"nightfall": {"blender": {"version": "4.2.3", "action": action}}},
+        "productions": {"nightfall": {"blender": {"version": "4.3.1", "action": action}}},
         "errors": [],
     }
-    return report.minion_summary(plan, list(drift), {})
+    return report.minion_summary(plan, list(drift), {}, installed or {"blender": ["4.3.1"]})
 
 
 def test_drift_lists_states_that_would_change_or_fail_in_run_order():
@@ -133,29 +163,44 @@ def test_drift_lists_states_that_would_change_or_fail_in_run_order():
 def test_fleet_lists_silent_minions_and_renders_every_format():
     drift = [
         {
-            "id": "workstation-app-blender-4.2.3",
+            "id": "workstation-app-blender-4.3.1",
             "result": None,
             "changes": ["installed"],
             "comment": "would be installed",
         }
     ]
     fleet = report.fleet(
-        {"ws-1": _answer(), "ws-2": _answer("install", drift)},
+        {"ws-1": _answer(), "ws-2": _answer("install", drift, {"blender": ["4.2.3"]})},
         ["ws-1", "ws-2", "ws-3"],
         "ws-*",
         12.3,
-        4.5,
+        timeout=10,
+        gather_job_timeout=2,
     )
 
     assert (fleet["answered"], fleet["expected"], fleet["drifted"]) == (2, 3, ["ws-2"])
+    assert (fleet["converged"], fleet["silent"], fleet["errors"]) == (["ws-1"], ["ws-3"], [])
     assert fleet["minions"]["ws-3"]["status"] == "no answer"
+    # one timing, the whole run, and the wait for a silent minion, in the table and the page alike
+    summary = (
+        "2 of 3 minions answered (ws-*): 1 converged, 1 drifted, 1 silent. The report took 12.3 s "
+        "from start to end; a silent minion is waited for 10 s, then asked 2 s more."
+    )
     table = report.render_table(fleet)
-    assert table.splitlines()[0] == "2/3 minions answered in 4.5 s (ws-*); drifted: ws-2"
-    assert "ws-2    drift      -       workstation-app-blender-4.2.3" in table
-    assert "  ws-2    blender 4.2.3 (install)" in table
+    assert table.splitlines()[:2] == [summary, "drifted: ws-2"]
+    assert "ws-2    drift      -       workstation-app-blender-4.3.1" in table
+    # wanted vs installed: what an apply would do, and what is there now
+    assert "  ws-2    blender 4.3.1 (install; installed: 4.2.3)" in table
+    assert "  ws-1    blender 4.3.1" in table
     assert json.loads(report.render_json(fleet))["minions"]["ws-1"]["drift"] == []
     page = report.render_html(fleet)
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page and "http" not in page
+    # the summary heads the page, before any table, with the drifted production linked
+    head = page[: page.index("<table")]
+    assert f"<p id=summary>{summary}<br>Drifted minions: ws-2." in head
+    assert "Drifted productions: <a href='#production-nightfall'>nightfall</a>." in head
+    assert "id='production-nightfall'" in page
     assert (
-        "<tr class=drift data-minion='ws-2'>" in page and "<td class=drift>4.2.3 (install)" in page
+        "<tr class=drift data-minion='ws-2'>" in page
+        and "<td class=drift>4.3.1 (install; installed: 4.2.3)" in page
     )

@@ -423,6 +423,7 @@ def test_desktop_entries_and_menu_folders_are_valid(tmp_path):
 
     assert len(files) == 6 + 2
     assert checked.returncode == 0 and "error" not in checked.stdout, checked.stdout
+    assert "hint" not in checked.stdout, checked.stdout  # e.g. no registered main category
     entry = (share / "applications/workstation-nightfall-houdini.desktop").read_text()
     assert "Name=Nightfall — Houdini 20.5.410\n" in entry
     assert f'Exec="{tmp_path}/my studio/productions/nightfall/bin/houdini" %F\n' in entry
@@ -431,7 +432,7 @@ def test_desktop_entries_and_menu_folders_are_valid(tmp_path):
         "Icon=applications-graphics\n"
         in (share / "applications/workstation-harbor-houdini.desktop").read_text()
     )
-    assert "Categories=X-Workstation-nightfall;\n" in entry
+    assert "Categories=Graphics;X-Workstation-nightfall;\n" in entry
     menu = (tmp_path / "etc/xdg/menus/applications-merged/workstation-nightfall.menu").read_text()
     assert "<Include><Category>X-Workstation-nightfall</Category></Include>" in menu
 
@@ -462,6 +463,7 @@ def test_studio_launch_lists_starts_and_prints_the_environment(studio, tmp_path)
     assert started["env"]["STUDIO_PRODUCTION"] == "nightfall"
     assert "STUDIO_LAUNCH_PRINT_ENV" not in started["env"]
     assert "HARBOR_ONLY=1" in printed.splitlines() and "SHOW=harbor" in printed.splitlines()
+    assert f"PATH={tmp_path}/studio/productions/harbor/bin:/usr/bin:/bin" in printed.splitlines()
     assert missing.returncode == 127 and "nightfall has no app photoshop" in missing.stderr
     assert escape.returncode == 2
 
@@ -695,6 +697,18 @@ def _production(data, name):
     return next(production for production in data["productions"] if production["name"] == name)
 
 
+def test_an_empty_mount_packages_installs_no_storage_client_but_still_mounts(tmp_path):
+    cfg = _with_mounts(tmp_path)
+    workstation = {key: cfg[key] for key in ("install_root", "depot", "catalog", "productions")}
+    workstation["lookup"] = {"os": {**cfg["os"], "mount_packages": {}}}
+    cfg = config.load(workstation, GRAINS)
+
+    data = _data(cfg)
+
+    assert data["storage"] is True and data["mount_clients"] == {}
+    assert [m["name"] for m in _production(data, "harbor")["mounts"]] == ["projects"]
+
+
 def ensure_credentials(cfg, production, mount, test):
     """What `launchers.credentials` does; True when the file was (or would be) changed."""
     settings = plan.Settings.from_config(cfg)
@@ -723,8 +737,11 @@ def test_the_formula_data_mounts_each_production_storage_with_network_options(tm
             "options": ["_netdev", "nofail", "vers=3.0", f"credentials={credentials}"],
             "credentials": True,
             "credentials_file": credentials,
+            "fstab": "//nas01/nightfall /mnt/nightfall/projects cifs "
+            f"_netdev,nofail,vers=3.0,credentials={credentials} 0 0",
         }
     ]
+    assert SMB["credentials"]["password"] not in json.dumps(data)
     assert _production(data, "harbor")["mounts"][0]["credentials"] is False
     assert (data["mount_now"], data["fstab"]) == (True, str(tmp_path / "etc/fstab"))
     # its apps' and its plugin's installs, each a state of the apps SLS (workstation-app-<app>-<version>)

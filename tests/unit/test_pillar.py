@@ -104,6 +104,8 @@ def test_unquoted_production_version_read_as_float_says_quote_it():
     text = " ".join(messages["workstation:productions:show-a:apps:nuke"])
     assert "quote it" in text
     assert "2025.1" in text and "number" in text
+    # the catalog's 2025.10 reads as the same number: it is named as the value meant
+    assert 'quote it, e.g. "2025.10" (the catalog\'s version that reads as that number)' in text
     # and since 2025.1 is not 2025.10, it also says which versions the catalog does have
     assert "known: 2025.10" in text
     assert {issue.app for issue in issues} == {"nuke"}
@@ -124,6 +126,8 @@ def test_unquoted_catalog_version_key_read_as_float():
     issues = contract.validate(cfg)
     message = only_issue(issues, "workstation:catalog:houdini:versions:20.5")
     assert "quote it" in message and "20.5" in message
+    # nothing says which was meant: the message says what YAML made of it and what it may have been
+    assert "already turned it into 20.5" in message and '"20.50" if you wrote 20.50' in message
     assert issues[0].app == "houdini" and issues[0].version == "20.5"
 
 
