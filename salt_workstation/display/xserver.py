@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import re
 
+from salt_workstation import config as workstation_config
 from salt_workstation import gpu_detect
 from salt_workstation.pillar import Issue, path_of
 
 KEYS = ("manage", "resolution", "display_manager")
 DEFAULTS = {"manage": "auto", "resolution": "1920x1080", "display_manager": "auto"}
 RESOLUTION = re.compile(r"^([1-9]\d{2,4})x([1-9]\d{2,4})$")
-XORG_DROPIN = "/etc/X11/xorg.conf.d/10-workstation-nvidia.conf"
+XORG_DROPIN = "10-workstation-nvidia.conf"  # in workstation:os:xorg_conf_dir
 DEFAULT_TARGET = "graphical.target"
 # Agents whose sessions show an X server on the GPU: DCV console sessions, and dcv-gl's GL sharing.
 NEEDS_X = ("dcv",)
@@ -234,7 +235,7 @@ def plan(config, grains) -> dict:
         # Written in every phase: the card at boot may not be the one the image was baked on; without
         # an NVIDIA card (content None) a drop-in left from one is removed, or X would look for it.
         "xorg": {
-            "path": XORG_DROPIN,
+            "path": workstation_config.system_file(config, "xorg_conf_dir", XORG_DROPIN),
             "content": render_xorg(card, wanted["resolution"]) if card else None,
         },
         "display_manager": manager,

@@ -9,6 +9,7 @@ import yaml
 from salt_workstation import FORMULA_DIR, config, contract, gpu_detect
 from salt_workstation import plan as ws_plan
 from salt_workstation.display import plan as display_plan
+from salt_workstation.display import xserver
 from salt_workstation.gpu import plan as gpu_plan
 from salt_workstation.launchers import plan as launchers_plan
 
@@ -172,7 +173,7 @@ def test_every_system_path_is_a_lookup_os_key_in_the_one_table():
 
 def test_lookup_os_moves_every_system_path_the_formula_writes(tmp_path):
     """Launchers, desktop entries, menus, fstab, repositories, the display agents' files and the
-    nouveau blacklist: each lands under the folders workstation:lookup:os names."""
+    nouveau blacklist and the X drop-in: each lands under the folders workstation:lookup:os names."""
     moved = {key: str(tmp_path / key) for key in _system_paths()}
     grains = {
         "os_family": "Debian",
@@ -212,6 +213,7 @@ def test_lookup_os_moves_every_system_path_the_formula_writes(tmp_path):
         "menu": str(settings.menu_file("nightfall")),
         "fstab": launchers_plan.formula(merged, {})["fstab"],
         "blacklist": gpu_plan.decide(merged, grains)["blacklist"]["path"],
+        "X drop-in": xserver.plan(merged, grains)["xorg"]["path"],
         **{
             f"repository {key}": str(value)
             for entry in ws_plan.repository_states(merged)

@@ -120,7 +120,10 @@ def test_amd_card_gets_the_display_manager_and_target_but_no_x_config_and_says_w
 
     assert found["manage"] is True
     # a drop-in left from an NVIDIA card (an image baked on another machine) is removed
-    assert found["xorg"] == {"path": xserver.XORG_DROPIN, "content": None}
+    assert found["xorg"] == {
+        "path": "/etc/X11/xorg.conf.d/10-workstation-nvidia.conf",
+        "content": None,
+    }
     assert found["display_manager"]["name"] == "gdm3"
     assert "No NVIDIA card (found: Radeon PRO W6800 (amdgpu))" in found["comment"]
     assert "DCV virtual sessions" in found["notes"][0]
