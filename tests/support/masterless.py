@@ -14,13 +14,15 @@ TOP = "base:\n  '*':\n    - workstation\n"
 
 
 def system_paths_under(root: Path) -> dict:
-    """Launchers write studio-launch, desktop entries, menus and fstab: keep a test's in its own folder."""
+    """Launchers write studio-launch, desktop entries, menus and fstab, a bake its image identity: keep a
+    test's in its own folder."""
     return {
         "os": {
             "bin_dir": str(root / "usr/bin"),
             "xdg_data_dir": str(root / "usr/share"),
             "xdg_config_dir": str(root / "etc/xdg"),
             "fstab": str(root / "etc/fstab"),
+            "image_identity": str(root / "etc/salt-workstation/image.json"),
         }
     }
 

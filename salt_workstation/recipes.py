@@ -1,0 +1,1 @@
+"""Image recipes from the fleet's own pillar (placeholder, filled in below)."""
