@@ -82,6 +82,8 @@ def fleet(
         "answered": answered,
         "expected": len(minions),
         "drifted": sorted(m for m, e in minions.items() if e["status"] == "ok" and e["drift"]),
+        # Cloned from an image that lacks versions the pillar wants now: their boot downloads.
+        "image_lacking": sorted(m for m, e in minions.items() if _image_lacks(e)),
         "minions": minions,
     }
 
@@ -95,6 +97,18 @@ def _productions(report: dict) -> dict:
     return table
 
 
+def _image_lacks(entry: dict) -> list:
+    image = entry.get("image")
+    return (image.get("lacks") or []) if isinstance(image, dict) else []
+
+
+def _image_word(entry: dict) -> str:
+    if not isinstance(entry.get("image"), dict):
+        return "-"
+    lacks = _image_lacks(entry)
+    return f"lacks {', '.join(lacks)}" if lacks else "has all"
+
+
 def _status_word(entry: dict) -> str:
     if entry["status"] != "ok":
         return entry["status"]
@@ -105,14 +119,20 @@ def render_table(report: dict) -> str:
     lines = [
         f"{report['answered']}/{report['expected']} minions answered in {report['answers_seconds']} s "
         f"({report['target']}); drifted: {', '.join(report['drifted']) or 'none'}",
-        "",
     ]
+    if report.get("image_lacking"):
+        lines.append(f"images lacking wanted versions: {', '.join(report['image_lacking'])}")
+    lines.append("")
     width = max([len(m) for m in report["minions"]] + [6])
     lines.append(f"{'minion':<{width}}  {'state':<10} {'reboot':<7} drift")
     for minion, entry in report["minions"].items():
         reboot = {True: "yes", False: "no"}.get(entry.get("reboot_required"), "-")
         drift = ", ".join(item["id"] for item in entry.get("drift") or [])
         lines.append(f"{minion:<{width}}  {_status_word(entry):<10} {reboot:<7} {drift}")
+        if isinstance(entry.get("image"), dict):
+            lines.append(
+                f"{'':<{width}}  image baked {entry['image'].get('baked_at')}: {_image_word(entry)}"
+            )
     for production, minions in sorted(_productions(report).items()):
         lines += ["", f"production {production}:"]
         for minion, apps in sorted(minions.items()):

@@ -11,7 +11,7 @@ import json
 from salt.exceptions import CommandExecutionError
 
 from salt_workstation import config as ws_config
-from salt_workstation import contract, keys, safefs, secrets, units
+from salt_workstation import contract, keys, pillar, safefs, secrets, units
 from salt_workstation import image as ws_image
 from salt_workstation import plan as ws_plan
 from salt_workstation import report as ws_report
@@ -281,6 +281,9 @@ def report():
                 extras[name] = __salt__[function]()
             except Exception as exc:  # pylint: disable=broad-except
                 extras[name] = {"error": str(exc)}
+    baked = __grains__.get("workstation_image")
+    if isinstance(baked, dict):  # cloned from a baked image: which wanted versions it lacks
+        extras["image"] = {**baked, "lacks": ws_image.lacks(baked, pillar.wanted_by_app(merged))}
     drift = ws_report.drift_of(__salt__["state.apply"]("workstation", test=True))
     return ws_report.minion_summary(
         ws_plan.plan(merged, _store(merged), __salt__["dcc.package_versions"]), drift, extras
