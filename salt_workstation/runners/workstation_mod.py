@@ -5,6 +5,7 @@ The fleet, from the master: a drift and inventory report, and live install progr
 
     salt-run workstation.report 'ws-*' format=html > fleet.html
     salt-run workstation.watch 'ws-*'
+    salt-run workstation.recipes 'ws-*' images=3 write=/srv/packer/pillar
 """
 
 import fnmatch
@@ -13,9 +14,12 @@ import time
 
 import salt.client
 import salt.utils.event
+import salt.utils.master
 
 from salt_workstation import progress as ws_progress
+from salt_workstation import recipes as ws_recipes
 from salt_workstation import report as ws_report
+from salt_workstation.errors import WorkstationError
 
 __virtualname__ = "workstation"
 
@@ -98,6 +102,39 @@ def watch(tgt="*", timeout=3600, idle=10):
         "finished": board.finished(),
         "installs": {" ".join(key): data.get("phase") for key, data in board.installs.items()},
     }
+
+
+def recipes(tgt="*", tgt_type="glob", images=3, format="table", write=None):  # pylint: disable=redefined-builtin
+    """
+    Which images to bake, from the fleet's own pillar: machines grouped by the app
+    versions their productions need, then at most ``images`` recipes that cover the
+    most machines, each with its share of the fleet and the bytes its machines'
+    first boots would no longer download. The pillar is the master's (its cache,
+    compiled on the master where a minion's is not cached), for every minion the
+    master knows, or those ``tgt`` matches.
+
+    format
+        ``table`` (default) or ``json``.
+    write
+        A folder: one bake pillar per recipe, ``<write>/recipe-<n>.sls``, for the
+        Packer template in examples/packer (docs/baking.md).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run workstation.recipes 'ws-*' images=2 format=json write=/srv/packer/pillar
+    """
+    if format not in ("table", "json"):
+        raise ValueError(f"format must be table or json, got {format!r}")
+    pillars = salt.utils.master.MasterPillarUtil(tgt, tgt_type, opts=__opts__).get_minion_pillar()
+    try:
+        proposal = ws_recipes.from_pillars(pillars, images=images)
+        if write:
+            proposal["written"] = ws_recipes.write_pillars(write, proposal)
+    except WorkstationError as exc:
+        raise ValueError(str(exc)) from None
+    return ws_recipes.render_table(proposal) if format == "table" else proposal
 
 
 class _display:
