@@ -15,4 +15,7 @@ mkdir -p /srv/salt
 
 call() { /opt/salt/bin/salt-call --local -c "${BAKE_DIR}" --retcode-passthrough "$@"; }
 call state.apply workstation
-call state.apply workstation.seal   # last: removes the minion's keys, machine-id, logs and ${BAKE_DIR}
+# Last, the seal (workstation.seal's one state): the minion's keys, machine-id, SSH host keys, Salt's
+# cache and logs, and ${BAKE_DIR}. Through state.sls_id, not state.apply: state.apply writes its own
+# cache (sls.p, highstate.cache.p) after the seal has run; state.sls_id writes nothing after it.
+call state.sls_id workstation-image-sealed workstation.seal

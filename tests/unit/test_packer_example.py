@@ -32,8 +32,11 @@ def test_the_bake_runs_masterless_from_the_uploaded_pillar_then_seals():
     assert minion["file_client"] == "local" and "workstation" in minion["fileserver_backend"]
     assert minion["pillar_roots"] == {"base": ["/tmp/workstation-bake/pillar"]}
     assert subprocess.run(["bash", "-n", str(PACKER / "bake.sh")], check=False).returncode == 0
-    applies = [line for line in script.splitlines() if line.startswith("call state.apply")]
-    assert [line.split()[2] for line in applies] == ["workstation", "workstation.seal"]
+    calls = [line.split()[1:] for line in script.splitlines() if line.startswith("call state.")]
+    assert calls == [
+        ["state.apply", "workstation"],
+        ["state.sls_id", "workstation-image-sealed", "workstation.seal"],
+    ]
 
 
 @pytest.mark.skipif(
