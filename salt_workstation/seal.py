@@ -161,10 +161,13 @@ def apply(seal: dict, planned: dict) -> None:
                         raise safefs.disk_error(exc, folder.join(name)) from None
 
 
-def seal(config, test: bool = False) -> dict:
-    """Seal the image the merged config names (refused unless phase is bake); returns the changes."""
+def seal(config, test: bool = False, root: str | None = None) -> dict:
+    """Seal the image the merged config names, or the one at `root` (refused unless phase is bake);
+    returns the changes."""
     refuse_unless_bake((config or {}).get("phase", "all"))
     settings = settings_of(config)
+    if root is not None:
+        settings = settings_of({"os": {"seal": {**settings, "root": root}}})
     planned = plan(settings)
     if planned and not test:
         apply(settings, planned)

@@ -203,11 +203,8 @@ def seal(root=None, test=False):
 
         salt-call --local workstation.seal test=True
     """
-    merged = _merged()
-    if root is not None:
-        merged = {**merged, "os": {**merged["os"], "seal": {**merged["os"]["seal"], "root": root}}}
     try:
-        return {"changes": ws_seal.seal(merged, test=test)}
+        return {"changes": ws_seal.seal(_merged(), test=test, root=root)}
     except WorkstationError as exc:
         raise CommandExecutionError(str(exc)) from None
 
