@@ -7,9 +7,10 @@ PY     := $(VENV)/bin/python
 DEMO   := $(CURDIR)/.demo
 # OS packages. The extension itself: libarchive (unpacking), gnupg (repository keys).
 # Only the tests: debootstrap (the system tier's Debian root), curl, chromium (the fleet
-# report checked in a real browser), desktop-file-utils (launcher entries validated).
+# report checked in a real browser), desktop-file-utils (launcher entries validated),
+# packer (examples/packer validated; the test skips, saying so, where it is missing).
 RUNTIME_PACKAGES := libarchive13 gnupg ca-certificates
-TEST_PACKAGES    := debootstrap curl chromium desktop-file-utils
+TEST_PACKAGES    := debootstrap curl chromium desktop-file-utils packer
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP    := $(VENV)/.installed-tests
 

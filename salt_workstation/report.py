@@ -105,6 +105,8 @@ def fleet(
         "drifted": sorted(m for m, word in words.items() if word == "drift"),
         "silent": sorted(m for m, word in words.items() if word == NO_ANSWER),
         "errors": sorted(m for m, word in words.items() if word == "error"),
+        # Cloned from an image that lacks versions the pillar wants now: their boot downloads.
+        "image_lacking": sorted(m for m, e in minions.items() if _image_lacks(e)),
         "minions": minions,
     }
 
@@ -116,6 +118,18 @@ def _productions(report: dict) -> dict:
         for production, apps in (entry.get("productions") or {}).items():
             table.setdefault(production, {})[minion] = apps
     return table
+
+
+def _image_lacks(entry: dict) -> list:
+    image = entry.get("image")
+    return (image.get("lacks") or []) if isinstance(image, dict) else []
+
+
+def _image_word(entry: dict) -> str:
+    if not isinstance(entry.get("image"), dict):
+        return "-"
+    lacks = _image_lacks(entry)
+    return f"lacks {', '.join(lacks)}" if lacks else "has all"
 
 
 def _status_word(entry: dict) -> str:
@@ -157,13 +171,20 @@ def cell(info: dict) -> str:
 
 
 def render_table(report: dict) -> str:
-    lines = [summary(report), f"drifted: {', '.join(report['drifted']) or 'none'}", ""]
+    lines = [summary(report), f"drifted: {', '.join(report['drifted']) or 'none'}"]
+    if report.get("image_lacking"):
+        lines.append(f"images lacking wanted versions: {', '.join(report['image_lacking'])}")
+    lines.append("")
     width = max([len(m) for m in report["minions"]] + [6])
     lines.append(f"{'minion':<{width}}  {'state':<10} {'reboot':<7} drift")
     for minion, entry in report["minions"].items():
         reboot = {True: "yes", False: "no"}.get(entry.get("reboot_required"), "-")
         drift = ", ".join(item["id"] for item in entry.get("drift") or [])
         lines.append(f"{minion:<{width}}  {_status_word(entry):<10} {reboot:<7} {drift}")
+        if isinstance(entry.get("image"), dict):
+            lines.append(
+                f"{'':<{width}}  image baked {entry['image'].get('baked_at')}: {_image_word(entry)}"
+            )
     for minion, entry in report["minions"].items():
         if entry.get("next_boot_without_driver"):
             lines.append(

@@ -9,7 +9,6 @@ says when to stop, and renders the summary as a table, JSON or an HTML section.
 from __future__ import annotations
 
 import html
-import json
 import time
 
 from salt_workstation.errors import WorkstationError
@@ -219,10 +218,6 @@ def render_table(summary: dict) -> str:
             for problem in entry.get("failed") or []:
                 lines.append(f"  {'':<{width}}    {problem['id']}: {problem['comment']}")
     return "\n".join(lines)
-
-
-def render_json(summary: dict) -> str:
-    return json.dumps(summary, indent=2, sort_keys=True, default=str)
 
 
 def render_html(summary: dict) -> str:

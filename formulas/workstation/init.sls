@@ -7,3 +7,4 @@ include:
   - workstation.licenses
   - workstation.display
   - workstation.launchers
+  - workstation.image      # phase bake: what the image holds, for the workstation_image grain

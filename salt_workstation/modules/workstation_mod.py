@@ -11,9 +11,11 @@ import json
 from salt.exceptions import CommandExecutionError
 
 from salt_workstation import config as ws_config
-from salt_workstation import contract, keys, safefs, secrets, units
+from salt_workstation import contract, keys, pillar, safefs, secrets, units
+from salt_workstation import image as ws_image
 from salt_workstation import plan as ws_plan
 from salt_workstation import report as ws_report
+from salt_workstation import seal as ws_seal
 from salt_workstation.engine import AppStore
 from salt_workstation.errors import UnsafePath, WorkstationError
 
@@ -216,6 +218,70 @@ def default_target(target, test=False):
     return {"changed": True, "old": old}
 
 
+def seal(root=None, test=False):
+    """
+    Make this baked image safe to clone (``workstation:os:seal``): remove the
+    minion id and the minion's keys, truncate /etc/machine-id, remove the SSH
+    host keys, Salt's cache and logs and temporary files, all below ``root``
+    (default ``workstation:os:seal:root``). Refused unless ``workstation:phase``
+    is ``bake``. Returns ``{"changes": {what: [paths]}}``; ``test=True`` removes nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local workstation.seal test=True
+    """
+    try:
+        return {"changes": ws_seal.seal(_merged(), test=test, root=root)}
+    except WorkstationError as exc:
+        raise CommandExecutionError(str(exc)) from None
+
+
+def image_plan(config=None):
+    """
+    Whether this apply records the image identity (only an image bake does) and where
+    (``workstation:os:image_identity``): the data the ``workstation.image`` SLS renders from.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' workstation.image_plan
+    """
+    merged = config if config is not None else _merged()
+    return {
+        "record": merged.get("phase", "all") == "bake",
+        "path": merged["os"].get("image_identity") or ws_image.IDENTITY_FILE,
+    }
+
+
+def image_identity(path=None, test=False):
+    """
+    Record what this image is baked with (extension version, productions, app versions,
+    a digest of their catalog entries, the bake time) at ``path`` (default
+    ``workstation:os:image_identity``); the ``workstation_image`` grain reads it back.
+    Returns ``{"changes": {...}}``, empty when the same identity is recorded already;
+    ``test=True`` writes nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local workstation.image_identity test=True
+    """
+    merged = _merged()
+    path = path or image_plan(merged)["path"]
+    wanted = ws_image.identity(merged)
+    changes = ws_image.changes(path, wanted)
+    if changes and not test:
+        try:
+            ws_image.record(path, wanted)
+        except WorkstationError as exc:
+            raise CommandExecutionError(str(exc)) from None
+    return {"changes": changes}
+
+
 # Feature functions a report includes when their issue has landed on this minion.
 _REPORT_EXTRAS = {"gpu": "gpu.status", "licenses": "licenses.check", "display": "display.status"}
 
@@ -241,6 +307,9 @@ def report():
                 extras[name] = __salt__[function]()
             except Exception as exc:  # pylint: disable=broad-except
                 extras[name] = {"error": str(exc)}
+    baked = __grains__.get("workstation_image")
+    if isinstance(baked, dict):  # cloned from a baked image: which wanted versions it lacks
+        extras["image"] = {**baked, "lacks": ws_image.lacks(baked, pillar.wanted_by_app(merged))}
     drift = ws_report.drift_of(__salt__["state.apply"]("workstation", test=True))
     store = _store(merged)
     return ws_report.minion_summary(

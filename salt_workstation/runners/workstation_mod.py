@@ -6,6 +6,7 @@ The fleet, from the master: a drift and inventory report, and live install progr
     salt-run workstation.report 'ws-*' format=html > fleet.html
     salt-run workstation.watch 'ws-*'
     salt-run workstation.rollout 'ws-*' production=nightfall canary=10% test=True
+    salt-run workstation.recipes 'ws-*' images=3 write=/srv/packer/pillar
 """
 
 import fnmatch
@@ -14,8 +15,10 @@ import time
 
 import salt.client
 import salt.utils.event
+import salt.utils.master
 
 from salt_workstation import progress as ws_progress
+from salt_workstation import recipes as ws_recipes
 from salt_workstation import report as ws_report
 from salt_workstation import rollout as ws_rollout
 from salt_workstation.errors import WorkstationError
@@ -69,11 +72,18 @@ def report(tgt="*", tgt_type="glob", format="table", timeout=60, gather_job_time
     fleet = ws_report.fleet(
         returns, expected, tgt, time.monotonic() - started, timeout, gather_job_timeout
     )
-    # {"outputter", "data"} is how a runner picks its own outputter (salt-run honours it, --out
-    # overrides it): the data as JSON, or the rendered text as it is, not Salt's nested text.
     if format == "json":
-        return {"outputter": "json", "data": fleet}
-    return {"outputter": "txt", "data": ws_report.RENDERERS[format](fleet)}
+        return _printed(fleet)
+    return _printed(text=ws_report.RENDERERS[format](fleet))
+
+
+def _printed(data=None, text=None):
+    """{"outputter", "data"} is how a runner picks its own outputter (salt-run honours it, --out
+    overrides it): data as JSON that json.load reads, or rendered text as it is, never Salt's
+    nested text."""
+    if text is None:
+        return {"outputter": "json", "data": data}
+    return {"outputter": "txt", "data": text}
 
 
 def watch(tgt="*", timeout=3600, idle=10, start=None):
@@ -111,6 +121,43 @@ def watch(tgt="*", timeout=3600, idle=10, start=None):
             elif time.monotonic() - started >= start:
                 break
     return board.outcome(start, timeout, time.monotonic() - started)
+
+
+def recipes(tgt="*", tgt_type="glob", images=3, format="table", write=None):  # pylint: disable=redefined-builtin
+    """
+    Which images to bake, from the fleet's own pillar: machines grouped by the app
+    versions their productions need, then at most ``images`` recipes that cover the
+    most machines, each with its share of the fleet and the bytes its machines'
+    first boots would no longer download. The pillar is the master's (its cache,
+    compiled on the master where a minion's is not cached), for every minion the
+    master knows, or those ``tgt`` matches.
+
+    format
+        ``table`` (default) or ``json``.
+    write
+        A folder: one bake pillar per recipe, ``<write>/recipe-<n>.sls``, for the
+        Packer template in examples/packer (docs/baking.md).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run workstation.recipes 'ws-*' images=2 format=json write=/srv/packer/pillar
+    """
+    if format not in ("table", "json"):
+        raise ValueError(f"format must be table or json, got {format!r}")
+    pillars = salt.utils.master.MasterPillarUtil(tgt, tgt_type, opts=__opts__).get_minion_pillar()
+    try:
+        proposal = ws_recipes.from_pillars(pillars, images=images)
+        if write:
+            proposal["written"] = ws_recipes.write_pillars(write, proposal)
+    except WorkstationError as exc:
+        raise ValueError(str(exc)) from None
+    return (
+        _printed(text=ws_recipes.render_table(proposal))
+        if format == "table"
+        else _printed(proposal)
+    )
 
 
 class _display:
@@ -263,11 +310,11 @@ def rollout(
             break
     summary = record.summary()
     if format == "json":
-        return ws_rollout.render_json(summary)
+        return _printed(summary)
     if format == "html":
-        page = report(tgt, tgt_type, "html", timeout, gather_job_timeout)
-        return ws_rollout.join_html(page, ws_rollout.render_html(summary))
-    return ws_rollout.render_table(summary)
+        page = report(tgt, tgt_type, "html", timeout, gather_job_timeout)["data"]
+        return _printed(text=ws_rollout.join_html(page, ws_rollout.render_html(summary)))
+    return _printed(text=ws_rollout.render_table(summary))
 
 
 def _compound(tgt, tgt_type):

@@ -136,3 +136,56 @@ def default_target(name):
         errors=(CommandExecutionError,),
         failed=failed,
     )
+
+
+def sealed(name):
+    """
+    Make the baked image at root ``name`` safe to clone: no minion id or minion
+    keys, an empty /etc/machine-id, no SSH host keys, no Salt cache or logs, no
+    temporary files (the paths are ``workstation:os:seal``). Fails, changing
+    nothing, unless ``workstation:phase`` is ``bake``.
+    """
+
+    def failed(ret, error):
+        ret.update(result=False, comment=f"The image at {name} was not sealed: {error}")
+        return ret
+
+    return stateret.converge(
+        name,
+        changes=lambda: __salt__["workstation.seal"](root=name, test=True)["changes"],
+        act=lambda: __salt__["workstation.seal"](root=name),
+        test=__opts__["test"],
+        same=f"The image at {name} is sealed",
+        would=lambda changes: f"The image at {name} would be sealed: {_listed(changes)}",
+        done=lambda changes: f"The image at {name} was sealed: {_listed(changes)}",
+        errors=(CommandExecutionError,),
+        failed=failed,
+    )
+
+
+def image_recorded(name):
+    """
+    Record at ``name`` what this image is baked with (extension version,
+    productions, app versions, a digest of their catalog entries, the bake
+    time): the ``workstation_image`` grain of every machine cloned from it.
+    """
+
+    def failed(ret, error):
+        ret.update(result=False, comment=f"The image identity was not recorded: {error}")
+        return ret
+
+    return stateret.converge(
+        name,
+        changes=lambda: __salt__["workstation.image_identity"](path=name, test=True)["changes"],
+        act=lambda: __salt__["workstation.image_identity"](path=name),
+        test=__opts__["test"],
+        same=f"{name} records what this image is baked with",
+        would=f"{name} would record what this image is baked with",
+        done=f"{name} records what this image is baked with",
+        errors=(CommandExecutionError,),
+        failed=failed,
+    )
+
+
+def _listed(changes) -> str:
+    return ", ".join(f"{what} ({len(paths)})" for what, paths in sorted(changes.items()))

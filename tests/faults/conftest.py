@@ -640,6 +640,13 @@ def assert_contained(run: Run, *apps: str) -> None:
     assert others == {}, "states of other apps failed too"
 
 
+# What an image bake (phase bake) rightly writes outside install_root: the image identity it
+# records, and the folder whose entries that changes.
+BAKE_FILES = frozenset(
+    {"system/etc", "system/etc/salt-workstation", "system/etc/salt-workstation/image.json"}
+)
+
+
 def launcher_files(production: str, *commands: str) -> set[str]:
     """What a production's launchers rightly write outside install_root (sandbox-relative), and the
     folders whose entries that changes: its desktop entries, menu folder and menu fragment."""

@@ -17,7 +17,17 @@ import yaml
 from tests.support.catalog import EXAMPLES, build_depot
 from tests.support.masterless import masterless_call, minion_config, system_paths_under
 
-SLS_FILES = ["check", "repos", "apps", "gpu", "licenses", "display", "xserver", "launchers"]
+SLS_FILES = [
+    "check",
+    "repos",
+    "apps",
+    "gpu",
+    "licenses",
+    "display",
+    "xserver",
+    "launchers",
+    "image",
+]
 LEAD = "ws-lead-1"  # the example top file gives leads every production
 
 

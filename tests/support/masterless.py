@@ -15,7 +15,7 @@ TOP = "base:\n  '*':\n    - workstation\n"
 
 def system_paths_under(root: Path) -> dict:
     """Launchers write studio-launch, desktop entries, menus and fstab, licenses their environment
-    files: keep a test's in its own folder."""
+    files, a bake its image identity: keep a test's in its own folder."""
     return {
         "os": {
             "bin_dir": str(root / "usr/bin"),
@@ -24,6 +24,7 @@ def system_paths_under(root: Path) -> dict:
             "fstab": str(root / "etc/fstab"),
             "profile_dir": str(root / "etc/profile.d"),
             "environment_dir": str(root / "etc/environment.d"),
+            "image_identity": str(root / "etc/salt-workstation/image.json"),
         }
     }
 

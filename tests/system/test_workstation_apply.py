@@ -31,6 +31,7 @@ INSTALL_STATES = {
     "workstation-service-studio-standin.service",
     "workstation-launchers-nightfall-launchers-managed",
     "workstation-launchers-studio-launch-installed",
+    "workstation-image-identity-recorded",  # phase bake: what the image holds
 }
 ENABLED_LINK = "/etc/systemd/system/multi-user.target.wants/studio-standin.service"
 

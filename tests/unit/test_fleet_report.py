@@ -204,3 +204,32 @@ def test_fleet_lists_silent_minions_and_renders_every_format():
         "<tr class=drift data-minion='ws-2'>" in page
         and "<td class=drift>4.3.1 (install; installed: 4.2.3)" in page
     )
+
+
+def test_a_machine_whose_image_lacks_versions_its_pillar_wants_now_is_flagged():
+    from salt_workstation import image
+
+    baked = {"baked_at": "2026-11-30T08:00:00Z", "apps": {"blender": ["4.2.3"], "nuke": ["15.1v3"]}}
+    wanted = {"blender": ["4.2.3", "4.3.0"], "nuke": ["15.1v3"]}
+
+    def summary(extra):
+        plan = {"productions": {"nightfall": {"blender": {"version": "4.2.3", "action": "keep"}}}}
+        return report.minion_summary(plan, [], extra)
+
+    returns = {
+        "ws-old-image": summary({"image": {**baked, "lacks": image.lacks(baked, wanted)}}),
+        "ws-fresh-image": summary({"image": {**baked, "lacks": image.lacks(baked, baked["apps"])}}),
+        "ws-no-image": summary({}),
+    }
+    fleet = report.fleet(returns, list(returns), "*", 1.0)
+    table = report.render_table(fleet)
+
+    assert image.lacks(baked, wanted) == ["blender 4.3.0"]
+    assert image.lacks(None, wanted) == []
+    assert fleet["image_lacking"] == ["ws-old-image"]
+    assert "images lacking wanted versions: ws-old-image" in table
+    assert "image baked 2026-11-30T08:00:00Z: lacks blender 4.3.0" in table
+    assert "image baked 2026-11-30T08:00:00Z: has all" in table
+    assert json.loads(report.render_json(fleet))["minions"]["ws-old-image"]["image"]["lacks"] == [
+        "blender 4.3.0"
+    ]
