@@ -1,6 +1,7 @@
 # make demo        - venv with the extension only, a demo production applied masterless into ./.demo/
 # make test        - import contracts, every test tier on Salt 3008, then the Salt 3006/3007 matrix
-# make test-quick  - import contracts and every tier on Salt 3008 only (daily work)
+# make test-quick  - lint, docs, and every tier on Salt 3008 only (daily work)
+# make docs        - the reference docs (Sphinx) into build/docs, failing on any warning
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -14,7 +15,7 @@ TEST_PACKAGES    := debootstrap curl chromium desktop-file-utils packer
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP    := $(VENV)/.installed-tests
 
-.PHONY: all venv venv-tests demo test test-quick matrix lint test-unit test-integration test-system test-faults test-scale bench bench-scale clean
+.PHONY: all venv venv-tests demo test test-quick matrix lint docs test-unit test-integration test-system test-faults test-scale bench bench-scale clean
 
 all: test
 
@@ -37,7 +38,7 @@ $(RUNTIME_STAMP): setup.cfg pyproject.toml constraints.txt
 
 $(TEST_STAMP): $(RUNTIME_STAMP)
 	$(call os_packages,$(TEST_PACKAGES))
-	$(PY) -m pip install -q -c constraints.txt -e '.[tests,lint]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[tests,lint,docs]'
 	touch $@
 
 venv: $(RUNTIME_STAMP)
@@ -52,7 +53,7 @@ demo: venv
 
 test: test-quick matrix
 
-test-quick: lint
+test-quick: lint docs
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # The unit, functional and integration tiers against Salt 3006 (Python 3.10) and 3007.
@@ -68,6 +69,12 @@ lint: venv-tests
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/yamllint --strict pillar_examples formulas .yamllint
 	$(VENV)/bin/salt-lint formulas/workstation/*.sls
+
+# The reference docs: the loader modules' docstrings (docs/ref/) and the Markdown guides
+# (docs/*.md, through myst-parser). Any warning fails the build, as in CI; -E rereads
+# every page, since an incremental build would not repeat an unchanged page's warnings.
+docs: venv-tests
+	$(PY) -m sphinx -W --keep-going -E -q -b html docs build/docs
 
 test-unit: venv-tests
 	$(PY) -m pytest -q tests/unit

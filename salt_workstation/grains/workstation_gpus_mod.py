@@ -12,4 +12,5 @@ from salt_workstation import gpu_detect
 
 
 def workstation_gpus():
+    """The ``workstation_gpus`` and ``workstation_secure_boot`` grains of this machine."""
     return gpu_detect.grains_of(__opts__.get("workstation_gpus_root") or "/")

@@ -94,6 +94,8 @@ def _launcher(config, production, command):
 
 def plan_(config=None):
     """
+    ``launchers.plan`` (named ``plan_`` here so as not to shadow the ``plan`` import).
+
     The data the ``workstation.launchers`` SLS lays its states out from:
     storage client packages, mounts to release, per production its mounts and
     the app versions its launchers wait for, the productions to keep, and
