@@ -304,33 +304,29 @@ class Dir:
     ) -> None:
         """Replace `name` with `data` in one rename (see _replace): owner and mode set before the
         first byte, every byte written and fsynced before the rename."""
+        self.write_stream(name, [data], mode, uid=uid, gid=gid, needed=len(data))
 
-        def make(temporary):
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = self._wrap(os.open, temporary, flags, mode, dir_fd=self.fd, needed=len(data))
-            try:
-                if uid is not None or gid is not None:
-                    os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
-                os.fchmod(fd, mode)  # the umask may have taken bits off
-                view = memoryview(data)
-                while view:
-                    view = view[self._wrap(os.write, fd, view, needed=len(view)) :]
-                self._wrap(os.fsync, fd)
-            finally:
-                os.close(fd)
-
-        self._replace(name, "file can be written", make)
-
-    def write_stream(self, name: str, chunks, mode: int, check=None) -> None:
+    def write_stream(
+        self,
+        name: str,
+        chunks,
+        mode: int,
+        check=None,
+        uid: int | None = None,
+        gid: int | None = None,
+        needed: int | None = None,
+    ) -> None:
         """Replace `name` with the bytes of `chunks` (an iterable) in one rename, as write_file does
         for bytes it holds; `check()` runs after the last byte and before the rename, and whatever
         it raises leaves nothing behind (a download whose hash does not match)."""
 
         def make(temporary):
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = self._wrap(os.open, temporary, flags, mode, dir_fd=self.fd)
+            fd = self._wrap(os.open, temporary, flags, mode, dir_fd=self.fd, needed=needed)
             try:
-                os.fchmod(fd, mode)
+                if uid is not None or gid is not None:
+                    os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+                os.fchmod(fd, mode)  # the umask may have taken bits off
                 for chunk in chunks:
                     view = memoryview(chunk)
                     while view:

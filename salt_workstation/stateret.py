@@ -20,7 +20,7 @@ def converge(
     would,
     done,
     errors: tuple,
-    failed: Callable[[dict, Exception], dict],
+    failed: str | Callable[[dict, Exception], dict],
 ) -> dict:
     """The five steps every state of the extension takes (the shape of saltext-vault's states):
 
@@ -32,7 +32,8 @@ def converge(
 
     `would` and `done` are text, or a function of the changes. `errors` are the exceptions that
     mean an execution function failed (Salt's CommandExecutionError and SaltInvocationError: this
-    core module does not import Salt); `failed(ret, error)` words the failure (result False).
+    core module does not import Salt); `failed(ret, error)` words the failure (result False), or
+    `failed` is the text the error follows ("<failed>: <error>").
     """
     ret = new(name)
     try:
@@ -47,6 +48,9 @@ def converge(
         act()
     except errors as error:
         ret["changes"] = {}
+        if isinstance(failed, str):
+            ret.update(result=False, comment=f"{failed}: {error}")
+            return ret
         return failed(ret, error)
     ret["comment"] = done(ret["changes"]) if callable(done) else done
     return ret

@@ -47,38 +47,29 @@ def config_changes(path: str, settings: dict, style: str) -> dict:
     return inifile.merge(inifile.read(path) or "", settings, inifile.DIALECTS[style])[1]
 
 
-def listening(proc_root: str = "/proc") -> set[tuple[int, str]]:
-    """(port, protocol) of every listening TCP socket and bound UDP socket, from /proc/net."""
-    found = set()
-    for protocol in ("tcp", "udp"):
-        for name in (protocol, f"{protocol}6"):
-            try:
-                lines = (Path(proc_root) / "net" / name).read_text().splitlines()[1:]
-            except OSError:
-                continue
-            for line in lines:
-                fields = line.split()
-                if len(fields) < 4:
-                    continue
-                if protocol == "tcp" and fields[3] != "0A":  # 0A: LISTEN
-                    continue
-                found.add((int(fields[1].rsplit(":", 1)[1], 16), protocol))
-    return found
-
-
-def connected(ports: set[int], proc_root: str = "/proc") -> int:
-    """How many established TCP connections reach one of these local ports: remote sessions in use."""
-    count = 0
-    for name in ("tcp", "tcp6"):
+def _sockets(protocol: str, proc_root: str):
+    """(local port, state) of each IPv4 and IPv6 socket of `protocol`, from /proc/net."""
+    for name in (protocol, f"{protocol}6"):
         try:
             lines = (Path(proc_root) / "net" / name).read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
             fields = line.split()
-            if len(fields) >= 4 and fields[3] == "01":  # 01: ESTABLISHED
-                count += int(fields[1].rsplit(":", 1)[1], 16) in ports
-    return count
+            if len(fields) >= 4:
+                yield int(fields[1].rsplit(":", 1)[1], 16), fields[3]
+
+
+def listening(proc_root: str = "/proc") -> set[tuple[int, str]]:
+    """(port, protocol) of every listening TCP socket and bound UDP socket, from /proc/net."""
+    found = {(port, "tcp") for port, state in _sockets("tcp", proc_root) if state == "0A"}  # LISTEN
+    return found | {(port, "udp") for port, _ in _sockets("udp", proc_root)}
+
+
+def connected(ports: set[int], proc_root: str = "/proc") -> int:
+    """How many established TCP connections reach one of these local ports: remote sessions in use."""
+    established = (port for port, state in _sockets("tcp", proc_root) if state == "01")
+    return sum(port in ports for port in established)
 
 
 def config_drift(files: list[plan.ConfigFile]) -> dict:

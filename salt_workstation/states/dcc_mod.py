@@ -304,10 +304,6 @@ def packages_installed(name, packages):
     def touched(changes):
         return sorted({*changes.get("installed", {}), *changes.get("changed", {})})
 
-    def failed(ret, error):
-        ret.update(result=False, comment=f"{name}: {error}")
-        return ret
-
     return stateret.converge(
         name,
         changes=lambda: __salt__["dcc.install_packages"](packages, test=True)["changes"],
@@ -320,5 +316,5 @@ def packages_installed(name, packages):
             + ", ".join(f"{p} {versions.get(p, '')}".strip() for p in touched(changes))
         ),
         errors=(CommandExecutionError,),
-        failed=failed,
+        failed=f"{name}",
     )

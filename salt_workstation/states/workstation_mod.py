@@ -90,10 +90,6 @@ def unit_enabled(name):
     it: what ``workstation:phase: bake`` uses while an image is built.
     """
 
-    def failed(ret, error):
-        ret.update(result=False, comment=f"{name} was not enabled: {error}")
-        return ret
-
     return stateret.converge(
         name,
         changes=lambda: (
@@ -107,7 +103,7 @@ def unit_enabled(name):
         would=f"{name} would be enabled (not started now)",
         done=f"{name} was enabled (not started now)",
         errors=(CommandExecutionError,),
-        failed=failed,
+        failed=f"{name} was not enabled",
     )
 
 
@@ -116,10 +112,6 @@ def default_target(name):
     Ensure systemd boots into target ``name`` (``graphical.target``: the
     display manager starts at boot). Starts nothing, so an image bake can use it.
     """
-
-    def failed(ret, error):
-        ret.update(result=False, comment=f"The default target was not set to {name}: {error}")
-        return ret
 
     def changes():
         found = __salt__["workstation.default_target"](name, test=True)
@@ -134,7 +126,7 @@ def default_target(name):
         would=f"The machine would boot into {name} (nothing started now)",
         done=f"The machine boots into {name} from the next boot (nothing started now)",
         errors=(CommandExecutionError,),
-        failed=failed,
+        failed=f"The default target was not set to {name}",
     )
 
 
@@ -146,10 +138,6 @@ def sealed(name):
     nothing, unless ``workstation:phase`` is ``bake``.
     """
 
-    def failed(ret, error):
-        ret.update(result=False, comment=f"The image at {name} was not sealed: {error}")
-        return ret
-
     return stateret.converge(
         name,
         changes=lambda: __salt__["workstation.seal"](root=name, test=True)["changes"],
@@ -159,7 +147,7 @@ def sealed(name):
         would=lambda changes: f"The image at {name} would be sealed: {_listed(changes)}",
         done=lambda changes: f"The image at {name} was sealed: {_listed(changes)}",
         errors=(CommandExecutionError,),
-        failed=failed,
+        failed=f"The image at {name} was not sealed",
     )
 
 
@@ -170,10 +158,6 @@ def image_recorded(name):
     time): the ``workstation_image`` grain of every machine cloned from it.
     """
 
-    def failed(ret, error):
-        ret.update(result=False, comment=f"The image identity was not recorded: {error}")
-        return ret
-
     return stateret.converge(
         name,
         changes=lambda: __salt__["workstation.image_identity"](path=name, test=True)["changes"],
@@ -183,7 +167,7 @@ def image_recorded(name):
         would=f"{name} would record what this image is baked with",
         done=f"{name} records what this image is baked with",
         errors=(CommandExecutionError,),
-        failed=failed,
+        failed="The image identity was not recorded",
     )
 
 
