@@ -54,7 +54,7 @@ demo: venv
 test: test-quick matrix
 
 test-quick: lint docs
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=20
 
 # The unit, functional and integration tiers against Salt 3006 (Python 3.10) and 3007.
 matrix: venv-tests

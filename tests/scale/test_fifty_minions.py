@@ -154,9 +154,10 @@ def test_report_of_fifty_minions_until_all_have_answered(scale_master, fifty):
         assert report["minions"][minion]["productions"]["nightfall"][APP] == {
             "wanted": VERSION,
             "action": "install",
+            "installed": [],
         }
     FIGURES["report"] = (
-        f"workstation.report: all {MINION_COUNT} answered in {report['answers_seconds']} s "
+        f"workstation.report: all {MINION_COUNT} answered; the report took {report['seconds']} s "
         f"({wall:.1f} s wall for salt-run; CPU-s: {cpu:.0f} in the minions, {master_cpu:.0f} in the master)"
     )
 
