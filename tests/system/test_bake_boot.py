@@ -8,7 +8,8 @@ root booted as a new minion of the master.
    boot phase: no depot or repository request, no package, no app version, at most 2.5x the
    time of a converged apply (the median of the three that follow, which change nothing). Issue
    #14 asks for 1.5x; a quiet 2-core machine measured 1.76x (1.90 s against 1.08 s): the seal
-   empties Salt's file cache, so the first boot apply fetches the formula from the master again.
+   empties Salt's file cache, so the first boot apply most likely spends it fetching the formula
+   from the master again (not yet profiled).
    The bound here catches a boot that installs or downloads (several times slower), not that.
 """
 
