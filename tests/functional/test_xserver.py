@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from salt_workstation import gpu_detect
+from tests.support.states import by_id, changed, failed
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "gpu"
@@ -55,6 +56,9 @@ def test_ubuntu_h200_bake_installs_writes_and_enables_and_starts_nothing(make_lo
         "unit_enabled",
         "gdm.service",
     )
+    # a bake starts nothing, so a changed drop-in restarts nothing either
+    assert enabled["require"] == [{"dcc": "workstation-xserver-display-manager-installed"}]
+    assert "watch" not in enabled
 
 
 def test_rocky_boot_writes_the_drop_in_and_starts_gdm(make_loaders):
@@ -70,15 +74,78 @@ def test_rocky_boot_writes_the_drop_in_and_starts_gdm(make_loaders):
         "running",
         "gdm.service",
     )
-    assert running["require"] == [{"display": "workstation-xserver-nvidia-configured"}]
+    # a changed drop-in (another card, BusID or resolution) restarts the display manager, and only
+    # then: Salt restarts a watching service.running only when the watched state changed something
+    assert running["watch"] == [{"display": "workstation-xserver-nvidia-configured"}]
+    assert "require" not in running  # boot installs nothing
     assert 'BusID "PCI:1:0:0"' in chunks["workstation-xserver-nvidia-configured"]["content"]
 
 
-def test_no_gpu_is_one_state_that_says_why(make_loaders):
-    chunks = xserver_low(make_loaders, "none", UBUNTU_2404, "all")
+def test_a_machine_that_lost_its_nvidia_card_says_why_and_loses_its_drop_in(make_loaders, tmp_path):
+    """The GPU grain lists no card now: one state says why, and the drop-in left from the NVIDIA card
+    (X would look for its BusID and not start) is removed, predicted exactly, then 0 changes."""
+    drop_in = tmp_path / "xorg.conf.d" / "10-workstation-nvidia.conf"
+    drop_in.parent.mkdir()
+    drop_in.write_text('Section "Device"\n    BusID "PCI:0:6:0"\nEndSection\n')
+    grains = {**UBUNTU_2404, **gpu_detect.grains_of(FIXTURES / "none")}
+    pillar = {
+        "phase": "boot",
+        "display": {"agents": ["dcv"], "owner": "alice"},
+        "lookup": {"os": {"xorg_conf_dir": str(drop_in.parent)}},
+    }
+    state = make_loaders(grains=grains, pillar=pillar).modules.state
 
-    assert list(chunks) == ["workstation-xserver-not-managed"]
-    assert "No GPU was found" in chunks["workstation-xserver-not-managed"]["comment"]
+    dry = by_id(state.sls("workstation.xserver", test=True).raw)
+    assert drop_in.exists()
+    real = state.sls("workstation.xserver").raw
+    again = state.sls("workstation.xserver").raw
+
+    assert {key for key in dry if key.startswith("workstation-xserver")} == {
+        "workstation-xserver-not-managed",
+        "workstation-xserver-nvidia-configured",
+    }
+    assert "No GPU was found" in dry["workstation-xserver-not-managed"]["comment"]
+    removal = dry["workstation-xserver-nvidia-configured"]
+    assert removal["result"] is None and removal["changes"] == {"removed": str(drop_in)}
+    assert failed(real) == {} and failed(again) == {}
+    assert changed(real) == {"workstation-xserver-nvidia-configured": removal["changes"]}
+    assert not drop_in.exists() and changed(again) == {}
+
+
+def test_at_boot_dcv_starts_after_the_display_manager_and_not_without_it(make_loaders, tmp_path):
+    """A real boot apply: the display manager's state runs first, and DCV's unit requires it. The
+    display manager here is a unit no machine has, so it fails to start, and DCV is then not started
+    (a requisite failed): without the requisite it would have been tried anyway."""
+    grains = {**UBUNTU_2404, **gpu_detect.grains_of(FIXTURES / "h200-open-580")}
+    unit = "workstation-test-no-such-display-manager.service"
+    pillar = {
+        "phase": "boot",
+        "display": {
+            "agents": ["dcv"],
+            "owner": "nobody",
+            "xserver": {"display_manager": "none-dm"},
+        },
+        "lookup": {
+            "os": {
+                "xorg_conf_dir": str(tmp_path / "xorg.conf.d"),
+                "dcv_dir": str(tmp_path / "dcv"),
+                "display_managers": {"none-dm": {"packages": ["none-dm"], "unit": unit}},
+            }
+        },
+    }
+    loaders = make_loaders(grains=grains, pillar=pillar)
+    running = "workstation-xserver-display-manager-running"
+    agent = "workstation-display-dcv-service-running"
+
+    low = {c["__id__"]: c for c in loaders.modules.state.show_low_sls("workstation.display")}
+    done = by_id(loaders.modules.state.sls("workstation.display").raw)
+
+    assert low[agent]["require"] == [{"service": running}]
+    assert done[running]["name"] == unit and done[running]["result"] is False
+    assert done[running]["__run_num__"] < done[agent]["__run_num__"]
+    assert done[agent]["result"] is False and "requisite failed" in done[agent]["comment"]
+    assert running in done[agent]["comment"]
+    assert (tmp_path / "xorg.conf.d" / "10-workstation-nvidia.conf").is_file()
 
 
 def test_the_drop_in_state_predicts_writes_once_and_converges(loaders, tmp_path):
