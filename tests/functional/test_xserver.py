@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -112,40 +113,129 @@ def test_a_machine_that_lost_its_nvidia_card_says_why_and_loses_its_drop_in(make
     assert not drop_in.exists() and changed(again) == {}
 
 
-def test_at_boot_dcv_starts_after_the_display_manager_and_not_without_it(make_loaders, tmp_path):
-    """A real boot apply: the display manager's state runs first, and DCV's unit requires it. The
-    display manager here is a unit no machine has, so it fails to start, and DCV is then not started
-    (a requisite failed): without the requisite it would have been tried anyway."""
+# A stand-in init system for Salt's service states, loaded through the minion option
+# `providers: {service: standin_init}`: Salt's service states, requisites and watch are the real ones;
+# the units and their state are in a JSON file, and every action is appended to its log.
+STANDIN_INIT = """
+import json
+
+
+def _units():
+    with open(__opts__["standin_init"]) as found:
+        return json.load(found)
+
+
+def _act(name, key, value, what):
+    data = _units()
+    data["units"][name][key] = value
+    data["log"].append(f"{what} {name}")
+    with open(__opts__["standin_init"], "w") as out:
+        json.dump(data, out)
+    return True
+
+
+def offline():
+    return False
+
+
+def available(name):
+    return name in _units()["units"]
+
+
+def get_all():
+    return sorted(_units()["units"])
+
+
+def status(name, sig=None):
+    return bool(_units()["units"].get(name, {}).get("active"))
+
+
+def enabled(name, **kwargs):
+    return bool(_units()["units"].get(name, {}).get("enabled"))
+
+
+def disabled(name):
+    return not enabled(name)
+
+
+def start(name, **kwargs):
+    return _act(name, "active", True, "start")
+
+
+def stop(name, **kwargs):
+    return _act(name, "active", False, "stop")
+
+
+def restart(name, **kwargs):
+    return _act(name, "active", True, "restart")
+
+
+def enable(name, **kwargs):
+    return _act(name, "enabled", True, "enable")
+
+
+def disable(name, **kwargs):
+    return _act(name, "enabled", False, "disable")
+"""
+
+
+def test_at_boot_dcv_starts_after_the_display_manager_which_a_changed_drop_in_restarts(
+    make_loaders, tmp_path
+):
+    """Real boot applies: the display manager starts before DCV, whose unit requires it; a converged
+    apply changes and restarts nothing; a drop-in that differs from the plan (another BusID or
+    resolution) is rewritten and restarts the display manager, and only it."""
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "standin_init.py").write_text(STANDIN_INIT)
+    (tmp_path / "dcv").mkdir()  # as DCV's package leaves it
+    init = tmp_path / "init.json"
+    init.write_text(json.dumps({"units": {"gdm.service": {}, "dcvserver.service": {}}, "log": []}))
+    drop_in = tmp_path / "xorg.conf.d" / "10-workstation-nvidia.conf"
     grains = {**UBUNTU_2404, **gpu_detect.grains_of(FIXTURES / "h200-open-580")}
-    unit = "workstation-test-no-such-display-manager.service"
     pillar = {
         "phase": "boot",
-        "display": {
-            "agents": ["dcv"],
-            "owner": "nobody",
-            "xserver": {"display_manager": "none-dm"},
-        },
-        "lookup": {
-            "os": {
-                "xorg_conf_dir": str(tmp_path / "xorg.conf.d"),
-                "dcv_dir": str(tmp_path / "dcv"),
-                "display_managers": {"none-dm": {"packages": ["none-dm"], "unit": unit}},
-            }
-        },
+        "display": {"agents": ["dcv"], "owner": "nobody"},
+        "lookup": {"os": {"xorg_conf_dir": str(drop_in.parent), "dcv_dir": str(tmp_path / "dcv")}},
     }
-    loaders = make_loaders(grains=grains, pillar=pillar)
-    running = "workstation-xserver-display-manager-running"
-    agent = "workstation-display-dcv-service-running"
+    opts = {
+        "module_dirs": [str(tmp_path / "modules")],
+        "providers": {"service": "standin_init"},
+        "standin_init": str(init),
+    }
+    state = make_loaders(grains=grains, pillar=pillar, opts=opts).modules.state
+    manager, agent = (
+        "workstation-xserver-display-manager-running",
+        "workstation-display-dcv-service-running",
+    )
 
-    low = {c["__id__"]: c for c in loaders.modules.state.show_low_sls("workstation.display")}
-    done = by_id(loaders.modules.state.sls("workstation.display").raw)
+    def log():
+        return json.loads(init.read_text())["log"]
 
-    assert low[agent]["require"] == [{"service": running}]
-    assert done[running]["name"] == unit and done[running]["result"] is False
-    assert done[running]["__run_num__"] < done[agent]["__run_num__"]
-    assert done[agent]["result"] is False and "requisite failed" in done[agent]["comment"]
-    assert running in done[agent]["comment"]
-    assert (tmp_path / "xorg.conf.d" / "10-workstation-nvidia.conf").is_file()
+    requisites = {c["__id__"]: c for c in state.show_low_sls("workstation.display")}[agent]
+    first = by_id(state.sls("workstation.display").raw)
+    started = log()
+    again = state.sls("workstation.display").raw
+    converged = log()
+    drop_in.write_text(drop_in.read_text().replace("PCI:0:6:0", "PCI:65:0:0"))  # another card
+    moved = state.sls("workstation.display").raw
+
+    assert requisites["require"] == [{"service": manager}]
+    assert failed(first) == {}
+    assert first[manager]["__run_num__"] < first[agent]["__run_num__"]
+    assert started == [
+        "start gdm.service",
+        "enable gdm.service",
+        "start dcvserver.service",
+        "enable dcvserver.service",
+    ]
+    assert changed(again) == {} and converged == started  # nothing restarted
+    assert failed(moved) == {}
+    assert changed(moved) == {
+        "workstation-xserver-nvidia-configured": {"written": str(drop_in)},
+        manager: {"gdm.service": True},
+    }
+    assert log() == [*started, "restart gdm.service"]
+    assert 'BusID "PCI:0:6:0"' in drop_in.read_text()
 
 
 def test_the_drop_in_state_predicts_writes_once_and_converges(loaders, tmp_path):
