@@ -162,6 +162,11 @@ def drifted_productions(report: dict) -> list[str]:
     )
 
 
+def without_driver_at_next_boot(report: dict) -> list[str]:
+    """The minions whose newest installed kernel has no NVIDIA module (`next_boot_without_driver`)."""
+    return [m for m, entry in report["minions"].items() if entry.get("next_boot_without_driver")]
+
+
 def cell(info: dict) -> str:
     """One app on one minion: the wanted version, and when an apply would act, what and what is there now."""
     if info["action"] == "keep":
@@ -185,11 +190,11 @@ def render_table(report: dict) -> str:
             lines.append(
                 f"{'':<{width}}  image baked {entry['image'].get('baked_at')}: {_image_word(entry)}"
             )
-    for minion, entry in report["minions"].items():
-        if entry.get("next_boot_without_driver"):
-            lines.append(
-                f"{minion}: NO NVIDIA DRIVER AT NEXT BOOT: {entry['next_boot_without_driver']}"
-            )
+    for minion in without_driver_at_next_boot(report):
+        lines.append(
+            f"{minion}: NO NVIDIA DRIVER AT NEXT BOOT: "
+            f"{report['minions'][minion]['next_boot_without_driver']}"
+        )
     for production, minions in sorted(_productions(report).items()):
         lines += ["", f"production {production}:"]
         for minion, apps in sorted(minions.items()):
@@ -214,25 +219,30 @@ def render_html(report: dict) -> str:
     """One self-contained page: a summary, then a table per production with drift highlighted."""
     esc = html.escape
     drifted = drifted_productions(report)
+    without_driver = without_driver_at_next_boot(report)
     links = ", ".join(f"<a href='#production-{esc(p)}'>{esc(p)}</a>" for p in drifted) or "none"
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
         f"<title>Workstation fleet report — {esc(report['target'])}</title><style>{_CSS}</style></head><body>",
         f"<h1>Workstation fleet report</h1><p id=summary>{esc(summary(report))}<br>"
         f"Drifted minions: {esc(', '.join(report['drifted']) or 'none')}. Drifted productions: {links}. "
+        f"No NVIDIA driver at next boot: {esc(', '.join(without_driver) or 'none')}. "
         f"Generated {esc(report['generated_at'])}.</p>",
-        "<table id=minions><caption>Minions</caption><tr><th>minion<th>state<th>reboot pending<th>drift</tr>",
+        "<table id=minions><caption>Minions</caption><tr><th>minion<th>state<th>reboot pending"
+        "<th>next boot without driver<th>drift</tr>",
     ]
     for minion, entry in report["minions"].items():
         word = _status_word(entry)
         css = {"converged": "ok", "drift": "drift"}.get(word, "missing")
         reboot = {True: "yes", False: "no"}.get(entry.get("reboot_required"), "—")
+        problem = entry.get("next_boot_without_driver")
+        next_boot = f"<td class=missing>{esc(str(problem))}" if problem else "<td>—"
         drift = "<br>".join(
             f"{esc(str(item['id']))}: {esc(item['comment'])}" for item in entry.get("drift") or []
         )
         parts.append(
             f"<tr class={css} data-minion='{esc(minion)}'><td>{esc(minion)}<td>{esc(word)}"
-            f"<td>{reboot}<td>{drift}</tr>"
+            f"<td>{reboot}{next_boot}<td>{drift}</tr>"
         )
     parts.append("</table>")
     for production, minions in sorted(_productions(report).items()):

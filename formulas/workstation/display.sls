@@ -107,9 +107,14 @@ workstation-display-{{ agent.name }}-service-running:
   service.running:
     - name: {{ agent.unit | tojson }}
     - enable: True
-{%- if display.install %}
+{%- if display.install or agent.after_display_manager %}
     - require:
+{%- if display.install %}
       - dcc: workstation-display-{{ agent.name }}-packages-installed
+{%- endif %}
+{%- if agent.after_display_manager %}
+      - service: workstation-xserver-display-manager-running   {#- its sessions show that X server #}
+{%- endif %}
 {%- endif %}
 {%- else %}
 

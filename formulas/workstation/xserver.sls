@@ -3,8 +3,10 @@
     for the card's BusID, headless at the pillar's resolution; the display
     manager, Wayland off in GDM, and graphical.target as the default. A bake
     installs, writes and enables; a boot writes the drop-in for the card it
-    finds and starts the display manager. display.xserver_plan decides the
-    data; this file lays out the states. The IDs are permanent. -#}
+    finds and starts the display manager, restarting it when the drop-in
+    changed. Without an NVIDIA card a drop-in left from one is removed.
+    display.xserver_plan decides the data; this file lays out the states.
+    The IDs are permanent. -#}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import workstation with context %}
 {%- set x = salt['display.xserver_plan'](workstation) %}
@@ -18,7 +20,7 @@ workstation-xserver-not-managed:
     - name: xserver
     - comment: {{ x.comment | tojson }}
     - errors: {{ x.errors | tojson }}
-{%- else %}
+{%- endif %}
 {%- if x.install %}
 
 workstation-xserver-display-manager-installed:
@@ -42,6 +44,7 @@ workstation-xserver-graphical-target-default:
 {%- endif %}
 {%- if x.xorg %}
 
+{#- the drop-in for the NVIDIA card; content null (no NVIDIA card here) removes one left from it #}
 workstation-xserver-nvidia-configured:
   display.xorg_configured:
     - name: {{ x.xorg.path | tojson }}
@@ -53,20 +56,17 @@ workstation-xserver-display-manager-running:
   service.running:
     - name: {{ x.display_manager.unit | tojson }}
     - enable: true
-{%- if x.install or x.xorg %}
-    - require:
 {%- if x.install %}
+    - require:
       - dcc: workstation-xserver-display-manager-installed
       - workstation: workstation-xserver-graphical-target-default
 {%- if x.display_manager.wayland %}
       - display: workstation-xserver-wayland-disabled
 {%- endif %}
 {%- endif %}
-{%- if x.xorg %}
+    - watch:   {#- a changed drop-in (another card, BusID or resolution) restarts X; only then #}
       - display: workstation-xserver-nvidia-configured
-{%- endif %}
-{%- endif %}
-{%- else %}
+{%- elif x.install %}
 
 {#- an image bake enables the display manager for the next boot and starts nothing #}
 workstation-xserver-display-manager-enabled:
@@ -74,5 +74,4 @@ workstation-xserver-display-manager-enabled:
     - name: {{ x.display_manager.unit | tojson }}
     - require:
       - dcc: workstation-xserver-display-manager-installed
-{%- endif %}
 {%- endif %}

@@ -200,7 +200,7 @@ def registration_wanted(config) -> bool:
     return bool(agent_settings(config, "anyware").get("registration_code"))
 
 
-def _agent(agent, config, platform: Platform, install: bool, hand_over: bool) -> dict:
+def _agent(agent, config, platform: Platform, install: bool, hand_over: bool, on_x: list) -> dict:
     """One ready agent: its data, and which of its states this phase writes (booleans)."""
     settings, owner = config_file(agent, config), owner_file(agent, config)
     return {
@@ -215,17 +215,21 @@ def _agent(agent, config, platform: Platform, install: bool, hand_over: bool) ->
         "owned": hand_over and owner is not None,
         "owner_file": asdict(owner) if owner else None,
         "registers": hand_over and agent == "anyware" and registration_wanted(config),
+        # Its session shows the X server on the GPU: its unit starts after the display manager's.
+        "after_display_manager": agent in on_x,
     }
 
 
-def plan(config, platform: Platform) -> dict:
+def plan(config, platform: Platform, xserver_plan: dict | None = None) -> dict:
     """The data `workstation.display` lays out; a listed agent with pillar errors is `blocked` (one failing
-    state naming them), and the others still converge."""
+    state naming them), and the others still converge. `xserver_plan` (display.xserver.plan, which
+    workstation.xserver lays out) says which agents start after the display manager it starts."""
     phase = (config or {}).get("phase", "all")
     install, hand_over = phase in ("bake", "all"), phase in ("boot", "all")
     blocked = contract.issues_by_agent(config)
     ready = [agent for agent in contract.agents(config) if not blocked[agent]]
-    agents = [_agent(agent, config, platform, install, hand_over) for agent in ready]
+    on_x = (xserver_plan or {}).get("agents_on_x") or []
+    agents = [_agent(agent, config, platform, install, hand_over, on_x) for agent in ready]
     repositories = (config or {}).get("repositories")
     return {
         "install": install,  # packages, config keys, firewall (bake, all)

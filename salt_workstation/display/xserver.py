@@ -9,6 +9,8 @@ also needs a display manager to start X, and `graphical.target` as the default
 so that it starts at boot. With an Intel or AMD card the X server's own
 autoconfiguration drives the card and nothing is written for it; with no card
 at all there is no console to show. Each case says so in the plan's comment.
+Without an NVIDIA card (Intel, AMD, none) a drop-in left from one is removed:
+X would otherwise look for a BusID that is gone.
 
 Plain data, nothing read from or written to the machine: `display.xserver_plan`
 hands this to xserver.sls, which lays the states out.
@@ -141,8 +143,33 @@ EndSection
 """
 
 
-def _not_managed(comment: str, errors=None) -> dict:
-    return {"manage": False, "comment": comment, "errors": list(errors or [])}
+def _not_managed(comment: str, errors=None, xorg=None) -> dict:
+    """X is not managed here: why, the pillar errors, and the drop-in to remove (None: leave it)."""
+    return {
+        "manage": False,
+        "comment": comment,
+        "errors": list(errors or []),
+        "install": False,
+        "start": False,
+        "xorg": xorg,
+    }
+
+
+def _drop_in(config, content: str | None) -> dict:
+    """The X drop-in's path and content; content None removes a drop-in left from an NVIDIA card."""
+    return {
+        "path": workstation_config.system_file(config, "xorg_conf_dir", XORG_DROPIN),
+        "content": content,
+    }
+
+
+def agents_on_x(config) -> list[str]:
+    """The listed agents whose sessions show the X server on the GPU, so they start after the display
+    manager: DCV; with manage: true every listed agent (the pillar says one shows the console)."""
+    display = (config or {}).get("display")
+    agents = display.get("agents") if isinstance(display, dict) else None
+    manage = settings(config)["manage"]
+    return [agent for agent in agents or [] if manage is True or agent in NEEDS_X]
 
 
 def _display_manager(config, grains, name: str) -> tuple[dict | None, str | None]:
@@ -186,19 +213,21 @@ def plan(config, grains) -> dict:
         )
     if wanted["manage"] is False:
         return _not_managed(f"{path_of('display', 'xserver', 'manage')} is false: X is not managed")
-    display = (config or {}).get("display")
-    agents = display.get("agents") if isinstance(display, dict) else None
-    needing = [agent for agent in agents or [] if agent in NEEDS_X]
-    if wanted["manage"] == "auto" and not needing:
+    on_x = agents_on_x(config)
+    if wanted["manage"] == "auto" and not on_x:
         return _not_managed(
             "No display agent here needs X on the GPU (TigerVNC's Xvnc renders off the GPU): "
             f"X is not managed; set {path_of('display', 'xserver', 'manage')}: true for VNC on the console"
         )
     cards = (grains or {}).get("workstation_gpus") or []
+    # With no card for X (none, or only a VM's or a BMC's adapter) a drop-in left from an NVIDIA card
+    # that is gone is removed: X would look for its BusID and not start.
+    stale = _drop_in(config, None)
     if not cards:
         return _not_managed(
             "No GPU was found (grain workstation_gpus is empty): there is no console for X to show; "
-            "remote desktops here use virtual sessions (DCV's Xdcv, TigerVNC's Xvnc)"
+            "remote desktops here use virtual sessions (DCV's Xdcv, TigerVNC's Xvnc)",
+            xorg=stale,
         )
     manager, problem = _display_manager(config, grains, wanted["display_manager"])
     if problem:
@@ -208,7 +237,8 @@ def plan(config, grains) -> dict:
         found = ", ".join(f"{c.get('model')} ({c.get('vendor')})" for c in cards)
         return _not_managed(
             f"No NVIDIA, Intel or AMD GPU here (found: {found}): a virtual or server console "
-            "adapter shows no remote desktop; use DCV virtual sessions"
+            "adapter shows no remote desktop; use DCV virtual sessions",
+            xorg=stale,
         )
     phase = (config or {}).get("phase", "all")
     notes = []
@@ -226,18 +256,18 @@ def plan(config, grains) -> dict:
             f"{card.get('model')} is a 3D controller without display outputs: X runs on a virtual "
             "screen only"
         )
+    start = phase != "bake"  # an image bake starts nothing
     return {
         "manage": True,
         "errors": [],
         "card": card,
         "install": phase in ("bake", "all"),  # packages, display manager enabled, default target
-        "start": phase != "bake",  # an image bake starts nothing
+        "start": start,  # the display manager runs, restarted when the drop-in changed
+        # The agents' units that start after the display manager (display.plan orders them).
+        "agents_on_x": on_x if start else [],
         # Written in every phase: the card at boot may not be the one the image was baked on; without
         # an NVIDIA card (content None) a drop-in left from one is removed, or X would look for it.
-        "xorg": {
-            "path": workstation_config.system_file(config, "xorg_conf_dir", XORG_DROPIN),
-            "content": render_xorg(card, wanted["resolution"]) if card else None,
-        },
+        "xorg": _drop_in(config, render_xorg(card, wanted["resolution"]) if card else None),
         "display_manager": manager,
         "default_target": DEFAULT_TARGET,
         "resolution": wanted["resolution"],

@@ -53,8 +53,9 @@ def plan(config=None):
     What ``workstation.display`` lays out for the agents in
     ``workstation:display:agents`` and ``workstation:phase``: the agents with
     their packages, config keys and units, which steps this phase takes,
-    the firewall ports, and each agent whose pillar section has errors.
-    Never the registration code.
+    the firewall ports, and each agent whose pillar section has errors;
+    per agent ``after_display_manager``: its unit starts after the display
+    manager ``workstation.xserver`` starts. Never the registration code.
 
     CLI Example:
 
@@ -62,7 +63,8 @@ def plan(config=None):
 
         salt '*' display.plan
     """
-    return display_plan.plan(config if config is not None else _config(), _platform())
+    config = config if config is not None else _config()
+    return display_plan.plan(config, _platform(), xserver.plan(config, __grains__))
 
 
 def status():

@@ -217,8 +217,8 @@ def xorg_configured(name, content=None):
     """
     The X server drop-in ``name`` holds exactly ``content``: X on the NVIDIA
     card's BusID, headless; with ``content`` None (no NVIDIA card here) it is
-    removed. A change takes effect when X next starts (the display manager is
-    not restarted under a logged-in artist).
+    removed. A change takes effect when X next starts: workstation.xserver's
+    running display manager watches this state and restarts on a change.
     """
     what = "written" if content is not None else "removed"
     why = "X on the NVIDIA card, headless" if content is not None else "no NVIDIA card here"

@@ -9,6 +9,7 @@ import pytest
 
 from salt_workstation import config, display, gpu_detect
 from salt_workstation import contract as workstation_contract
+from salt_workstation.display import plan as display_plan
 from salt_workstation.display import xserver
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gpu"
@@ -129,11 +130,17 @@ def test_amd_card_gets_the_display_manager_and_target_but_no_x_config_and_says_w
     assert "DCV virtual sessions" in found["notes"][0]
 
 
-def test_no_gpu_manages_nothing_and_says_why():
+def test_no_gpu_manages_nothing_says_why_and_removes_a_drop_in_left_from_an_nvidia_card():
     found = decide("none", DEBIAN)
 
     assert found["manage"] is False and found["errors"] == []
     assert "No GPU was found" in found["comment"]
+    # the machine lost its NVIDIA card: X would look for the BusID the drop-in names
+    assert found["xorg"] == {
+        "path": "/etc/X11/xorg.conf.d/10-workstation-nvidia.conf",
+        "content": None,
+    }
+    assert (found["install"], found["start"]) == (False, False)
 
 
 def test_vnc_alone_does_not_need_x_on_the_gpu_unless_asked():
@@ -144,6 +151,10 @@ def test_vnc_alone_does_not_need_x_on_the_gpu_unless_asked():
     assert alone["manage"] is False and "Xvnc renders off the GPU" in alone["comment"]
     assert asked["manage"] is True and asked["xorg"] is not None
     assert off["manage"] is False and "manage is false" in off["comment"]
+    # X not managed by choice, with the card still here: its drop-in is left alone
+    assert alone["xorg"] is None and off["xorg"] is None
+    # manage: true says an agent shows the console: it starts after the display manager
+    assert asked["agents_on_x"] == ["vnc"]
 
 
 @pytest.mark.parametrize(
@@ -155,6 +166,17 @@ def test_bake_writes_and_enables_boot_starts(phase, install, start):
 
     assert (found["install"], found["start"]) == (install, start)
     assert found["xorg"] is not None  # every phase: the card at boot may not be the baked one
+    # DCV's unit starts after the display manager wherever the display manager is started
+    assert found["agents_on_x"] == (["dcv"] if start else [])
+    grains = grains_of("h200-open-580", UBUNTU)
+    pillar = {"phase": phase, "display": {"agents": ["dcv", "vnc"], "owner": "alice"}}
+    agents = display_plan.plan(
+        config.load(pillar, grains), display_plan.platform_of(grains), found
+    )["agents"]
+    assert [(a["name"], a["after_display_manager"]) for a in agents] == [
+        ("dcv", start),
+        ("vnc", False),  # TigerVNC's Xvnc renders off the GPU
+    ]
 
 
 def test_a_display_manager_unknown_to_the_os_family_is_an_error_with_the_fix():
@@ -204,3 +226,4 @@ def test_a_virtual_adapter_alone_is_not_a_desktop_gpu():
     found = xserver.plan(config.load(pillar, grains), grains)
 
     assert found["manage"] is False and "Virtio GPU (virtio)" in found["comment"]
+    assert found["xorg"]["content"] is None  # a drop-in left from an NVIDIA card goes

@@ -233,3 +233,29 @@ def test_a_machine_whose_image_lacks_versions_its_pillar_wants_now_is_flagged():
     assert json.loads(report.render_json(fleet))["minions"]["ws-old-image"]["image"]["lacks"] == [
         "blender 4.3.0"
     ]
+
+
+def test_the_html_page_flags_a_minion_whose_next_boot_has_no_driver_as_the_table_does():
+    problem = (
+        "kernel 6.1.0-29-amd64, the newest installed, has no NVIDIA module <under /lib/modules>"
+    )
+
+    def summary(next_boot):
+        return report.minion_summary(
+            {"productions": {}}, [], {"gpu": {"reboot_required": False, "next_boot": next_boot}}
+        )
+
+    fleet = report.fleet(
+        {"ws-1": summary({"problem": problem}), "ws-2": summary({"problem": None})},
+        ["ws-1", "ws-2"],
+        "*",
+        1.0,
+    )
+    page = report.render_html(fleet)
+
+    assert f"ws-1: NO NVIDIA DRIVER AT NEXT BOOT: {problem}" in report.render_table(fleet)
+    assert "No NVIDIA driver at next boot: ws-1." in page[: page.index("<table")]
+    assert "<th>reboot pending<th>next boot without driver<th>drift</tr>" in page
+    escaped = problem.replace("<", "&lt;").replace(">", "&gt;")
+    assert f"<td>ws-1<td>converged<td>no<td class=missing>{escaped}<td></tr>" in page
+    assert "<td>ws-2<td>converged<td>no<td>—<td></tr>" in page
