@@ -1,5 +1,5 @@
 # make demo        - venv with the extension only, a demo production applied masterless into ./.demo/
-# make test        - import contracts, every test tier on Salt 3008, then the Salt 3006/3007 matrix
+# make test        - lint, docs, every test tier on Salt 3008, then the Salt 3006/3007 matrix
 # make test-quick  - lint, docs, and every tier on Salt 3008 only (daily work)
 # make docs        - the reference docs (Sphinx) into build/docs, failing on any warning
 PYTHON ?= python3
@@ -12,10 +12,17 @@ DEMO   := $(CURDIR)/.demo
 # packer (examples/packer validated; the test skips, saying so, where it is missing).
 RUNTIME_PACKAGES := libarchive13 gnupg ca-certificates
 TEST_PACKAGES    := debootstrap curl chromium desktop-file-utils packer
+# The tiers whose files run side by side under pytest-xdist (each file starts its own master or
+# loaders), and those that run alone: they time faults and applies, or load the whole machine.
+TEST_WORKERS   ?= 3
+PARALLEL_TIERS := tests/unit tests/functional tests/integration
+ALONE_TIERS    := tests/faults tests/system tests/scale
+PYTEST         := $(PY) -m pytest -q -p no:cacheprovider --durations=20
+export TEST_WORKERS
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP    := $(VENV)/.installed-tests
 
-.PHONY: all venv venv-tests demo test test-quick matrix lint docs test-unit test-integration test-system test-faults test-scale bench bench-scale clean
+.PHONY: all venv venv-tests demo test test-quick matrix matrix-venvs lint docs test-unit test-integration test-system test-faults test-scale bench bench-scale clean
 
 all: test
 
@@ -51,14 +58,21 @@ demo: venv
 	$(PY) demo/launchers_demo.py $(DEMO)
 	$(PY) demo/show.py --where $(DEMO)
 
-test: test-quick matrix
+# The matrix's venvs are built while lint, docs and the main suite run.
+test: venv-tests
+	$(MAKE) -j2 test-quick matrix-venvs
+	$(PYTHON) tests/matrix.py
 
 test-quick: lint docs
-	$(PY) -m pytest -q -p no:cacheprovider --durations=20
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile $(PARALLEL_TIERS)
+	$(PYTEST) $(ALONE_TIERS)
 
-# The unit, functional and integration tiers against Salt 3006 (Python 3.10) and 3007.
+# The tiers that touch Salt's interfaces against Salt 3006 (Python 3.10) and 3007.
 matrix: venv-tests
 	$(PYTHON) tests/matrix.py
+
+matrix-venvs:
+	$(PYTHON) tests/matrix.py --build
 
 # The architecture's import rules (.importlinter): core never imports loader code or Salt,
 # capabilities never import each other, no import cycles. Then ruff (lint and format),
@@ -77,10 +91,10 @@ docs: venv-tests
 	$(PY) -m sphinx -W --keep-going -E -q -b html docs build/docs
 
 test-unit: venv-tests
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests/unit
 
 test-integration: venv-tests
-	$(PY) -m pytest -q tests/functional tests/integration
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests/functional tests/integration
 
 test-system: venv-tests
 	$(PY) -m pytest -q -m system tests/system -rs

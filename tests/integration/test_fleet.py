@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ import yaml
 from salt_workstation.report import render_table
 from tests.integration.conftest import system_paths_under
 from tests.support.catalog import build_depot
+from tests.support.daemons import start_together, stop_together
 from tests.support.depot import DepotServer
 from tests.support.states import failed
 
@@ -66,8 +66,7 @@ def fleet(fleet_master):
     factories = [
         fleet_master.salt_minion_daemon(minion_id) for minion_id in CONVERGED + DRIFTED + [SILENT]
     ]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda factory: factory.start(start_timeout=180), factories))
+    start_together(factories, workers=4)
     cli = fleet_master.salt_cli(timeout=300)
     try:
         factories[-1].terminate()  # its key stays accepted: targeted, but it never answers
@@ -77,8 +76,7 @@ def fleet(fleet_master):
             assert failed(cli.run("state.apply", "workstation", minion_tgt=minion_id).data) == {}
         yield factories
     finally:
-        for factory in factories:
-            factory.terminate()
+        stop_together(factories)
 
 
 def salt_run_as_typed(master, *args, timeout=300) -> str:

@@ -4,10 +4,10 @@ pillar the master holds for each, grouped, the images proposed, the bake pillars
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 import yaml
+
+from tests.support.daemons import start_together, stop_together
 
 HASH = "sha256:" + "cd" * 32
 CATALOG = {
@@ -44,13 +44,11 @@ def recipe_master(salt_factories, tmp_path_factory):
     factory = salt_factories.salt_master_daemon("recipe-master", overrides=overrides)
     with factory.started(start_timeout=120):
         minions = [factory.salt_minion_daemon(minion) for minion in MINIONS]
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            list(pool.map(lambda minion: minion.start(start_timeout=180), minions))
+        start_together(minions, workers=3)
         try:
             yield factory
         finally:
-            for minion in minions:
-                minion.terminate()
+            stop_together(minions)
 
 
 def test_recipes_from_the_masters_pillar_of_every_minion_it_knows(recipe_master, tmp_path):

@@ -10,7 +10,6 @@ import os
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
@@ -20,6 +19,7 @@ import yaml
 from salt_workstation.progress import TAG
 from tests.scale.conftest import FIGURES, MINION_COUNT
 from tests.support import archives
+from tests.support.daemons import start_together, stop_together
 from tests.support.depot import DepotServer
 from tests.support.masterless import system_paths_under
 
@@ -124,8 +124,7 @@ def fifty(scale_master):
     ]
     started = time.monotonic()
     try:
-        with ThreadPoolExecutor(max_workers=10) as pool:
-            list(pool.map(lambda factory: factory.start(start_timeout=600), factories))
+        start_together(factories, workers=10, start_timeout=600)
         FIGURES["start"] = (
             f"{MINION_COUNT} minions up in {time.monotonic() - started:.0f} s "
             f"({cpu_s(factories):.0f} CPU-s in the minions)"
@@ -134,8 +133,7 @@ def fifty(scale_master):
         yield factories
     finally:
         stopping = time.monotonic()
-        with ThreadPoolExecutor(max_workers=MINION_COUNT) as pool:
-            list(pool.map(lambda factory: factory.terminate(), factories))
+        stop_together(factories)
         FIGURES["stop"] = f"stopped in {time.monotonic() - stopping:.0f} s"
 
 
