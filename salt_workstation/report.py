@@ -132,6 +132,14 @@ def _image_word(entry: dict) -> str:
     return f"lacks {', '.join(lacks)}" if lacks else "has all"
 
 
+def _image_cell(entry: dict, esc) -> str:
+    """The minion table's image cell: when it was baked, and what it lacks (highlighted)."""
+    if not isinstance(entry.get("image"), dict):
+        return "<td>—"
+    text = esc(f"baked {entry['image'].get('baked_at')}: {_image_word(entry)}")
+    return f"<td class=drift>{text}" if _image_lacks(entry) else f"<td>{text}"
+
+
 def _status_word(entry: dict) -> str:
     if entry["status"] != "ok":
         return entry["status"]
@@ -227,9 +235,10 @@ def render_html(report: dict) -> str:
         f"<h1>Workstation fleet report</h1><p id=summary>{esc(summary(report))}<br>"
         f"Drifted minions: {esc(', '.join(report['drifted']) or 'none')}. Drifted productions: {links}. "
         f"No NVIDIA driver at next boot: {esc(', '.join(without_driver) or 'none')}. "
+        f"Images lacking wanted versions: {esc(', '.join(report.get('image_lacking') or []) or 'none')}. "
         f"Generated {esc(report['generated_at'])}.</p>",
         "<table id=minions><caption>Minions</caption><tr><th>minion<th>state<th>reboot pending"
-        "<th>next boot without driver<th>drift</tr>",
+        "<th>next boot without driver<th>image<th>drift</tr>",
     ]
     for minion, entry in report["minions"].items():
         word = _status_word(entry)
@@ -237,12 +246,13 @@ def render_html(report: dict) -> str:
         reboot = {True: "yes", False: "no"}.get(entry.get("reboot_required"), "—")
         problem = entry.get("next_boot_without_driver")
         next_boot = f"<td class=missing>{esc(str(problem))}" if problem else "<td>—"
+        image = _image_cell(entry, esc)
         drift = "<br>".join(
             f"{esc(str(item['id']))}: {esc(item['comment'])}" for item in entry.get("drift") or []
         )
         parts.append(
             f"<tr class={css} data-minion='{esc(minion)}'><td>{esc(minion)}<td>{esc(word)}"
-            f"<td>{reboot}{next_boot}<td>{drift}</tr>"
+            f"<td>{reboot}{next_boot}{image}<td>{drift}</tr>"
         )
     parts.append("</table>")
     for production, minions in sorted(_productions(report).items()):

@@ -233,6 +233,15 @@ def test_a_machine_whose_image_lacks_versions_its_pillar_wants_now_is_flagged():
     assert json.loads(report.render_json(fleet))["minions"]["ws-old-image"]["image"]["lacks"] == [
         "blender 4.3.0"
     ]
+    page = report.render_html(fleet)
+    assert "Images lacking wanted versions: ws-old-image." in page[: page.index("<table")]
+    assert "<th>next boot without driver<th>image<th>drift</tr>" in page
+    lacking = "<td class=drift>baked 2026-11-30T08:00:00Z: lacks blender 4.3.0<td></tr>"
+    assert f"<td>ws-old-image<td>converged<td>—<td>—{lacking}" in page
+    assert (
+        "<td>ws-fresh-image<td>converged<td>—<td>—<td>baked 2026-11-30T08:00:00Z: has all" in page
+    )
+    assert "<td>ws-no-image<td>converged<td>—<td>—<td>—<td></tr>" in page
 
 
 def test_the_html_page_flags_a_minion_whose_next_boot_has_no_driver_as_the_table_does():
@@ -255,7 +264,7 @@ def test_the_html_page_flags_a_minion_whose_next_boot_has_no_driver_as_the_table
 
     assert f"ws-1: NO NVIDIA DRIVER AT NEXT BOOT: {problem}" in report.render_table(fleet)
     assert "No NVIDIA driver at next boot: ws-1." in page[: page.index("<table")]
-    assert "<th>reboot pending<th>next boot without driver<th>drift</tr>" in page
+    assert "<th>reboot pending<th>next boot without driver<th>image<th>drift</tr>" in page
     escaped = problem.replace("<", "&lt;").replace(">", "&gt;")
-    assert f"<td>ws-1<td>converged<td>no<td class=missing>{escaped}<td></tr>" in page
-    assert "<td>ws-2<td>converged<td>no<td>—<td></tr>" in page
+    assert f"<td>ws-1<td>converged<td>no<td class=missing>{escaped}<td>—<td></tr>" in page
+    assert "<td>ws-2<td>converged<td>no<td>—<td>—<td></tr>" in page
