@@ -11,7 +11,8 @@ a symlink that someone planted inside our tree is reported, never followed.
 - Walks and removals are iterative (a stack of open folders), so depth is bounded
   by open file descriptors, never by Python's recursion limit or PATH_MAX.
 - Every write is checked and fsynced before the rename that publishes it, and the
-  folder is fsynced after; ENOSPC, EDQUOT and EIO become `DiskError`s that name
+  folder is fsynced after (`durable=False` leaves the fsyncs out, for a copy that
+  may be lost: a cache); ENOSPC, EDQUOT and EIO become `DiskError`s that name
   the place and the shortfall.
 """
 
@@ -281,10 +282,10 @@ class Dir:
         self._wrap(os.mkdir, component(name), mode, dir_fd=self.fd)
         return self.child(name)
 
-    def _replace(self, name: str, what: str, make) -> None:
+    def _replace(self, name: str, what: str, make, durable: bool = True) -> None:
         """Make `name` anew in one rename: `make(temporary)` creates it beside its place, then the
-        rename and the folder fsynced. A folder at `name` is refused; a symlink there is replaced,
-        never followed; a failure leaves no temporary behind."""
+        rename and (`durable`) the folder fsynced. A folder at `name` is refused; a symlink there is
+        replaced, never followed; a failure leaves no temporary behind."""
         component(name)
         info = self.lstat(name)
         if info is not None and stat.S_ISDIR(info.st_mode):
@@ -297,14 +298,21 @@ class Dir:
             with contextlib.suppress(OSError):
                 os.unlink(temporary, dir_fd=self.fd)
             raise
-        self.fsync()
+        if durable:
+            self.fsync()
 
     def write_file(
-        self, name: str, data: bytes, mode: int, uid: int | None = None, gid: int | None = None
+        self,
+        name: str,
+        data: bytes,
+        mode: int,
+        uid: int | None = None,
+        gid: int | None = None,
+        durable: bool = True,
     ) -> None:
         """Replace `name` with `data` in one rename (see _replace): owner and mode set before the
-        first byte, every byte written and fsynced before the rename."""
-        self.write_stream(name, [data], mode, uid=uid, gid=gid, needed=len(data))
+        first byte, every byte written and (`durable`) fsynced before the rename."""
+        self.write_stream(name, [data], mode, uid=uid, gid=gid, needed=len(data), durable=durable)
 
     def write_stream(
         self,
@@ -315,10 +323,12 @@ class Dir:
         uid: int | None = None,
         gid: int | None = None,
         needed: int | None = None,
+        durable: bool = True,
     ) -> None:
         """Replace `name` with the bytes of `chunks` (an iterable) in one rename, as write_file does
         for bytes it holds; `check()` runs after the last byte and before the rename, and whatever
-        it raises leaves nothing behind (a download whose hash does not match)."""
+        it raises leaves nothing behind (a download whose hash does not match). `durable=False`
+        leaves out the fsyncs: for a copy whose loss costs nothing but fetching it again."""
 
         def make(temporary):
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -331,13 +341,14 @@ class Dir:
                     view = memoryview(chunk)
                     while view:
                         view = view[self._wrap(os.write, fd, view, needed=len(view)) :]
-                self._wrap(os.fsync, fd)
+                if durable:
+                    self._wrap(os.fsync, fd)
             finally:
                 os.close(fd)
             if check is not None:
                 check()
 
-        self._replace(name, "file can be written", make)
+        self._replace(name, "file can be written", make, durable=durable)
 
     def symlink(self, name: str, target: str) -> None:
         """Make `name` a symlink to `target` in one rename (see _replace)."""

@@ -22,12 +22,12 @@ import salt.utils.files
 import salt.utils.hashutils
 
 from salt_workstation import FORMULA_ROOT
+from salt_workstation import formula as ws_formula
 from salt_workstation.paths import is_inside
 
 __virtualname__ = "workstation"
 
 _SALTENV = "base"
-_SKIP_DIRS = {"__pycache__"}
 
 
 def __virtual__():
@@ -45,7 +45,11 @@ def find_file(path, saltenv=_SALTENV, **kwargs):  # pylint: disable=unused-argum
     if saltenv != _SALTENV or os.path.isabs(path):
         return fnd
     full = os.path.normpath(os.path.join(FORMULA_ROOT, path))
-    if not is_inside(FORMULA_ROOT, full) or not os.path.isfile(full) or _skipped(path):
+    if (
+        not is_inside(FORMULA_ROOT, full)
+        or not os.path.isfile(full)
+        or not ws_formula.shipped(path)
+    ):
         return fnd
     return {"path": full, "rel": os.path.normpath(path), "stat": list(os.stat(full))}
 
@@ -72,34 +76,18 @@ def file_hash(load, fnd):  # pylint: disable=unused-argument
     }
 
 
-def _skipped(rel):
-    parts = rel.split(os.sep)
-    return bool(_SKIP_DIRS.intersection(parts)) or rel.endswith((".py", ".pyc"))
-
-
-def _walk():
-    for dirpath, dirnames, filenames in os.walk(FORMULA_ROOT):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
-        rel_dir = os.path.relpath(dirpath, FORMULA_ROOT)
-        yield rel_dir, [name for name in sorted(filenames) if not _skipped(name)]
-
-
 def file_list(load):
     """Every shipped formula file."""
     if load.get("saltenv", _SALTENV) != _SALTENV:
         return []
-    return [
-        os.path.normpath(os.path.join(rel_dir, name))
-        for rel_dir, names in _walk()
-        for name in names
-    ]
+    return ws_formula.files()
 
 
 def dir_list(load):
     """Every folder holding shipped formula files."""
     if load.get("saltenv", _SALTENV) != _SALTENV:
         return []
-    return [rel_dir for rel_dir, _ in _walk() if rel_dir != "."]
+    return [rel_dir for rel_dir, _ in ws_formula.walk() if rel_dir != "."]
 
 
 def file_list_emptydirs(load):  # pylint: disable=unused-argument

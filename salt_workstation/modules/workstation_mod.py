@@ -7,11 +7,13 @@ what an apply would install, keep, repair or remove.
 """
 
 import json
+import logging
 
 from salt.exceptions import CommandExecutionError
 
 from salt_workstation import config as ws_config
 from salt_workstation import contract, keys, pillar, safefs, secrets, units
+from salt_workstation import formula as ws_formula
 from salt_workstation import image as ws_image
 from salt_workstation import plan as ws_plan
 from salt_workstation import report as ws_report
@@ -20,6 +22,8 @@ from salt_workstation.engine import AppStore
 from salt_workstation.errors import UnsafePath, WorkstationError
 
 __virtualname__ = "workstation"
+
+log = logging.getLogger(__name__)
 
 
 def __virtual__():
@@ -136,6 +140,32 @@ def formula_data(config=None):
     """
     merged = config if config is not None else _merged()
     return ws_plan.formula_data(merged, _store(merged))
+
+
+def seed_formula_cache(saltenv="base"):
+    """
+    Copy the formula files of the extension installed here into Salt's file cache
+    (``<cachedir>/files/<saltenv>``) where it lacks them, so that Salt's file client
+    checks them against the master's by hash (one round trip each) instead of
+    downloading them (three): the first apply of a machine cloned from a sealed
+    image, whose Salt cache the seal emptied. A cached file is left as it is, and
+    a copy that differs from the master's file is downloaded over. Returns the
+    files copied. The formula's init.sls calls it first; it never fails an apply:
+    a cache it cannot write to is logged, and Salt downloads the formula.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' workstation.seed_formula_cache
+    """
+    try:
+        return ws_formula.seed(__opts__["cachedir"], saltenv)
+    except (WorkstationError, OSError) as exc:
+        log.warning(
+            "The formula was not copied into Salt's file cache (%s): Salt downloads it", exc
+        )
+        return []
 
 
 def keyring(path, key, fingerprint, armor=False, test=False):

@@ -47,6 +47,25 @@ def test_fileserver_backend_serves_the_shipped_formula(minion_opts):
     assert backend["workstation.find_file"]("workstation/init.sls", saltenv="dev")["path"] == ""
 
 
+def test_the_formula_is_seeded_into_salts_file_cache_and_a_cache_it_cannot_write_fails_nothing(
+    minion_opts, tmp_path, caplog
+):
+    """What init.sls calls first: the formula installed here, copied where the file client caches it."""
+    functions = salt.loader.minion_mods({**minion_opts, "cachedir": str(tmp_path / "cache")})
+    (tmp_path / "cache").mkdir()
+
+    copied = functions["workstation.seed_formula_cache"]("base")
+
+    assert "workstation/init.sls" in copied
+    cached = tmp_path / "cache" / "files" / "base" / "workstation" / "map.jinja"
+    assert cached.read_bytes() == (FORMULA_ROOT / "workstation" / "map.jinja").read_bytes()
+    assert functions["workstation.seed_formula_cache"]("base") == []
+
+    (tmp_path / "cache" / "files" / "dev").symlink_to(tmp_path)  # planted: refused, logged
+    assert functions["workstation.seed_formula_cache"]("dev") == []
+    assert "Salt downloads it" in caplog.text and not (tmp_path / "workstation").exists()
+
+
 REPOSITORIES = {
     "studio": {
         "url": "https://repo.studio.example/linux",
