@@ -26,6 +26,8 @@ from salt_workstation import rollout as ws_rollout
 from salt_workstation.errors import WorkstationError
 
 log = logging.getLogger(__name__)
+# Seconds of a quiet event bus, with returns missing, before a job's wait reads the job cache.
+CACHE_LOOK_S = 5
 
 __virtualname__ = "workstation"
 
@@ -300,11 +302,12 @@ def _gather(client, tgt, fun, arg, tgt_type, kwarg, timeout, gather_job_timeout)
     """Publish one job and wait for its returns: (the minions the master sent it to,
     {minion: its return}).
 
-    The returns come from the master's event bus as they arrive and, once a second,
-    from the master's job cache too: Salt 3007's event subscriber can leave a return
-    that has arrived in its read buffer until the next event on the bus (the wait
-    would last until ``timeout``), and the job cache has every return the master
-    received. Minions that neither return nor still run the job after ``timeout``
+    The returns come from the master's event bus as they arrive. When the bus has been
+    quiet for CACHE_LOOK_S with minions missing, the master's job cache is read too
+    (then after twice as long each time it had nothing new, at most a minute apart):
+    Salt 3007.16's event subscriber can hold a return that has arrived in its read
+    buffer until the next event on the bus, which would stall the wait until
+    ``timeout``. Minions that neither return nor still run the job after ``timeout``
     (asked for ``gather_job_timeout`` seconds) are left out of the returns.
     """
     pub = client.run_job(
@@ -320,7 +323,6 @@ def _gather(client, tgt, fun, arg, tgt_type, kwarg, timeout, gather_job_timeout)
     if not pub or "jid" not in pub:
         return [], {}
     jid, expected, returns = pub["jid"], list(pub.get("minions") or []), {}
-    next_cache_look = time.monotonic() + 1
     answers = client.get_iter_returns(
         jid,
         set(expected),
@@ -330,19 +332,23 @@ def _gather(client, tgt, fun, arg, tgt_type, kwarg, timeout, gather_job_timeout)
         block=False,
         gather_job_timeout=gather_job_timeout,
     )
+    quiet_since, look_after = time.monotonic(), CACHE_LOOK_S
     try:
         for item in answers:
             for minion, answer in (item or {}).items():
                 returns[minion] = answer.get("ret") if isinstance(answer, dict) else answer
-            if not item and time.monotonic() >= next_cache_look:
+                quiet_since, look_after = time.monotonic(), CACHE_LOOK_S
+            if not item and time.monotonic() - quiet_since >= look_after:
                 try:
                     cached = client.get_cache_returns(jid)
-                except salt.exceptions.SaltClientError:  # no job cache: the event bus alone
-                    cached, next_cache_look = {}, float("inf")
-                for minion in cached.keys() - returns.keys():
-                    log.debug("job %s: %s's return read from the job cache", jid, minion)
+                except salt.exceptions.SaltClientError:  # the job cache failed: the bus alone
+                    cached = {}
+                new = cached.keys() - returns.keys()
+                for minion in new:
+                    log.info("job %s: %s's return read from the job cache", jid, minion)
                     returns[minion] = cached[minion].get("ret")
-                next_cache_look = max(next_cache_look, time.monotonic() + 1)
+                quiet_since = time.monotonic()
+                look_after = CACHE_LOOK_S if new else min(look_after * 2, 60)
             if set(expected) <= set(returns):
                 break
             if not item:

@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
+from tests.integration.conftest import MASTER_WAKEUP
+
 HASH = "sha256:" + "cd" * 32
 CATALOG = {
     "blender": {"versions": {"4.2.3": {"source": "b.tar.gz", "hash": HASH, "size": 2**30}}},
@@ -40,6 +42,7 @@ def recipe_master(salt_factories, tmp_path_factory):
         "pillar_roots": {"base": [str(pillar_root)]},
         "file_roots": {"base": [str(tmp_path_factory.mktemp("recipe-roots"))]},
         "open_mode": True,
+        **MASTER_WAKEUP,
     }
     factory = salt_factories.salt_master_daemon("recipe-master", overrides=overrides)
     with factory.started(start_timeout=120):

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from tests.integration.conftest import system_paths_under
+from tests.integration.conftest import MASTER_WAKEUP, system_paths_under
 from tests.support.catalog import build_depot
 from tests.support.depot import DepotServer
 
@@ -98,6 +98,7 @@ def rollout_master(salt_factories, tmp_path_factory, rollout_depot, session_port
         "pillar_roots": {"base": [str(pillar.root)]},
         "file_roots": {"base": [str(tmp_path_factory.mktemp("rollout-roots"))]},
         "open_mode": True,
+        **MASTER_WAKEUP,
     }
     factory = salt_factories.salt_master_daemon("rollout-master", overrides=overrides)
     with factory.started(start_timeout=120):
