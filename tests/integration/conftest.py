@@ -13,7 +13,7 @@ from tests.support.catalog import build_depot, example_productions
 from tests.support.depot import DepotServer
 from tests.support.masterless import system_paths_under
 
-# Every test master puts an event on its bus every 5 s (its maintenance loop's presence event).
+# The test masters put an event on their bus every 5 s (the maintenance loop's presence event).
 # Salt 3007.16's event bus client can hold an event that has arrived until the next one comes
 # (salt/transport/tcp.py PublishClient.recv reads 4096 bytes at a time and then asks select() about
 # the socket, not about what its IOStream already buffered), so a `salt` command could wait for a
