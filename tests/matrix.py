@@ -42,16 +42,6 @@ LINES = {
 }
 WORKERS = os.environ.get("TEST_WORKERS", "3")
 
-# Left out per line, with the reason the table prints. On 3007.16 each minion job lingers 30 s after
-# its return ("The minion failed to return the job information"), and the rollout's waves wait on
-# every job: its file had run over 6 minutes there when this was written, unfinished.
-IGNORED = {
-    "3007": (
-        ["--ignore=tests/integration/test_rollout.py"],
-        "test_rollout.py left out: 3007.16's jobs linger 30 s and its waves wait on them",
-    ),
-}
-
 
 def find_python(version: str) -> str | None:
     """An interpreter for `version`: on PATH if it runs, else the newest pyenv build of it."""
@@ -168,7 +158,6 @@ def main() -> int:
                 str(venv / "bin" / "python"),
                 *("-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=10"),
                 *("-n", WORKERS, "--dist", "loadfile"),
-                *IGNORED.get(line, ([], ""))[0],
                 *tiers,
             ],
             cwd=REPO,
@@ -178,8 +167,6 @@ def main() -> int:
         outcome += f" ({', '.join(tier.split('/')[1] for tier in tiers)})" + (
             f"; {left_out}" if left_out and not args.tiers else ""
         )
-        if line in IGNORED:
-            outcome += f"; {IGNORED[line][1]}"
         failed |= done.returncode != 0
         rows.append((line, f"salt {salt}", python, outcome, f"{time.monotonic() - started:.0f} s"))
     print(

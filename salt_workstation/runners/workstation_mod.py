@@ -10,10 +10,12 @@ The fleet, from the master: a drift and inventory report, and live install progr
 """
 
 import fnmatch
+import logging
 import sys
 import time
 
 import salt.client
+import salt.exceptions
 import salt.utils.event
 import salt.utils.master
 
@@ -22,6 +24,10 @@ from salt_workstation import recipes as ws_recipes
 from salt_workstation import report as ws_report
 from salt_workstation import rollout as ws_rollout
 from salt_workstation.errors import WorkstationError
+
+log = logging.getLogger(__name__)
+# Seconds of a quiet event bus, with returns missing, before a job's wait reads the job cache.
+CACHE_LOOK_S = 5
 
 __virtualname__ = "workstation"
 
@@ -54,21 +60,9 @@ def report(tgt="*", tgt_type="glob", format="table", timeout=60, gather_job_time
         raise ValueError(f"format must be one of {', '.join(ws_report.RENDERERS)}, got {format!r}")
     started = time.monotonic()
     client = salt.client.get_local_client(mopts=__opts__)
-    expected, returns = [], {}
-    answers = client.cmd_iter(
-        tgt,
-        "workstation.report",
-        tgt_type=tgt_type,
-        timeout=timeout,
-        gather_job_timeout=gather_job_timeout,
-        yield_pub_data=True,
+    expected, returns = _gather(
+        client, tgt, "workstation.report", (), tgt_type, None, timeout, gather_job_timeout
     )
-    for item in answers:
-        if "jid" in item and "minions" in item:
-            expected = list(item["minions"])
-            continue
-        for minion, answer in item.items():
-            returns[minion] = answer.get("ret") if isinstance(answer, dict) else answer
     fleet = ws_report.fleet(
         returns, expected, tgt, time.monotonic() - started, timeout, gather_job_timeout
     )
@@ -262,22 +256,9 @@ def rollout(
 
     def job(minions, fun, arg=(), target_type="list", **kwarg):
         """One Salt job; {minion: its return, or None when it did not answer}."""
-        expected, returns = list(minions) if target_type == "list" else [], {}
-        for item in client.cmd_iter(
-            minions,
-            fun,
-            arg=list(arg),
-            tgt_type=target_type,
-            kwarg=kwarg or None,
-            timeout=timeout,
-            gather_job_timeout=gather_job_timeout,
-            yield_pub_data=True,
-        ):
-            if "jid" in item and "minions" in item:
-                expected = list(item["minions"])
-                continue
-            for minion, answer in item.items():
-                returns[minion] = answer.get("ret") if isinstance(answer, dict) else answer
+        expected, returns = _gather(
+            client, minions, fun, arg, target_type, kwarg, timeout, gather_job_timeout
+        )
         return {minion: returns.get(minion) for minion in expected}
 
     _progress(f"rollout of {tgt}: asking the minions what an apply would change (test=True)")
@@ -315,6 +296,67 @@ def rollout(
         page = report(tgt, tgt_type, "html", timeout, gather_job_timeout)["data"]
         return _printed(text=ws_rollout.join_html(page, ws_rollout.render_html(summary)))
     return _printed(text=ws_rollout.render_table(summary))
+
+
+def _gather(client, tgt, fun, arg, tgt_type, kwarg, timeout, gather_job_timeout):
+    """Publish one job and wait for its returns: (the minions the master sent it to,
+    {minion: its return}).
+
+    The returns come from the master's event bus as they arrive. When the bus has been
+    quiet for CACHE_LOOK_S with minions missing, the master's job cache is read too
+    (then after twice as long each time it had nothing new, at most a minute apart):
+    Salt 3007.16's event subscriber can hold a return that has arrived in its read
+    buffer until the next event on the bus, which would stall the wait until
+    ``timeout``. Minions that neither return nor still run the job after ``timeout``
+    (asked for ``gather_job_timeout`` seconds) are left out of the returns.
+    """
+    pub = client.run_job(
+        tgt,
+        fun,
+        list(arg),
+        tgt_type,
+        timeout=timeout,
+        kwarg=kwarg or None,
+        listen=True,
+        gather_job_timeout=gather_job_timeout,
+    )
+    if not pub or "jid" not in pub:
+        return [], {}
+    jid, expected, returns = pub["jid"], list(pub.get("minions") or []), {}
+    answers = client.get_iter_returns(
+        jid,
+        set(expected),
+        timeout=timeout,
+        tgt=tgt,
+        tgt_type=tgt_type,
+        block=False,
+        gather_job_timeout=gather_job_timeout,
+    )
+    quiet_since, look_after = time.monotonic(), CACHE_LOOK_S
+    try:
+        for item in answers:
+            for minion, answer in (item or {}).items():
+                returns[minion] = answer.get("ret") if isinstance(answer, dict) else answer
+                quiet_since, look_after = time.monotonic(), CACHE_LOOK_S
+            if not item and time.monotonic() - quiet_since >= look_after:
+                try:
+                    cached = client.get_cache_returns(jid)
+                except salt.exceptions.SaltClientError:  # the job cache failed: the bus alone
+                    cached = {}
+                new = cached.keys() - returns.keys()
+                for minion in new:
+                    log.info("job %s: %s's return read from the job cache", jid, minion)
+                    returns[minion] = cached[minion].get("ret")
+                quiet_since = time.monotonic()
+                look_after = CACHE_LOOK_S if new else min(look_after * 2, 60)
+            if set(expected) <= set(returns):
+                break
+            if not item:
+                time.sleep(0.01)  # what get_iter_returns sleeps between looks when it blocks
+    finally:
+        answers.close()
+        client.event.unsubscribe(f"salt/job/{jid}")
+    return expected, returns
 
 
 def _compound(tgt, tgt_type):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.integration.conftest import MASTER_WAKEUP
 from tests.support.states import by_id
 from tests.system.standins.display import register_host_script, validate_license_script
 
@@ -65,6 +66,7 @@ def canary(salt_factories, tmp_path_factory, hp_tools):
             "pillar_roots": {"base": [str(pillar_dir)]},
             "open_mode": True,
             "log_level_logfile": "trace",
+            **MASTER_WAKEUP,
         },
     )
     with master.started(start_timeout=120):

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from salt_workstation.report import render_table
-from tests.integration.conftest import system_paths_under
+from tests.integration.conftest import MASTER_WAKEUP, system_paths_under
 from tests.support.catalog import build_depot
 from tests.support.daemons import start_together, stop_together
 from tests.support.depot import DepotServer
@@ -53,6 +53,7 @@ def fleet_master(salt_factories, tmp_path_factory, fleet_depot):
         "pillar_roots": {"base": [str(pillar_root)]},
         "file_roots": {"base": [str(tmp_path_factory.mktemp("fleet-roots"))]},
         "open_mode": True,
+        **MASTER_WAKEUP,
     }
     factory = salt_factories.salt_master_daemon("fleet-master", overrides=overrides)
     with factory.started(start_timeout=120):

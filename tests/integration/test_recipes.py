@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from tests.integration.conftest import MASTER_WAKEUP
 from tests.support.daemons import start_together, stop_together
 
 HASH = "sha256:" + "cd" * 32
@@ -40,6 +41,7 @@ def recipe_master(salt_factories, tmp_path_factory):
         "pillar_roots": {"base": [str(pillar_root)]},
         "file_roots": {"base": [str(tmp_path_factory.mktemp("recipe-roots"))]},
         "open_mode": True,
+        **MASTER_WAKEUP,
     }
     factory = salt_factories.salt_master_daemon("recipe-master", overrides=overrides)
     with factory.started(start_timeout=120):
