@@ -299,30 +299,61 @@ def rollout(
 
 
 def _gather(client, tgt, fun, arg, tgt_type, kwarg, timeout, gather_job_timeout):
-    """Publish one job and wait for its returns: (the minions the master sent it to,
-    {minion: its return}).
+    """Publish one job and wait for its returns: (the minions it went to, {minion: its return}).
 
     The returns come from the master's event bus as they arrive. When the bus has been
     quiet for CACHE_LOOK_S with minions missing, the master's job cache is read too
-    (then after twice as long each time it had nothing new, at most a minute apart):
-    Salt 3007.16's event subscriber can hold a return that has arrived in its read
-    buffer until the next event on the bus, which would stall the wait until
-    ``timeout``. Minions that neither return nor still run the job after ``timeout``
-    (asked for ``gather_job_timeout`` seconds) are left out of the returns.
+    (then after twice as long each time it had nothing new, at most a minute apart), and
+    once more when the wait ends: Salt 3007.16's event subscriber can hold a return that
+    has arrived in its read buffer until the next event on the bus, which would stall the
+    wait until ``timeout``. Minions that neither return nor still run the job after
+    ``timeout`` (asked for ``gather_job_timeout`` seconds) are left out of the returns.
+    On a master of masters the job's minion list is not all that answer (the syndics'
+    minions return too), so the wait runs to its end there, as Salt's own does.
     """
-    pub = client.run_job(
-        tgt,
-        fun,
-        list(arg),
-        tgt_type,
-        timeout=timeout,
-        kwarg=kwarg or None,
-        listen=True,
-        gather_job_timeout=gather_job_timeout,
-    )
-    if not pub or "jid" not in pub:
-        return [], {}
-    jid, expected, returns = pub["jid"], list(pub.get("minions") or []), {}
+    was_listening = client.event.cpub  # as LocalClient.cmd_iter: close only what we opened
+    try:
+        pub = client.run_job(
+            tgt,
+            fun,
+            list(arg),
+            tgt_type,
+            timeout=timeout,
+            kwarg=kwarg or None,
+            listen=True,
+            gather_job_timeout=gather_job_timeout,
+        )
+        if not pub or "jid" not in pub:
+            return [], {}
+        jid, expected = pub["jid"], list(pub.get("minions") or [])
+        try:
+            returns = _wait_for_returns(
+                client, jid, expected, tgt, tgt_type, timeout, gather_job_timeout
+            )
+        finally:
+            client._clean_up_subscriptions(jid)  # pylint: disable=protected-access
+    finally:
+        if not was_listening:
+            client.event.close_pub()
+    return sorted(set(expected) | set(returns)), returns
+
+
+def _wait_for_returns(client, jid, expected, tgt, tgt_type, timeout, gather_job_timeout):
+    """{minion: its return} for job `jid`: see _gather."""
+    returns = {}
+    all_known = bool(expected) and not __opts__.get("order_masters")
+
+    def read_cache():
+        try:
+            cached = client.get_cache_returns(jid)
+        except salt.exceptions.SaltClientError:  # the job cache failed: the bus alone
+            return set()
+        new = cached.keys() - returns.keys()
+        for minion in new:
+            log.info("job %s: %s's return read from the job cache", jid, minion)
+            returns[minion] = cached[minion].get("ret")
+        return new
+
     answers = client.get_iter_returns(
         jid,
         set(expected),
@@ -339,24 +370,18 @@ def _gather(client, tgt, fun, arg, tgt_type, kwarg, timeout, gather_job_timeout)
                 returns[minion] = answer.get("ret") if isinstance(answer, dict) else answer
                 quiet_since, look_after = time.monotonic(), CACHE_LOOK_S
             if not item and time.monotonic() - quiet_since >= look_after:
-                try:
-                    cached = client.get_cache_returns(jid)
-                except salt.exceptions.SaltClientError:  # the job cache failed: the bus alone
-                    cached = {}
-                new = cached.keys() - returns.keys()
-                for minion in new:
-                    log.info("job %s: %s's return read from the job cache", jid, minion)
-                    returns[minion] = cached[minion].get("ret")
+                new = read_cache()
                 quiet_since = time.monotonic()
                 look_after = CACHE_LOOK_S if new else min(look_after * 2, 60)
-            if set(expected) <= set(returns):
+            if all_known and set(expected) <= set(returns):
                 break
             if not item:
                 time.sleep(0.01)  # what get_iter_returns sleeps between looks when it blocks
     finally:
         answers.close()
-        client.event.unsubscribe(f"salt/job/{jid}")
-    return expected, returns
+    if not set(expected) <= set(returns):
+        read_cache()  # the back-off may have left up to a minute unread
+    return returns
 
 
 def _compound(tgt, tgt_type):
