@@ -18,6 +18,7 @@ TEST_WORKERS   ?= 3
 PARALLEL_TIERS := tests/unit tests/functional tests/integration
 ALONE_TIERS    := tests/faults tests/system tests/scale
 PYTEST         := $(PY) -m pytest -q -p no:cacheprovider --durations=20
+XDIST          := -n $(TEST_WORKERS) --dist loadfile
 export TEST_WORKERS
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP    := $(VENV)/.installed-tests
@@ -64,7 +65,7 @@ test: venv-tests
 	$(PYTHON) tests/matrix.py
 
 test-quick: lint docs
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile $(PARALLEL_TIERS)
+	$(PYTEST) $(XDIST) $(PARALLEL_TIERS)
 	$(PYTEST) $(ALONE_TIERS)
 
 # The tiers that touch Salt's interfaces against Salt 3006 (Python 3.10) and 3007.
@@ -91,10 +92,10 @@ docs: venv-tests
 	$(PY) -m sphinx -W --keep-going -E -q -b html docs build/docs
 
 test-unit: venv-tests
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests/unit
+	$(PY) -m pytest -q $(XDIST) tests/unit
 
 test-integration: venv-tests
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests/functional tests/integration
+	$(PY) -m pytest -q $(XDIST) tests/functional tests/integration
 
 test-system: venv-tests
 	$(PY) -m pytest -q -m system tests/system -rs

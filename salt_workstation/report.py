@@ -132,11 +132,11 @@ def _image_word(entry: dict) -> str:
     return f"lacks {', '.join(lacks)}" if lacks else "has all"
 
 
-def _image_cell(entry: dict, esc) -> str:
+def _image_cell(entry: dict) -> str:
     """The minion table's image cell: when it was baked, and what it lacks (highlighted)."""
     if not isinstance(entry.get("image"), dict):
         return "<td>—"
-    text = esc(f"baked {entry['image'].get('baked_at')}: {_image_word(entry)}")
+    text = html.escape(f"baked {entry['image'].get('baked_at')}: {_image_word(entry)}")
     return f"<td class=drift>{text}" if _image_lacks(entry) else f"<td>{text}"
 
 
@@ -246,7 +246,7 @@ def render_html(report: dict) -> str:
         reboot = {True: "yes", False: "no"}.get(entry.get("reboot_required"), "—")
         problem = entry.get("next_boot_without_driver")
         next_boot = f"<td class=missing>{esc(str(problem))}" if problem else "<td>—"
-        image = _image_cell(entry, esc)
+        image = _image_cell(entry)
         drift = "<br>".join(
             f"{esc(str(item['id']))}: {esc(item['comment'])}" for item in entry.get("drift") or []
         )

@@ -340,8 +340,8 @@ def _gather(client, tgt, fun, arg, tgt_type, kwarg, timeout, gather_job_timeout)
 
 def _wait_for_returns(client, jid, expected, tgt, tgt_type, timeout, gather_job_timeout):
     """{minion: its return} for job `jid`: see _gather."""
-    returns = {}
-    all_known = bool(expected) and not __opts__.get("order_masters")
+    returns, wanted = {}, set(expected)
+    all_known = bool(wanted) and not __opts__.get("order_masters")
 
     def read_cache():
         try:
@@ -356,7 +356,7 @@ def _wait_for_returns(client, jid, expected, tgt, tgt_type, timeout, gather_job_
 
     answers = client.get_iter_returns(
         jid,
-        set(expected),
+        set(wanted),  # a copy: Salt adds the minions syndics report to the set it is given
         timeout=timeout,
         tgt=tgt,
         tgt_type=tgt_type,
@@ -373,13 +373,13 @@ def _wait_for_returns(client, jid, expected, tgt, tgt_type, timeout, gather_job_
                 new = read_cache()
                 quiet_since = time.monotonic()
                 look_after = CACHE_LOOK_S if new else min(look_after * 2, 60)
-            if all_known and set(expected) <= set(returns):
+            if all_known and wanted <= returns.keys():
                 break
             if not item:
                 time.sleep(0.01)  # what get_iter_returns sleeps between looks when it blocks
     finally:
         answers.close()
-    if not set(expected) <= set(returns):
+    if not wanted <= returns.keys():
         read_cache()  # the back-off may have left up to a minute unread
     return returns
 
